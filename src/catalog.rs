@@ -1,0 +1,495 @@
+//! The catalog: which desktop-app images exist, independent of where the list came from.
+//!
+//! Every source (Harbor, skaha, a JSON file) produces a [`Catalog`]; the menu and the launcher only
+//! ever see this model. The module also owns the JSON shape of catalog files, which is the shape of
+//! skaha's `GET /image` answer, so a saved skaha response is a valid catalog file and the cached
+//! "last good catalog" is readable by hand.
+
+use std::cmp::Ordering;
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// The longest image reference we accept. Real references are far shorter; the bound keeps a
+/// hostile registry from making us write megabyte-long menu entries.
+const MAX_REFERENCE_LEN: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to read catalog {path}: {source}")]
+    Read {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("catalog {path} is not valid JSON: {source}")]
+    Json {
+        path: String,
+        source: serde_json::Error,
+    },
+    #[error("failed to write catalog {path}: {source}")]
+    Write {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why an image reference was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReferenceError {
+    #[error("image reference is empty")]
+    Empty,
+    #[error("image reference is longer than {MAX_REFERENCE_LEN} bytes")]
+    TooLong,
+    #[error("image reference contains a control character")]
+    ControlCharacter,
+    #[error("image reference {0:?} has no tag (expected registry/project/repository:tag)")]
+    NoTag(String),
+    #[error("image reference {0:?} has no project (expected registry/project/repository:tag)")]
+    NoProject(String),
+    #[error("image reference {0:?} has an empty path component")]
+    EmptyComponent(String),
+}
+
+/// One launchable image version: `registry/project/repository:tag`.
+///
+/// Invariant: no field is empty and none contains a control character, so every field can be
+/// written on one line of a desktop entry; `repository` may contain `/` (nested repositories).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Image {
+    pub registry: String,
+    pub project: String,
+    pub repository: String,
+    pub tag: String,
+    pub digest: Option<String>,
+}
+
+impl Image {
+    /// Parses `registry/project/repository[/more]:tag[@digest]`, the form skaha and the platform use.
+    pub fn parse(reference: &str) -> Result<Image, ReferenceError> {
+        check_text(reference)?;
+        let (name, digest) = match reference.split_once('@') {
+            Some((name, digest)) => (name, Some(digest.to_owned())),
+            None => (reference, None),
+        };
+        // The tag is after the last ':' that follows the last '/', so `host:5000/p/r:1` works.
+        let last_slash = name.rfind('/').unwrap_or(0);
+        let (path, tag) = match name[last_slash..].rfind(':') {
+            Some(colon) => (&name[..last_slash + colon], &name[last_slash + colon + 1..]),
+            None => return Err(ReferenceError::NoTag(reference.to_owned())),
+        };
+        if tag.is_empty() {
+            return Err(ReferenceError::NoTag(reference.to_owned()));
+        }
+        let mut parts = path.splitn(3, '/');
+        let (Some(registry), Some(project), Some(repository)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(ReferenceError::NoProject(reference.to_owned()));
+        };
+        if registry.is_empty()
+            || project.is_empty()
+            || repository.is_empty()
+            || repository.split('/').any(str::is_empty)
+        {
+            return Err(ReferenceError::EmptyComponent(reference.to_owned()));
+        }
+        Ok(Image {
+            registry: registry.to_owned(),
+            project: project.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            digest,
+        })
+    }
+
+    /// Builds an image from parts a registry reported, checking the same rules as [`Image::parse`].
+    pub fn from_parts(
+        registry: &str,
+        project: &str,
+        repository: &str,
+        tag: &str,
+        digest: Option<&str>,
+    ) -> Result<Image, ReferenceError> {
+        let image = Image {
+            registry: registry.to_owned(),
+            project: project.to_owned(),
+            repository: repository.to_owned(),
+            tag: tag.to_owned(),
+            digest: digest.map(str::to_owned),
+        };
+        let reference = image.reference();
+        check_text(&reference)?;
+        if let Some(digest) = digest {
+            check_text(digest)?;
+        }
+        if [registry, project, repository, tag]
+            .iter()
+            .any(|part| part.is_empty())
+            || repository.split('/').any(str::is_empty)
+        {
+            return Err(ReferenceError::EmptyComponent(reference));
+        }
+        Ok(image)
+    }
+
+    /// The full reference without digest, e.g. `images.canfar.net/skaha/terminal:1.0`.
+    pub fn reference(&self) -> String {
+        format!(
+            "{}/{}/{}:{}",
+            self.registry, self.project, self.repository, self.tag
+        )
+    }
+
+    /// What the menu shows for this version: `repository:tag`, e.g. `terminal:1.0`.
+    pub fn label(&self) -> String {
+        format!("{}:{}", self.repository, self.tag)
+    }
+
+    /// The application name: the last path segment of the repository (`casa` for `astro/casa`).
+    pub fn app_name(&self) -> &str {
+        self.repository
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.repository)
+    }
+}
+
+impl fmt::Display for Image {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.reference())
+    }
+}
+
+fn check_text(text: &str) -> Result<(), ReferenceError> {
+    if text.is_empty() {
+        return Err(ReferenceError::Empty);
+    }
+    if text.len() > MAX_REFERENCE_LEN {
+        return Err(ReferenceError::TooLong);
+    }
+    if text.chars().any(char::is_control) {
+        return Err(ReferenceError::ControlCharacter);
+    }
+    Ok(())
+}
+
+/// Orders tags newest first: semver-aware (`1.10` before `1.9`), a leading `v` ignored, tags that
+/// are not versions at all (`latest`) after every version, then by text so the order is total.
+pub fn compare_tags_newest_first(a: &str, b: &str) -> Ordering {
+    fn key(tag: &str) -> Option<versions::Versioning> {
+        let trimmed = match tag.strip_prefix(['v', 'V']) {
+            Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
+            _ => tag,
+        };
+        if !trimmed.starts_with(|c: char| c.is_ascii_digit()) {
+            return None;
+        }
+        versions::Versioning::new(trimmed)
+    }
+    match (key(a), key(b)) {
+        (Some(ka), Some(kb)) => kb.cmp(&ka).then_with(|| a.cmp(b)),
+        (Some(_), None) => Ordering::Less,
+        (None, Some(_)) => Ordering::Greater,
+        (None, None) => a.cmp(b),
+    }
+}
+
+/// Where a catalog came from, kept with the cached copy so `--offline` can say how old it is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Provenance {
+    pub source: String,
+    pub url: String,
+    pub label: String,
+    /// Seconds since the Unix epoch.
+    pub fetched_at: u64,
+}
+
+/// The images a source reported, plus what it had to leave out and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Catalog {
+    pub images: Vec<Image>,
+    /// One line per image the source reported but the catalog could not hold (no tag, a control
+    /// character in its name, …), so that nothing is skipped silently.
+    pub skipped: Vec<String>,
+}
+
+impl Catalog {
+    /// Sorts images by project, repository and newest tag first, and drops exact duplicates
+    /// (the same reference reported twice, e.g. through a global and a project label).
+    pub fn normalize(&mut self) {
+        self.images.sort_by(|a, b| {
+            (&a.registry, &a.project, &a.repository)
+                .cmp(&(&b.registry, &b.project, &b.repository))
+                .then_with(|| compare_tags_newest_first(&a.tag, &b.tag))
+        });
+        self.images.dedup_by(|a, b| a.reference() == b.reference());
+    }
+
+    /// Finds images by a user's short name: a full reference, `name`, `name:tag`, `repo/path:tag`
+    /// or `project/name[:tag]`. Returns every match, newest first.
+    pub fn find(&self, query: &str) -> Vec<&Image> {
+        let (name, tag) = match query.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+            _ => (query, None),
+        };
+        let mut found: Vec<&Image> = self
+            .images
+            .iter()
+            .filter(|image| {
+                let name_matches = image.app_name() == name
+                    || image.repository == name
+                    || format!("{}/{}", image.project, image.repository) == name
+                    || format!("{}/{}/{}", image.registry, image.project, image.repository) == name;
+                name_matches && tag.is_none_or(|tag| image.tag == tag)
+            })
+            .collect();
+        found.sort_by(|a, b| compare_tags_newest_first(&a.tag, &b.tag));
+        found
+    }
+}
+
+/// One entry of a catalog file, shaped like skaha's `GET /image` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FileImage {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub types: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+/// A catalog file: either a bare skaha-style array or this object with provenance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CatalogFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<Provenance>,
+    pub images: Vec<FileImage>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum AnyCatalogFile {
+    Object(CatalogFile),
+    Array(Vec<FileImage>),
+}
+
+/// Turns skaha-shaped entries into a catalog, keeping those that carry `label` (every entry when
+/// `label` is `None`). Entries with an unusable reference are recorded in `skipped`.
+pub fn from_file_images(entries: Vec<FileImage>, label: Option<&str>) -> Catalog {
+    let mut catalog = Catalog::default();
+    for entry in entries {
+        if let Some(label) = label
+            && !entry.types.is_empty()
+            && !entry.types.iter().any(|t| t == label)
+        {
+            continue;
+        }
+        match Image::parse(&entry.id) {
+            Ok(mut image) => {
+                if image.digest.is_none() {
+                    image.digest = entry.digest.filter(|d| check_text(d).is_ok());
+                }
+                catalog.images.push(image);
+            }
+            Err(err) => catalog.skipped.push(format!("{:?}: {err}", entry.id)),
+        }
+    }
+    catalog.normalize();
+    catalog
+}
+
+/// Parses catalog file text (array or object form). Returns the catalog and its provenance.
+pub fn parse_file(
+    text: &str,
+    path: &Path,
+    label: Option<&str>,
+) -> Result<(Catalog, Option<Provenance>)> {
+    let any: AnyCatalogFile = serde_json::from_str(text).map_err(|source| Error::Json {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let (provenance, images) = match any {
+        AnyCatalogFile::Object(file) => (file.provenance, file.images),
+        AnyCatalogFile::Array(images) => (None, images),
+    };
+    Ok((from_file_images(images, label), provenance))
+}
+
+/// Reads a catalog file from disk.
+pub fn read_file(path: &Path, label: Option<&str>) -> Result<(Catalog, Option<Provenance>)> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_file(&text, path, label)
+}
+
+/// Renders a catalog as a catalog file (object form), the format of the cached last good catalog.
+pub fn to_file_text(catalog: &Catalog, provenance: &Provenance) -> String {
+    let file = CatalogFile {
+        provenance: Some(provenance.clone()),
+        images: catalog
+            .images
+            .iter()
+            .map(|image| FileImage {
+                id: image.reference(),
+                types: vec![provenance.label.clone()],
+                digest: image.digest.clone(),
+            })
+            .collect(),
+    };
+    // Serializing plain strings and numbers cannot fail.
+    serde_json::to_string_pretty(&file).expect("catalog serializes") + "\n"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_platform_references() {
+        let image = Image::parse("images.canfar.net/skaha/terminal:1.0").unwrap();
+        assert_eq!(image.registry, "images.canfar.net");
+        assert_eq!(image.project, "skaha");
+        assert_eq!(image.repository, "terminal");
+        assert_eq!(image.tag, "1.0");
+        assert_eq!(image.label(), "terminal:1.0");
+
+        let nested = Image::parse("host:5000/proj/astro/casa:6.5.6@sha256:abc").unwrap();
+        assert_eq!(nested.registry, "host:5000");
+        assert_eq!(nested.repository, "astro/casa");
+        assert_eq!(nested.app_name(), "casa");
+        assert_eq!(nested.digest.as_deref(), Some("sha256:abc"));
+        assert_eq!(nested.reference(), "host:5000/proj/astro/casa:6.5.6");
+    }
+
+    #[test]
+    fn refuses_unusable_references() {
+        assert_eq!(Image::parse(""), Err(ReferenceError::Empty));
+        assert!(matches!(
+            Image::parse("host/proj/repo"),
+            Err(ReferenceError::NoTag(_))
+        ));
+        assert!(matches!(
+            Image::parse("host:5000/repo"),
+            Err(ReferenceError::NoTag(_))
+        ));
+        assert!(matches!(
+            Image::parse("proj/repo:1"),
+            Err(ReferenceError::NoProject(_))
+        ));
+        assert!(matches!(
+            Image::parse("h/p//r:1"),
+            Err(ReferenceError::EmptyComponent(_))
+        ));
+        assert_eq!(
+            Image::parse("h/p/r:1\nExec=evil"),
+            Err(ReferenceError::ControlCharacter)
+        );
+        assert_eq!(
+            Image::parse(&format!("h/p/{}:1", "a".repeat(2000))),
+            Err(ReferenceError::TooLong)
+        );
+    }
+
+    #[test]
+    fn keeps_strange_but_printable_names() {
+        let image = Image::parse("h/p q/it's \"$(rm -rf ~)\";../x:1 0").unwrap();
+        assert_eq!(image.project, "p q");
+        assert_eq!(image.repository, "it's \"$(rm -rf ~)\";../x");
+        assert_eq!(image.tag, "1 0");
+    }
+
+    #[test]
+    fn orders_tags_newest_first() {
+        let mut tags = vec![
+            "1.9",
+            "latest",
+            "1.10",
+            "v1.11",
+            "1.0.0",
+            "1.0.0-rc1",
+            "2",
+            "nightly",
+        ];
+        tags.sort_by(|a, b| compare_tags_newest_first(a, b));
+        assert_eq!(
+            tags,
+            [
+                "2",
+                "v1.11",
+                "1.10",
+                "1.9",
+                "1.0.0",
+                "1.0.0-rc1",
+                "latest",
+                "nightly"
+            ]
+        );
+    }
+
+    #[test]
+    fn finds_by_short_name() {
+        let catalog = from_file_images(
+            [
+                "h/skaha/casa:6.5",
+                "h/skaha/casa:6.10",
+                "h/other/casa:1",
+                "h/skaha/terminal:1.0",
+            ]
+            .into_iter()
+            .map(|id| FileImage {
+                id: id.into(),
+                types: vec![],
+                digest: None,
+            })
+            .collect(),
+            None,
+        );
+        let found: Vec<String> = catalog.find("casa").iter().map(|i| i.reference()).collect();
+        assert_eq!(
+            found,
+            ["h/skaha/casa:6.10", "h/skaha/casa:6.5", "h/other/casa:1"]
+        );
+        assert_eq!(catalog.find("skaha/casa:6.5").len(), 1);
+        assert_eq!(catalog.find("terminal:1.0").len(), 1);
+        assert!(catalog.find("topcat").is_empty());
+    }
+
+    #[test]
+    fn reads_skaha_shaped_files_and_filters_by_label() {
+        let text = r#"[
+            {"id": "images.canfar.net/skaha/terminal:1.0", "types": ["desktop-app", "headless"], "digest": "sha256:1"},
+            {"id": "images.canfar.net/skaha/notebook:1.0", "types": ["notebook"]},
+            {"id": "no-tag-here", "types": ["desktop-app"]}
+        ]"#;
+        let (catalog, provenance) =
+            parse_file(text, Path::new("x.json"), Some("desktop-app")).unwrap();
+        assert!(provenance.is_none());
+        assert_eq!(catalog.images.len(), 1);
+        assert_eq!(catalog.images[0].digest.as_deref(), Some("sha256:1"));
+        assert_eq!(catalog.skipped.len(), 1);
+    }
+
+    #[test]
+    fn cache_round_trips() {
+        let mut catalog = Catalog::default();
+        catalog
+            .images
+            .push(Image::parse("h/p/r:1@sha256:9").unwrap());
+        let provenance = Provenance {
+            source: "harbor".into(),
+            url: "https://h".into(),
+            label: "desktop-app".into(),
+            fetched_at: 7,
+        };
+        let text = to_file_text(&catalog, &provenance);
+        let (back, back_provenance) =
+            parse_file(&text, Path::new("c.json"), Some("desktop-app")).unwrap();
+        assert_eq!(back, catalog);
+        assert_eq!(back_provenance, Some(provenance));
+    }
+}

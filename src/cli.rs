@@ -1,0 +1,419 @@
+//! The command line: clap definitions, and the glue that runs each command and prints its result.
+//!
+//! This module owns stdout. Library modules return values; here they become text or JSON.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, Overrides, Source};
+use crate::harbor::Progress;
+use crate::menu::{self, install};
+use crate::sync;
+
+/// Desktop menus and launchers for container images on the CANFAR Science Platform.
+#[derive(Debug, Parser)]
+#[command(name = "arcade", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Read this config file after the usual ones (it wins over them).
+    #[arg(long, global = true, env = "ARCADE_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Say more (-v: what happens, -vv: every request). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build, show or remove the Astro Software menu.
+    #[command(subcommand)]
+    Menu(MenuCommand),
+    /// Print the resolved settings (secrets are never shown).
+    Config {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the menu from the bundled sample catalog into a throwaway XDG home and print it.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MenuCommand {
+    /// Fetch the catalog and write the menu.
+    Sync(SyncArgs),
+    /// Print the installed menu tree.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every file arcade wrote, and nothing else.
+    Clean {
+        /// Say what would be removed without removing it.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SourceArgs {
+    /// Where the catalog comes from.
+    #[arg(long, env = "ARCADE_SOURCE", value_enum)]
+    pub source: Option<Source>,
+    /// The Harbor or skaha URL.
+    #[arg(long, env = "ARCADE_URL")]
+    pub url: Option<String>,
+    /// The Harbor label (skaha image type) that marks desktop apps.
+    #[arg(long, env = "ARCADE_LABEL")]
+    pub label: Option<String>,
+    /// A JSON catalog file, for `--source file`.
+    #[arg(long, env = "ARCADE_CATALOG", value_name = "PATH")]
+    pub catalog: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SyncArgs {
+    #[command(flatten)]
+    pub source: SourceArgs,
+    /// Rebuild the menu from the last good catalog, without the network.
+    #[arg(long)]
+    pub offline: bool,
+    /// Say what would change without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Accept a catalog with no images (and so an empty menu).
+    #[arg(long)]
+    pub allow_empty: bool,
+}
+
+impl Cli {
+    fn overrides(&self, source: Option<&SourceArgs>) -> Overrides {
+        let mut overrides = Overrides {
+            config_file: self.config.clone(),
+            ..Overrides::default()
+        };
+        if let Some(args) = source {
+            overrides.source = args.source;
+            overrides.url = args.url.clone();
+            overrides.label = args.label.clone();
+            overrides.catalog = args.catalog.clone();
+        }
+        overrides
+    }
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match &cli.command {
+        Command::Menu(MenuCommand::Sync(args)) => {
+            let mut overrides = cli.overrides(Some(&args.source));
+            overrides.allow_empty = args.allow_empty;
+            let settings = config::load(&overrides)?;
+            menu_sync(&settings, args).await
+        }
+        Command::Menu(MenuCommand::List { json }) => {
+            let settings = config::load(&cli.overrides(None))?;
+            menu_list(&settings, *json)
+        }
+        Command::Menu(MenuCommand::Clean { dry_run, json }) => {
+            let settings = config::load(&cli.overrides(None))?;
+            menu_clean(&settings, *dry_run, *json)
+        }
+        Command::Config { json } => {
+            let settings = config::load(&cli.overrides(None))?;
+            print_config(&settings, *json)
+        }
+        Command::Demo => demo().await,
+    }
+}
+
+/// The exit status for a failure: 1 when something asked for does not exist, 2 otherwise.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    if err.downcast_ref::<NotFound>().is_some() {
+        1
+    } else {
+        2
+    }
+}
+
+/// An error meaning "what you asked for is not there" (exit status 1).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotFound(pub String);
+
+/// Draws a progress bar on a terminal; draws nothing into logs or pipes.
+struct Bar(indicatif::ProgressBar);
+
+impl Bar {
+    fn new() -> Bar {
+        let bar = if std::io::stderr().is_terminal() {
+            indicatif::ProgressBar::new(0)
+        } else {
+            indicatif::ProgressBar::hidden()
+        };
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} listing repositories {pos}/{len} {wide_bar} {elapsed}",
+            )
+            .expect("valid progress template"),
+        );
+        Bar(bar)
+    }
+}
+
+impl Progress for Bar {
+    fn found_repositories(&self, n: u64) {
+        self.0.inc_length(n);
+    }
+    fn finished_repository(&self) {
+        self.0.inc(1);
+    }
+}
+
+async fn menu_sync(settings: &config::Settings, args: &SyncArgs) -> anyhow::Result<()> {
+    let bar = Arc::new(Bar::new());
+    let progress: Arc<dyn Progress> = bar.clone();
+    let result = sync::run(
+        settings,
+        sync::Mode {
+            offline: args.offline,
+            dry_run: args.dry_run,
+        },
+        progress,
+    )
+    .await;
+    bar.0.finish_and_clear();
+    let outcome = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&outcome)?);
+    } else {
+        print_outcome(&outcome);
+    }
+    Ok(())
+}
+
+fn print_outcome(outcome: &sync::Outcome) {
+    let verb = if outcome.dry_run {
+        "would write"
+    } else {
+        "wrote"
+    };
+    let from = if outcome.offline {
+        format!("the saved catalog from {}", outcome.url)
+    } else {
+        format!("{} {}", outcome.source, outcome.url)
+    };
+    println!(
+        "menu: {} entries in {} projects from {from}; {verb} {} files, {} unchanged, {} removed ({:.2} s)",
+        outcome.entries,
+        outcome.projects,
+        outcome.written,
+        outcome.unchanged,
+        outcome.removed,
+        outcome.seconds
+    );
+    if !outcome.skipped.is_empty() {
+        eprintln!(
+            "arcade: warning: left out {} images the source listed:",
+            outcome.skipped.len()
+        );
+        for line in outcome.skipped.iter().take(20) {
+            eprintln!("  {line}");
+        }
+        if outcome.skipped.len() > 20 {
+            eprintln!("  … and {} more (see --json)", outcome.skipped.len() - 20);
+        }
+    }
+    for name in &outcome.missing_shortcuts {
+        eprintln!("arcade: warning: no image for the desktop shortcut {name:?}");
+    }
+    for path in &outcome.kept_modified {
+        eprintln!(
+            "arcade: warning: kept {} as it is: it changed since arcade wrote it",
+            path.display()
+        );
+    }
+    for path in &outcome.skipped_foreign {
+        eprintln!(
+            "arcade: warning: did not overwrite {}: arcade did not write it",
+            path.display()
+        );
+    }
+    for warning in &outcome.warnings {
+        eprintln!("arcade: warning: {warning}");
+    }
+}
+
+fn menu_list(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
+    let target = sync::target(settings);
+    let (manifest, warning) = install::Manifest::load(&target);
+    if let Some(warning) = warning {
+        anyhow::bail!("{warning}");
+    }
+    if manifest.n_files() == 0 {
+        anyhow::bail!(
+            "no menu installed under {} yet: run `arcade menu sync`",
+            target.data.display()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &manifest.tree)?;
+        writeln!(out)?;
+    } else {
+        out.write_all(menu::render_tree(&manifest.tree).as_bytes())?;
+        for shortcut in &manifest.shortcuts {
+            writeln!(
+                out,
+                "desktop shortcut: {} → {}",
+                shortcut.app, shortcut.image
+            )?;
+        }
+    }
+    Ok(())
+}
+
+fn menu_clean(settings: &config::Settings, dry_run: bool, json: bool) -> anyhow::Result<()> {
+    let target = sync::target(settings);
+    let report = install::clean(&target, dry_run)?;
+    let cache = settings.dirs.cached_catalog();
+    if !dry_run && cache.exists() {
+        std::fs::remove_file(&cache)
+            .with_context(|| format!("failed to remove {}", cache.display()))?;
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    println!(
+        "menu: {} {} files",
+        if dry_run { "would remove" } else { "removed" },
+        report.removed
+    );
+    for path in &report.kept_modified {
+        eprintln!(
+            "arcade: warning: kept {}: it changed since arcade wrote it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+fn print_config(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
+    let view = settings.view();
+    if json {
+        println!("{}", serde_json::to_string_pretty(&view)?);
+        return Ok(());
+    }
+    let value = serde_json::to_value(&view)?;
+    if let serde_json::Value::Object(map) = value {
+        for (key, value) in map {
+            let text = match value {
+                serde_json::Value::Null => "(unset)".to_owned(),
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            println!("{key} = {text}");
+        }
+    }
+    Ok(())
+}
+
+/// The bundled sample catalog: realistic platform image names, no network needed.
+pub const SAMPLE_CATALOG: &str = include_str!("../assets/sample-catalog.json");
+
+async fn demo() -> anyhow::Result<()> {
+    let home = tempfile::Builder::new()
+        .prefix("arcade-demo-")
+        .tempdir()
+        .context("failed to create a temporary home")?
+        .keep();
+    let catalog = home.join("sample-catalog.json");
+    std::fs::write(&catalog, SAMPLE_CATALOG)
+        .with_context(|| format!("failed to write {}", catalog.display()))?;
+    let dirs = config::Dirs {
+        home: home.clone(),
+        data_home: home.join(".local/share"),
+        config_home: home.join(".config"),
+        config_dirs: vec![],
+        cache_home: home.join(".cache"),
+        state_home: home.join(".local/state"),
+        runtime_dir: None,
+    };
+    let overrides = Overrides {
+        source: Some(Source::File),
+        catalog: Some(catalog),
+        ..Overrides::default()
+    };
+    let mut settings = config::resolve(dirs, config::FileConfig::default(), vec![], &overrides)?;
+    settings.menu.shortcuts = vec!["terminal".to_owned(), "casa".to_owned()];
+    let outcome = sync::run(&settings, sync::Mode::default(), Arc::new(())).await?;
+    print_outcome(&outcome);
+    let manifest = install::Manifest::load(&sync::target(&settings)).0;
+    print!("\n{}", menu::render_tree(&manifest.tree));
+    println!(
+        "\nThe menu files are under {} (XDG_DATA_HOME={} XDG_CONFIG_HOME={}).",
+        home.display(),
+        settings.dirs.data_home.display(),
+        settings.dirs.config_home.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("arcade").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn parses_menu_sync_flags() {
+        let cli = parse(&[
+            "menu",
+            "sync",
+            "--source",
+            "harbor",
+            "--url",
+            "https://h",
+            "--label",
+            "x",
+            "--offline",
+            "--dry-run",
+            "--json",
+        ]);
+        let Command::Menu(MenuCommand::Sync(args)) = cli.command else {
+            panic!("not a sync");
+        };
+        assert_eq!(args.source.source, Some(Source::Harbor));
+        assert_eq!(args.source.url.as_deref(), Some("https://h"));
+        assert!(args.offline && args.dry_run && args.json);
+    }
+
+    #[test]
+    fn refuses_unknown_sources() {
+        assert!(Cli::try_parse_from(["arcade", "menu", "sync", "--source", "ftp"]).is_err());
+    }
+
+    #[test]
+    fn the_sample_catalog_is_valid() {
+        let (catalog, _) = crate::catalog::parse_file(
+            SAMPLE_CATALOG,
+            std::path::Path::new("sample"),
+            Some("desktop-app"),
+        )
+        .unwrap();
+        assert!(catalog.images.len() > 20);
+        assert!(catalog.skipped.is_empty());
+    }
+}

@@ -1,0 +1,396 @@
+//! The HTTP client shared by the Harbor and skaha clients: TLS, timeouts, retries, size limits
+//! and one mapping from transport and status failures to [`Error`].
+//!
+//! TLS is always verified (system roots plus Mozilla's, plus an optional extra CA bundle);
+//! `http://` URLs are allowed for registries on private networks. Transient failures (connect,
+//! timeout, truncated body, 5xx, 429) are retried with exponential backoff and jitter, honouring
+//! a capped `Retry-After`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
+use serde::de::DeserializeOwned;
+
+/// The most we read of one response; a hostile server cannot make us hold more.
+const MAX_BODY: usize = 64 << 20;
+/// Attempts per request, the first included.
+const ATTEMPTS: u32 = 4;
+/// The longest we sleep before a retry, whatever `Retry-After` asks.
+const MAX_RETRY_SLEEP: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("failed to set up the HTTP client: {0}")]
+    Setup(String),
+    #[error("failed to read CA bundle {path}: {message}")]
+    CaFile { path: PathBuf, message: String },
+    #[error("failed to read client certificate {path}: {message}")]
+    Certificate { path: PathBuf, message: String },
+    #[error("cannot connect to {url}: {message}")]
+    Connect { url: String, message: String },
+    #[error("{url} did not answer within {seconds} s")]
+    Timeout { url: String, seconds: u64 },
+    #[error("{url} answered {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
+    Status {
+        url: String,
+        status: StatusCode,
+        message: Option<String>,
+        retry_after: Option<Duration>,
+    },
+    #[error("the answer from {url} was cut off: {message}")]
+    Body { url: String, message: String },
+    #[error("the answer from {url} is larger than {} MiB", MAX_BODY >> 20)]
+    TooLarge { url: String },
+    #[error("the answer from {url} is not the JSON expected: {message}")]
+    Json { url: String, message: String },
+    #[error("{url} failed: {message}")]
+    Other { url: String, message: String },
+}
+
+impl Error {
+    /// Whether trying again may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Connect { .. } | Error::Timeout { .. } | Error::Body { .. } => true,
+            Error::Status { status, .. } => {
+                status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
+            }
+            _ => false,
+        }
+    }
+
+    pub fn status(&self) -> Option<StatusCode> {
+        match self {
+            Error::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How to build a client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientConfig {
+    pub timeout: Duration,
+    pub ca_file: Option<PathBuf>,
+    /// A PEM file holding a client certificate and its private key.
+    pub identity_file: Option<PathBuf>,
+    /// Base delay before the first retry; doubles each time.
+    pub backoff: Option<Duration>,
+}
+
+/// A reqwest client with our retry policy.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: reqwest::Client,
+    timeout: Duration,
+    backoff: Duration,
+}
+
+/// A successful response: its headers and its body, read in full.
+#[derive(Debug)]
+pub struct Response {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+    pub url: String,
+}
+
+impl Response {
+    pub fn json<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_slice(&self.body).map_err(|err| Error::Json {
+            url: self.url.clone(),
+            message: err.to_string(),
+        })
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    /// An integer header such as `X-Total-Count`.
+    pub fn header_u64(&self, name: &str) -> Option<u64> {
+        self.headers
+            .get(name)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse().ok())
+    }
+}
+
+impl Client {
+    pub fn new(config: &ClientConfig) -> Result<Client> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("arcade/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.timeout)
+            .timeout(config.timeout)
+            .https_only(false)
+            // Redirects could carry credentials to another host; the APIs we call do not redirect.
+            .redirect(reqwest::redirect::Policy::none());
+        if let Some(path) = &config.ca_file {
+            for certificate in read_ca_bundle(path)? {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        if let Some(path) = &config.identity_file {
+            let pem = std::fs::read(path).map_err(|err| Error::Certificate {
+                path: path.clone(),
+                message: err.to_string(),
+            })?;
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|err| Error::Certificate {
+                path: path.clone(),
+                message: err.to_string(),
+            })?;
+            builder = builder.identity(identity);
+        }
+        let inner = builder
+            .build()
+            .map_err(|err| Error::Setup(error_chain(&err)))?;
+        Ok(Client {
+            inner,
+            timeout: config.timeout,
+            backoff: config.backoff.unwrap_or(Duration::from_millis(250)),
+        })
+    }
+
+    pub fn raw(&self) -> &reqwest::Client {
+        &self.inner
+    }
+
+    /// Sends the request `make` builds, retrying transient failures, and returns a 2xx response.
+    pub async fn send(
+        &self,
+        url: &str,
+        make: impl Fn(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response> {
+        let mut attempt = 1;
+        loop {
+            match self.send_once(url, make(&self.inner)).await {
+                Ok(response) => return Ok(response),
+                Err(err) if err.is_transient() && attempt < ATTEMPTS => {
+                    let delay = self.retry_delay(&err, attempt);
+                    tracing::debug!(%url, attempt, ?delay, "retrying after: {err}");
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    fn retry_delay(&self, err: &Error, attempt: u32) -> Duration {
+        if let Error::Status {
+            retry_after: Some(after),
+            ..
+        } = err
+        {
+            return (*after).min(MAX_RETRY_SLEEP);
+        }
+        let base = self.backoff * 2u32.pow(attempt - 1);
+        (base + jitter(base / 2)).min(MAX_RETRY_SLEEP)
+    }
+
+    async fn send_once(&self, url: &str, request: RequestBuilder) -> Result<Response> {
+        let mut response = request
+            .send()
+            .await
+            .map_err(|err| self.transport(url, &err))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let mut body = Vec::new();
+        loop {
+            match response.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_BODY {
+                        return Err(Error::TooLarge {
+                            url: url.to_owned(),
+                        });
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(err) if err.is_timeout() => {
+                    return Err(Error::Timeout {
+                        url: url.to_owned(),
+                        seconds: self.timeout.as_secs(),
+                    });
+                }
+                Err(err) => {
+                    return Err(Error::Body {
+                        url: url.to_owned(),
+                        message: error_chain(&err),
+                    });
+                }
+            }
+        }
+        if !status.is_success() {
+            return Err(Error::Status {
+                url: url.to_owned(),
+                status,
+                message: error_message(&body),
+                retry_after: retry_after(&headers),
+            });
+        }
+        Ok(Response {
+            status,
+            headers,
+            body,
+            url: url.to_owned(),
+        })
+    }
+
+    fn transport(&self, url: &str, err: &reqwest::Error) -> Error {
+        if err.is_timeout() {
+            Error::Timeout {
+                url: url.to_owned(),
+                seconds: self.timeout.as_secs(),
+            }
+        } else if err.is_connect() {
+            Error::Connect {
+                url: url.to_owned(),
+                message: error_chain(err),
+            }
+        } else if err.is_body() || err.is_decode() {
+            Error::Body {
+                url: url.to_owned(),
+                message: error_chain(err),
+            }
+        } else {
+            // A connection closed before the status line also lands here; it is worth a retry.
+            Error::Connect {
+                url: url.to_owned(),
+                message: error_chain(err),
+            }
+        }
+    }
+
+    /// Sends `GET url` and decodes the JSON answer.
+    pub async fn get_json<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        decorate: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<(T, Response)> {
+        let response = self.send(url, |client| decorate(client.get(url))).await?;
+        let value = response.json()?;
+        Ok((value, response))
+    }
+}
+
+/// The error text of an error and its sources, e.g. "error sending request: connection refused".
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// A short message from an error body: Harbor's `{"errors":[{"message"}]}`, or the first line of
+/// text, cut to a readable length.
+fn error_message(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Errors {
+        errors: Option<Vec<ErrorItem>>,
+    }
+    #[derive(serde::Deserialize)]
+    struct ErrorItem {
+        message: Option<String>,
+    }
+    if let Ok(errors) = serde_json::from_slice::<Errors>(body)
+        && let Some(message) = errors
+            .errors
+            .and_then(|items| items.into_iter().find_map(|item| item.message))
+    {
+        return Some(message);
+    }
+    let text = String::from_utf8_lossy(body);
+    let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
+    let mut line: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
+    if line.len() < text.trim().len() {
+        line.push('…');
+    }
+    Some(line)
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// A random duration up to `max`, from the standard library's randomly keyed hasher, so retries
+/// from many desktops do not arrive in step.
+pub fn jitter(max: Duration) -> Duration {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    let nanos = max.as_nanos().max(1) as u64;
+    Duration::from_nanos(hasher.finish() % nanos)
+}
+
+fn read_ca_bundle(path: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path).map_err(|err| Error::CaFile {
+        path: path.to_owned(),
+        message: err.to_string(),
+    })?;
+    let certificates =
+        reqwest::Certificate::from_pem_bundle(&pem).map_err(|err| Error::CaFile {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+    if certificates.is_empty() {
+        return Err(Error::CaFile {
+            path: path.to_owned(),
+            message: "no PEM certificate in it".to_owned(),
+        });
+    }
+    Ok(certificates)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_harbor_error_envelopes() {
+        assert_eq!(
+            error_message(br#"{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}"#)
+                .as_deref(),
+            Some("unauthorized")
+        );
+        assert_eq!(error_message(b"\n  oops\nmore").as_deref(), Some("oops…"));
+        assert_eq!(error_message(b""), None);
+    }
+
+    #[test]
+    fn classifies_transient_errors() {
+        let status = |code: u16| Error::Status {
+            url: "u".into(),
+            status: StatusCode::from_u16(code).unwrap(),
+            message: None,
+            retry_after: None,
+        };
+        assert!(status(503).is_transient());
+        assert!(status(429).is_transient());
+        assert!(!status(401).is_transient());
+        assert!(!status(404).is_transient());
+        assert!(
+            !Error::Json {
+                url: "u".into(),
+                message: "m".into()
+            }
+            .is_transient()
+        );
+    }
+}

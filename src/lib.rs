@@ -1,0 +1,12 @@
+//! arcade: the Astro Software menu and desktop-app launcher of the CANFAR ARCADE desktop.
+//!
+//! Modules in reading order; `ARCHITECTURE.md` has the map and the invariants.
+
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod harbor;
+pub mod http;
+pub mod menu;
+pub mod skaha;
+pub mod sync;

@@ -1,0 +1,600 @@
+//! The Astro Software menu: from a [`Catalog`] to the set of XDG files that show it.
+//!
+//! [`plan`] is pure: it turns a catalog and the menu options into the exact bytes of every file
+//! (entries, directories, the merged menu, icons, desktop shortcuts) plus the [`Tree`] they show.
+//! [`install`] owns the disk: it applies a plan atomically, touching only files it wrote.
+//!
+//! Layout on disk (all per user, nothing under `/etc`):
+//! - `$XDG_DATA_HOME/applications/arcade/*.desktop` (desktop file IDs `arcade-*.desktop`)
+//! - `$XDG_DATA_HOME/desktop-directories/arcade-*.directory`
+//! - `$XDG_CONFIG_HOME/menus/applications-merged/arcade-astro-software.menu`
+//! - `$XDG_DATA_HOME/icons/hicolor/{scalable,48x48}/apps/arcade-*.{svg,png}`
+//! - optional shortcuts in the desktop folder, `arcade-*.desktop`
+
+pub mod desktop_entry;
+pub mod icons;
+pub mod install;
+pub mod menu_xml;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Image};
+use desktop_entry::Entry;
+
+/// The vendor prefix of every file name and desktop file ID we write.
+pub const VENDOR: &str = "arcade";
+/// The subfolder of `applications/` holding our entries; it makes their IDs `arcade-*.desktop`.
+pub const APPLICATIONS_SUBDIR: &str = VENDOR;
+/// The merged menu file name.
+pub const MENU_FILE: &str = "arcade-astro-software.menu";
+/// The `.directory` file of the top menu.
+pub const TOP_DIRECTORY: &str = "arcade-astro-software.directory";
+/// The category every entry carries; unregistered categories must start with `X-`.
+pub const CATEGORY: &str = "X-AstroSoftware";
+/// The top menu's display name.
+pub const TOP_NAME: &str = "Astro Software";
+
+/// What the operator can choose about the menu's shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// Absolute path of the `arcade` binary that entries run.
+    pub launcher: PathBuf,
+    /// An app with more versions than this gets its own submenu.
+    pub submenu_threshold: usize,
+    /// Apps (`name` or `project/name`) that get a desktop shortcut to their newest version.
+    pub shortcuts: Vec<String>,
+    /// `StartupWMClass` per app name; apps not listed get the xterm default.
+    pub wm_classes: BTreeMap<String, String>,
+}
+
+/// The window class of the default command, xterm.
+pub const DEFAULT_WM_CLASS: &str = "XTerm";
+
+/// Which base directory a generated file lives under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Root {
+    /// `$XDG_DATA_HOME`
+    Data,
+    /// `$XDG_CONFIG_HOME`
+    Config,
+    /// The user's desktop folder.
+    Desktop,
+}
+
+/// One file of a plan: where it goes and its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    pub root: Root,
+    pub path: PathBuf,
+    pub content: Vec<u8>,
+    /// Desktop shortcuts are made executable, which file managers take as "trusted launcher".
+    pub executable: bool,
+}
+
+/// The menu as a user sees it, stored with the install so `arcade menu list` shows what is there.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tree {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub menus: Vec<Tree>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub entries: Vec<TreeEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TreeEntry {
+    pub name: String,
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+    pub desktop_id: String,
+}
+
+/// A desktop shortcut that was planned, for the summary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Shortcut {
+    pub app: String,
+    pub image: String,
+}
+
+/// Everything a sync will put on disk.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    pub files: Vec<File>,
+    pub tree: Tree,
+    pub shortcuts: Vec<Shortcut>,
+    /// Shortcut names the catalog has no image for.
+    pub missing_shortcuts: Vec<String>,
+}
+
+impl Plan {
+    pub fn n_entries(&self) -> usize {
+        fn count(tree: &Tree) -> usize {
+            tree.entries.len() + tree.menus.iter().map(count).sum::<usize>()
+        }
+        count(&self.tree)
+    }
+}
+
+/// A submenu of the project menu, or a run of entries shown inline.
+enum Item<'a> {
+    Submenu {
+        name: String,
+        id: String,
+        icon: &'static str,
+        versions: Vec<Version<'a>>,
+    },
+    Entries(Vec<Version<'a>>),
+}
+
+struct Version<'a> {
+    image: &'a Image,
+    label: String,
+    file_name: String,
+}
+
+/// Turns a catalog into the files of its menu.
+pub fn plan(catalog: &Catalog, options: &Options) -> Plan {
+    let mut plan = Plan::default();
+    let mut names = UniqueNames::default();
+    let launcher = options.launcher.to_string_lossy();
+
+    // Group by project, then by repository; the catalog is sorted newest tag first already, but
+    // sort again so `plan` does not depend on the caller having normalized.
+    let mut projects: BTreeMap<&str, BTreeMap<&str, Vec<&Image>>> = BTreeMap::new();
+    for image in &catalog.images {
+        projects
+            .entry(&image.project)
+            .or_default()
+            .entry(&image.repository)
+            .or_default()
+            .push(image);
+    }
+
+    let mut top_menus = Vec::new();
+    let mut top_tree = Tree {
+        name: TOP_NAME.to_owned(),
+        ..Tree::default()
+    };
+    plan.files
+        .push(directory_file(TOP_DIRECTORY, TOP_NAME, icons::ASTRO));
+
+    for (project, repositories) in &projects {
+        let project_id = names.claim(&format!("project-{}", slug(project)), project);
+        let project_directory = format!("{VENDOR}-{project_id}.directory");
+        plan.files
+            .push(directory_file(&project_directory, project, "folder"));
+        let project_category = format!("{CATEGORY}-{}", slug(project));
+
+        let mut items = Vec::new();
+        for (repository, images) in repositories {
+            let mut images = images.clone();
+            images.sort_by(|a, b| crate::catalog::compare_tags_newest_first(&a.tag, &b.tag));
+            let labels = version_labels(&images);
+            let versions: Vec<Version> = images
+                .iter()
+                .zip(labels)
+                .map(|(image, label)| Version {
+                    image,
+                    file_name: format!(
+                        "{}.desktop",
+                        names.claim(
+                            &format!(
+                                "{}-{}-{}",
+                                slug(project),
+                                slug(repository),
+                                slug(&image.tag)
+                            ),
+                            &image.reference(),
+                        )
+                    ),
+                    label,
+                })
+                .collect();
+            let icon = icons::for_app(images[0].app_name());
+            if versions.len() > options.submenu_threshold {
+                let id = names.claim(
+                    &format!("app-{}-{}", slug(project), slug(repository)),
+                    &format!("{project}/{repository}"),
+                );
+                items.push(Item::Submenu {
+                    name: (*repository).to_owned(),
+                    id,
+                    icon,
+                    versions,
+                });
+            } else {
+                items.push(Item::Entries(versions));
+            }
+        }
+
+        // Submenus first, then single entries: the usual menu convention, and the order the
+        // tree records.
+        items.sort_by_key(|item| matches!(item, Item::Entries(_)));
+        let mut project_tree = Tree {
+            name: (*project).to_owned(),
+            ..Tree::default()
+        };
+        let mut project_menu = menu_xml::Menu::new(project_id.clone(), project_directory);
+        for item in &items {
+            match item {
+                Item::Submenu {
+                    name,
+                    id,
+                    icon,
+                    versions,
+                } => {
+                    let directory = format!("{VENDOR}-{id}.directory");
+                    plan.files.push(directory_file(&directory, name, icon));
+                    let mut submenu = menu_xml::Menu::new(id.clone(), directory);
+                    let mut sub_tree = Tree {
+                        name: name.clone(),
+                        ..Tree::default()
+                    };
+                    for version in versions {
+                        add_version(
+                            &mut plan,
+                            &mut submenu,
+                            &mut sub_tree,
+                            version,
+                            &launcher,
+                            &project_category,
+                            options,
+                        );
+                    }
+                    project_menu
+                        .layout
+                        .push(menu_xml::LayoutItem::Menu(id.clone()));
+                    project_menu.menus.push(submenu);
+                    project_tree.menus.push(sub_tree);
+                }
+                Item::Entries(versions) => {
+                    for version in versions {
+                        add_version(
+                            &mut plan,
+                            &mut project_menu,
+                            &mut project_tree,
+                            version,
+                            &launcher,
+                            &project_category,
+                            options,
+                        );
+                    }
+                }
+            }
+        }
+        top_menus.push(project_menu);
+        top_tree.menus.push(project_tree);
+    }
+
+    let merged = menu_xml::render(TOP_NAME, TOP_DIRECTORY, &top_menus);
+    plan.files.push(File {
+        root: Root::Config,
+        path: Path::new("menus/applications-merged").join(MENU_FILE),
+        content: merged.into_bytes(),
+        executable: false,
+    });
+    plan.files.extend(icons::files());
+    plan_shortcuts(&mut plan, catalog, options);
+    plan.tree = top_tree;
+    plan
+}
+
+fn add_version(
+    plan: &mut Plan,
+    menu: &mut menu_xml::Menu,
+    tree: &mut Tree,
+    version: &Version,
+    launcher: &str,
+    project_category: &str,
+    options: &Options,
+) {
+    let desktop_id = format!("{VENDOR}-{}", version.file_name);
+    let content = application_entry(
+        version.image,
+        &version.label,
+        launcher,
+        project_category,
+        options,
+    );
+    plan.files.push(File {
+        root: Root::Data,
+        path: Path::new("applications")
+            .join(APPLICATIONS_SUBDIR)
+            .join(&version.file_name),
+        content: content.into_bytes(),
+        executable: false,
+    });
+    menu.include.push(desktop_id.clone());
+    menu.layout
+        .push(menu_xml::LayoutItem::File(desktop_id.clone()));
+    tree.entries.push(TreeEntry {
+        name: version.label.clone(),
+        image: version.image.reference(),
+        digest: version.image.digest.clone(),
+        desktop_id,
+    });
+}
+
+/// Labels for the versions of one repository: `repo:tag`, with the registry added where two
+/// registries hold the same `repo:tag` in one project, so no two menu items read the same.
+fn version_labels(images: &[&Image]) -> Vec<String> {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for image in images {
+        *seen.entry(image.label()).or_default() += 1;
+    }
+    images
+        .iter()
+        .map(|image| {
+            let label = image.label();
+            if seen[&label] > 1 {
+                format!("{label} ({})", image.registry)
+            } else {
+                label
+            }
+        })
+        .collect()
+}
+
+fn application_entry(
+    image: &Image,
+    label: &str,
+    launcher: &str,
+    project_category: &str,
+    options: &Options,
+) -> String {
+    let reference = image.reference();
+    let app = image.app_name();
+    let wm_class = options
+        .wm_classes
+        .get(app)
+        .map_or(DEFAULT_WM_CLASS, String::as_str);
+    let mut entry = Entry::application();
+    entry
+        .string("Name", label)
+        .string("Comment", &format!("{reference} in a container"))
+        .string("Icon", icons::for_app(app))
+        .string("TryExec", launcher)
+        .exec(launcher, ["launch", reference.as_str()])
+        .boolean("Terminal", false)
+        .list("Categories", &[CATEGORY, project_category])
+        .list("Keywords", &[app, &image.project, "astronomy"])
+        .boolean("StartupNotify", true)
+        .string("StartupWMClass", wm_class)
+        .string("X-Arcade-Image", &reference)
+        .string("X-Arcade-Project", &image.project);
+    if let Some(digest) = &image.digest {
+        entry.string("X-Arcade-Digest", digest);
+    }
+    entry.render()
+}
+
+fn directory_file(file_name: &str, name: &str, icon: &str) -> File {
+    let mut entry = Entry::directory();
+    entry.string("Name", name).string("Icon", icon);
+    File {
+        root: Root::Data,
+        path: Path::new("desktop-directories").join(file_name),
+        content: entry.render().into_bytes(),
+        executable: false,
+    }
+}
+
+fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) {
+    let launcher = options.launcher.to_string_lossy();
+    let mut names = UniqueNames::default();
+    for wanted in &options.shortcuts {
+        let Some(image) = catalog.find(wanted).into_iter().next() else {
+            plan.missing_shortcuts.push(wanted.clone());
+            continue;
+        };
+        let reference = image.reference();
+        let app = image.app_name();
+        let mut entry = Entry::application();
+        entry
+            .string("Name", app)
+            .string(
+                "Comment",
+                &format!("{reference} in a container (newest version)"),
+            )
+            .string("Icon", icons::for_app(app))
+            .string("TryExec", &launcher)
+            .exec(&launcher, ["launch", reference.as_str()])
+            .boolean("Terminal", false)
+            .boolean("StartupNotify", true)
+            .string(
+                "StartupWMClass",
+                options
+                    .wm_classes
+                    .get(app)
+                    .map_or(DEFAULT_WM_CLASS, String::as_str),
+            )
+            .string("X-Arcade-Image", &reference)
+            .string("X-Arcade-Shortcut", wanted);
+        let file_name = format!(
+            "{VENDOR}-{}.desktop",
+            names.claim(&format!("shortcut-{}", slug(wanted)), wanted)
+        );
+        plan.files.push(File {
+            root: Root::Desktop,
+            path: PathBuf::from(file_name),
+            content: entry.render().into_bytes(),
+            executable: true,
+        });
+        plan.shortcuts.push(Shortcut {
+            app: wanted.clone(),
+            image: reference,
+        });
+    }
+}
+
+/// Makes a file-name-safe, readable fragment: lowercase ASCII letters and digits, other runs of
+/// characters become one `-`, at most 40 bytes. Uniqueness comes from [`UniqueNames`], not here.
+pub fn slug(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if c.is_ascii_alphanumeric() {
+            out.push(c.to_ascii_lowercase());
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+        if out.len() >= 40 {
+            break;
+        }
+    }
+    let trimmed = out.trim_end_matches('-');
+    if trimmed.is_empty() {
+        "x".to_owned()
+    } else {
+        trimmed.to_owned()
+    }
+}
+
+/// Hands out names `<readable>-<hash>` where the hash is taken from the full identity, so names
+/// are stable across syncs and distinct identities never share a file, even when their readable
+/// parts are equal (`a_b` and `a.b`) or truncated.
+#[derive(Default)]
+struct UniqueNames {
+    taken: HashSet<String>,
+}
+
+impl UniqueNames {
+    fn claim(&mut self, readable: &str, identity: &str) -> String {
+        let digest = ring::digest::digest(&ring::digest::SHA256, identity.as_bytes());
+        let hex = hex(&digest.as_ref()[..6]);
+        let mut name = format!("{readable}-{hex}");
+        // Two identities sharing 48 bits of SHA-256 is all but impossible; if it happens, a counter
+        // keeps them apart rather than one overwriting the other.
+        let mut n = 2;
+        while !self.taken.insert(name.clone()) {
+            name = format!("{readable}-{hex}-{n}");
+            n += 1;
+        }
+        name
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
+}
+
+/// Draws the tree with box-drawing characters, one menu or entry per line.
+pub fn render_tree(tree: &Tree) -> String {
+    fn walk(tree: &Tree, prefix: &str, out: &mut String) {
+        let n = tree.menus.len() + tree.entries.len();
+        let lines = tree
+            .menus
+            .iter()
+            .map(|menu| (menu.name.as_str(), Some(menu)))
+            .chain(tree.entries.iter().map(|entry| (entry.name.as_str(), None)));
+        for (i, (name, menu)) in lines.enumerate() {
+            let last = i + 1 == n;
+            let _ = writeln!(out, "{prefix}{}{name}", if last { "└── " } else { "├── " });
+            if let Some(menu) = menu {
+                let deeper = format!("{prefix}{}", if last { "    " } else { "│   " });
+                walk(menu, &deeper, out);
+            }
+        }
+    }
+    let mut out = format!("{}\n", tree.name);
+    walk(tree, "", &mut out);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::{FileImage, from_file_images};
+
+    fn catalog(ids: &[&str]) -> Catalog {
+        from_file_images(
+            ids.iter()
+                .map(|id| FileImage {
+                    id: (*id).into(),
+                    types: vec![],
+                    digest: Some("sha256:00".into()),
+                })
+                .collect(),
+            None,
+        )
+    }
+
+    fn options() -> Options {
+        Options {
+            launcher: "/usr/bin/arcade".into(),
+            submenu_threshold: 2,
+            shortcuts: vec!["casa".into(), "nothing".into()],
+            wm_classes: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn builds_the_tree() {
+        let plan = plan(
+            &catalog(&[
+                "h/skaha/terminal:1.0",
+                "h/skaha/casa:6.9",
+                "h/skaha/casa:6.10",
+                "h/skaha/casa:5.0",
+                "h/other/terminal:1.0",
+            ]),
+            &options(),
+        );
+        assert_eq!(
+            render_tree(&plan.tree),
+            "Astro Software\n\
+             ├── other\n\
+             │   └── terminal:1.0\n\
+             └── skaha\n    \
+                 ├── casa\n    \
+                 │   ├── casa:6.10\n    \
+                 │   ├── casa:6.9\n    \
+                 │   └── casa:5.0\n    \
+                 └── terminal:1.0\n"
+        );
+        assert_eq!(plan.n_entries(), 5);
+        assert_eq!(plan.shortcuts.len(), 1);
+        assert_eq!(plan.shortcuts[0].image, "h/skaha/casa:6.10");
+        assert_eq!(plan.missing_shortcuts, ["nothing"]);
+    }
+
+    #[test]
+    fn same_repo_and_tag_in_two_projects_get_two_files() {
+        let plan = plan(
+            &catalog(&["h/a/terminal:1.0", "h/b/terminal:1.0"]),
+            &options(),
+        );
+        let entries: HashSet<&Path> = plan
+            .files
+            .iter()
+            .filter(|f| f.path.extension().is_some_and(|e| e == "desktop"))
+            .filter(|f| f.root == Root::Data)
+            .map(|f| f.path.as_path())
+            .collect();
+        assert_eq!(entries.len(), 2);
+    }
+
+    #[test]
+    fn slugs_are_safe() {
+        assert_eq!(slug("../../etc/passwd"), "etc-passwd");
+        assert_eq!(slug("Ünïcode ☃"), "n-code");
+        assert_eq!(slug("$()"), "x");
+        assert!(slug(&"a".repeat(500)).len() <= 40);
+    }
+
+    #[test]
+    fn plans_are_deterministic() {
+        let a = plan(&catalog(&["h/p/r:1", "h/p/r:2"]), &options());
+        let b = plan(&catalog(&["h/p/r:2", "h/p/r:1"]), &options());
+        assert_eq!(a.files, b.files);
+    }
+}

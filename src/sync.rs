@@ -1,0 +1,272 @@
+//! One menu sync: fetch the catalog from the configured source, keep it as the last good
+//! catalog, and install the menu it describes.
+//!
+//! Invariant: the installed menu changes only after a complete, non-empty catalog was fetched
+//! (or read from the cache with `--offline`); any failure before that leaves every file as it was.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::catalog::{self, Catalog, Provenance};
+use crate::config::{Settings, SkahaAuth, Source};
+use crate::harbor::{self, Harbor, Progress};
+use crate::menu::{self, install};
+use crate::{http, skaha};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Harbor(#[from] harbor::Error),
+    #[error(transparent)]
+    Skaha(#[from] skaha::Error),
+    #[error(transparent)]
+    Http(#[from] http::Error),
+    #[error(transparent)]
+    Catalog(#[from] catalog::Error),
+    #[error(transparent)]
+    Install(#[from] install::Error),
+    #[error("{url} did not finish listing images within {seconds} s")]
+    Deadline { url: String, seconds: u64 },
+    #[error(
+        "{url} lists no images labelled {label:?}; keeping the last good menu \
+         (pass --allow-empty to empty it)"
+    )]
+    Empty { url: String, label: String },
+    #[error(
+        "no saved catalog at {path} yet: run `arcade menu sync` once while the registry is reachable"
+    )]
+    NoCache { path: PathBuf },
+    #[error("failed to find the arcade binary for menu entries: {0}")]
+    Launcher(std::io::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How to run a sync.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mode {
+    /// Build from the last good catalog instead of the source.
+    pub offline: bool,
+    /// Decide everything, write nothing.
+    pub dry_run: bool,
+}
+
+/// What a sync did, for the CLI summary, `--json` and the daemon's `Refresh()`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub source: String,
+    pub url: String,
+    pub offline: bool,
+    pub images: usize,
+    pub entries: usize,
+    pub projects: usize,
+    pub written: usize,
+    pub unchanged: usize,
+    pub removed: usize,
+    /// Entries that were not in the previous menu, and entries no longer in it.
+    pub added_entries: usize,
+    pub removed_entries: usize,
+    pub skipped: Vec<String>,
+    pub missing_shortcuts: Vec<String>,
+    pub kept_modified: Vec<PathBuf>,
+    pub skipped_foreign: Vec<PathBuf>,
+    pub warnings: Vec<String>,
+    pub dry_run: bool,
+    pub seconds: f64,
+    /// Seconds since the Unix epoch when the catalog was fetched.
+    pub fetched_at: u64,
+}
+
+/// Builds the HTTP client the settings ask for (timeouts, CA bundle, client certificate).
+pub fn http_client(settings: &Settings) -> Result<http::Client> {
+    Ok(http::Client::new(&http::ClientConfig {
+        timeout: settings.timeout,
+        ca_file: settings.ca_file.clone(),
+        identity_file: match &settings.skaha.auth {
+            SkahaAuth::Certificate(path) if settings.source == Source::Skaha => Some(path.clone()),
+            _ => None,
+        },
+        backoff: None,
+    })?)
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// Fetches the catalog from the configured source, within the settings' deadline.
+pub async fn fetch(
+    settings: &Settings,
+    progress: Arc<dyn Progress>,
+) -> Result<(Catalog, Provenance)> {
+    let provenance = Provenance {
+        source: settings.source.to_string(),
+        url: match settings.source {
+            Source::File => settings
+                .catalog
+                .as_ref()
+                .map(|path| path.display().to_string())
+                .unwrap_or_default(),
+            _ => settings.url.clone(),
+        },
+        label: settings.label.clone(),
+        fetched_at: now(),
+    };
+    let work = async {
+        match settings.source {
+            Source::Harbor => {
+                let harbor = Arc::new(Harbor::new(
+                    http_client(settings)?,
+                    &settings.url,
+                    settings.harbor_auth.clone(),
+                    settings.concurrency,
+                )?);
+                Ok::<_, Error>(harbor.fetch(&settings.label, progress).await?)
+            }
+            Source::Skaha => {
+                let skaha = skaha::Skaha::new(
+                    http_client(settings)?,
+                    &settings.url,
+                    &settings.skaha.api_version,
+                    settings.skaha.auth.clone(),
+                );
+                Ok(skaha.images(&settings.label).await?)
+            }
+            Source::File => {
+                // `resolve` guarantees a catalog path for the file source.
+                let path = settings
+                    .catalog
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(""));
+                Ok(catalog::read_file(path, Some(&settings.label))?.0)
+            }
+        }
+    };
+    let catalog = tokio::time::timeout(settings.deadline, work)
+        .await
+        .map_err(|_| Error::Deadline {
+            url: provenance.url.clone(),
+            seconds: settings.deadline.as_secs(),
+        })??;
+    if catalog.images.is_empty() && !settings.allow_empty {
+        return Err(Error::Empty {
+            url: provenance.url,
+            label: settings.label.clone(),
+        });
+    }
+    Ok((catalog, provenance))
+}
+
+/// Reads the last good catalog.
+pub fn read_cache(settings: &Settings) -> Result<(Catalog, Provenance)> {
+    let path = settings.dirs.cached_catalog();
+    if !path.exists() {
+        return Err(Error::NoCache { path });
+    }
+    let (catalog, provenance) = catalog::read_file(&path, None)?;
+    let provenance = provenance.unwrap_or(Provenance {
+        source: "cache".to_owned(),
+        url: path.display().to_string(),
+        label: settings.label.clone(),
+        fetched_at: 0,
+    });
+    Ok((catalog, provenance))
+}
+
+fn write_cache(settings: &Settings, catalog: &Catalog, provenance: &Provenance) -> Result<()> {
+    let path = settings.dirs.cached_catalog();
+    let text = catalog::to_file_text(catalog, provenance);
+    install::write_atomic(&path, text.as_bytes(), 0o644, true)?;
+    Ok(())
+}
+
+/// The menu options from the settings, with entries running this very binary.
+pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
+    let launcher = std::env::current_exe().map_err(Error::Launcher)?;
+    Ok(menu::Options {
+        launcher,
+        submenu_threshold: settings.menu.submenu_threshold,
+        shortcuts: settings.menu.shortcuts.clone(),
+        wm_classes: settings.menu.wm_classes.clone(),
+    })
+}
+
+/// Where the settings install the menu.
+pub fn target(settings: &Settings) -> install::Target {
+    install::Target {
+        data: settings.dirs.data_home.clone(),
+        config: settings.dirs.config_home.clone(),
+        desktop: settings.menu.desktop_dir.clone(),
+        state: settings.dirs.data_home.join("arcade"),
+    }
+}
+
+/// Runs a whole sync: fetch (or read the cache), save the catalog, install the menu.
+pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -> Result<Outcome> {
+    let started = std::time::Instant::now();
+    let (catalog, provenance) = if mode.offline {
+        read_cache(settings)?
+    } else {
+        let fetched = fetch(settings, progress).await?;
+        if !mode.dry_run {
+            write_cache(settings, &fetched.0, &fetched.1)?;
+        }
+        fetched
+    };
+    let skipped = catalog.skipped.clone();
+    let n_images = catalog.images.len();
+    let options = menu_options(settings)?;
+    let target = target(settings);
+    // Planning and writing are CPU and file work; keep them off the async workers.
+    let (plan, report, previous) = tokio::task::spawn_blocking(move || {
+        let previous = install::Manifest::load(&target).0.tree;
+        let plan = menu::plan(&catalog, &options);
+        let report = install::apply(&plan, &target, mode.dry_run);
+        (plan, report, previous)
+    })
+    .await
+    .expect("menu install task panicked");
+    let report = report?;
+    let (added_entries, removed_entries) = entry_changes(&previous, &plan.tree);
+    Ok(Outcome {
+        source: provenance.source,
+        url: provenance.url,
+        offline: mode.offline,
+        images: n_images,
+        entries: plan.n_entries(),
+        projects: plan.tree.menus.len(),
+        written: report.written,
+        unchanged: report.unchanged,
+        removed: report.removed,
+        added_entries,
+        removed_entries,
+        skipped,
+        missing_shortcuts: plan.missing_shortcuts.clone(),
+        kept_modified: report.kept_modified,
+        skipped_foreign: report.skipped_foreign,
+        warnings: report.warnings,
+        dry_run: mode.dry_run,
+        seconds: started.elapsed().as_secs_f64(),
+        fetched_at: provenance.fetched_at,
+    })
+}
+
+/// Counts entries (by image reference) added and removed between two trees.
+pub fn entry_changes(before: &menu::Tree, after: &menu::Tree) -> (usize, usize) {
+    fn collect(tree: &menu::Tree, out: &mut std::collections::HashSet<String>) {
+        out.extend(tree.entries.iter().map(|entry| entry.image.clone()));
+        for menu in &tree.menus {
+            collect(menu, out);
+        }
+    }
+    let (mut old, mut new) = (Default::default(), Default::default());
+    collect(before, &mut old);
+    collect(after, &mut new);
+    (new.difference(&old).count(), old.difference(&new).count())
+}

@@ -1,0 +1,6 @@
+//! Integration tests: the `arcade` binary against real tools (desktop-file-validate, python-xdg,
+//! Xvfb, dbus-daemon, podman) and stand-ins only for the HTTP services (Harbor, skaha).
+
+mod support;
+
+mod menu;
