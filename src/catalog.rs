@@ -45,6 +45,11 @@ pub enum ReferenceError {
     TooLong,
     #[error("image reference contains a control character")]
     ControlCharacter,
+    #[error(
+        "image reference contains {0:?}, which no image name holds and a desktop entry cannot \
+         carry unchanged"
+    )]
+    Unrepresentable(char),
     #[error("image reference {0:?} has no tag (expected registry/project/repository:tag)")]
     NoTag(String),
     #[error("image reference {0:?} has no project (expected registry/project/repository:tag)")]
@@ -172,6 +177,13 @@ fn check_text(text: &str) -> Result<(), ReferenceError> {
     }
     if text.chars().any(char::is_control) {
         return Err(ReferenceError::ControlCharacter);
+    }
+    // `Exec` is an ASCII `string` in the Desktop Entry spec, and readers disagree on what `%%`
+    // inside a quoted argument means (GLib reads `%`, others keep `%%`), so neither can reach the
+    // launcher unchanged. Real image names never contain them; leaving such an image out, and
+    // saying so, beats a menu entry that launches something else.
+    if let Some(c) = text.chars().find(|c| !c.is_ascii() || *c == '%') {
+        return Err(ReferenceError::Unrepresentable(c));
     }
     Ok(())
 }
@@ -392,6 +404,18 @@ mod tests {
         assert_eq!(
             Image::parse(&format!("h/p/{}:1", "a".repeat(2000))),
             Err(ReferenceError::TooLong)
+        );
+        assert_eq!(
+            Image::parse("h/p/r:100%"),
+            Err(ReferenceError::Unrepresentable('%'))
+        );
+        assert_eq!(
+            Image::parse("h/ünï/r:1"),
+            Err(ReferenceError::Unrepresentable('ü'))
+        );
+        assert_eq!(
+            Image::from_parts("h", "p", "r", "1%", None),
+            Err(ReferenceError::Unrepresentable('%'))
         );
     }
 

@@ -9,10 +9,10 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, Overrides, Source};
+use crate::config::{self, Backend, Overrides, Source};
 use crate::harbor::Progress;
 use crate::menu::{self, install};
-use crate::sync;
+use crate::{launch, sync};
 
 /// Desktop menus and launchers for container images on the CANFAR Science Platform.
 #[derive(Debug, Parser)]
@@ -40,6 +40,51 @@ pub enum Command {
     },
     /// Build the menu from the bundled sample catalog into a throwaway XDG home and print it.
     Demo,
+    /// Start an app on this display and wait for its first window.
+    Launch(LaunchArgs),
+    /// List the apps you launched.
+    Ps {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop a launched app.
+    Stop {
+        /// The launch id from `arcade ps` (a unique prefix is enough).
+        id: String,
+    },
+    /// Show a launched app's output.
+    Logs {
+        /// The launch id from `arcade ps` (a unique prefix is enough).
+        id: String,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LaunchArgs {
+    /// Where the app runs.
+    #[arg(long, env = "ARCADE_BACKEND", value_enum)]
+    pub backend: Option<Backend>,
+    /// CPU cores for the app.
+    #[arg(long, value_name = "N")]
+    pub cores: Option<u32>,
+    /// Memory for the app, in GB.
+    #[arg(long, value_name = "GB")]
+    pub ram: Option<u32>,
+    /// GPUs for the app.
+    #[arg(long, value_name = "N")]
+    pub gpus: Option<u32>,
+    /// The skaha URL, for the skaha backend.
+    #[arg(long, env = "ARCADE_URL")]
+    pub url: Option<String>,
+    /// Return once the app is started, without waiting for its window.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// An image reference, or an app from the menu: `casa`, `casa:6.5`, `skaha/casa`.
+    #[arg(value_name = "IMAGE|NAME[:TAG]")]
+    pub target: String,
+    /// The command to run instead of xterm (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +178,29 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print_config(&settings, *json)
         }
         Command::Demo => demo().await,
+        Command::Launch(args) => {
+            let mut overrides = cli.overrides(None);
+            overrides.backend = args.backend;
+            overrides.skaha_url = args.url.clone();
+            let settings = config::load(&overrides)?;
+            run_launch(&settings, args).await
+        }
+        Command::Ps { json } => {
+            let settings = config::load(&cli.overrides(None))?;
+            print_ps(&settings, *json).await
+        }
+        Command::Stop { id } => {
+            let settings = config::load(&cli.overrides(None))?;
+            let record = launch::stop(&settings, id).await.map_err(launch_error)?;
+            println!("stopped {} ({})", record.app, record.id);
+            Ok(())
+        }
+        Command::Logs { id } => {
+            let settings = config::load(&cli.overrides(None))?;
+            let (_, text) = launch::logs(&settings, id).map_err(launch_error)?;
+            print!("{text}");
+            Ok(())
+        }
     }
 }
 
@@ -149,6 +217,84 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct NotFound(pub String);
+
+/// Marks "not found" launch errors so they exit with status 1.
+fn launch_error(err: launch::Error) -> anyhow::Error {
+    match err {
+        launch::Error::NotFound(message) => NotFound(message).into(),
+        other => other.into(),
+    }
+}
+
+async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::Result<()> {
+    let request = launch::Request {
+        target: args.target.clone(),
+        cores: args.cores,
+        ram_gb: args.ram,
+        gpus: args.gpus,
+        command: args.command.clone(),
+        no_wait: args.no_wait,
+        // The menu passes its startup-notification ID; the app gets it, not our children.
+        startup_id: std::env::var("DESKTOP_STARTUP_ID")
+            .ok()
+            .filter(|id| !id.is_empty()),
+        backend: args.backend,
+    };
+    let launched = launch::launch(settings, &request, Arc::new(()))
+        .await
+        .map_err(launch_error)?;
+    let record = &launched.record;
+    match launched.window_after {
+        Some(after) => println!(
+            "{} is up: first window after {:.2} s (launch {}, {})",
+            record.app,
+            after.as_secs_f64(),
+            record.id,
+            record.backend
+        ),
+        None => println!(
+            "{} started (launch {}, {})",
+            record.app, record.id, record.backend
+        ),
+    }
+    Ok(())
+}
+
+async fn print_ps(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
+    let rows = launch::list(settings).await;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let now = launch::record::now();
+    println!(
+        "{:<8} {:<32} {:<8} {:<9} SINCE",
+        "ID", "APP", "BACKEND", "STATE"
+    );
+    for row in rows {
+        let record = &row.record;
+        let since = if record.started_at == 0 {
+            "?".to_owned()
+        } else {
+            ago(now.saturating_sub(record.started_at))
+        };
+        println!(
+            "{:<8} {:<32} {:<8} {:<9} {since}",
+            record.id, record.app, record.backend, record.state
+        );
+    }
+    Ok(())
+}
+
+/// "12 s ago", "5 min ago", "3 h ago", "2 d ago".
+fn ago(seconds: u64) -> String {
+    match seconds {
+        0..60 => format!("{seconds} s ago"),
+        60..3600 => format!("{} min ago", seconds / 60),
+        3600..86400 => format!("{} h ago", seconds / 3600),
+        _ => format!("{} d ago", seconds / 86400),
+    }
+}
 
 /// Draws a progress bar on a terminal; draws nothing into logs or pipes.
 struct Bar(indicatif::ProgressBar);
@@ -398,6 +544,32 @@ mod tests {
         assert_eq!(args.source.source, Some(Source::Harbor));
         assert_eq!(args.source.url.as_deref(), Some("https://h"));
         assert!(args.offline && args.dry_run && args.json);
+    }
+
+    #[test]
+    fn parses_launch() {
+        let cli = parse(&[
+            "launch",
+            "--cores",
+            "2",
+            "--ram",
+            "8",
+            "--backend",
+            "docker",
+            "--no-wait",
+            "casa:6.5",
+            "--",
+            "casa",
+            "--nologger",
+        ]);
+        let Command::Launch(args) = cli.command else {
+            panic!("not a launch");
+        };
+        assert_eq!((args.cores, args.ram), (Some(2), Some(8)));
+        assert_eq!(args.backend, Some(Backend::Docker));
+        assert!(args.no_wait);
+        assert_eq!(args.target, "casa:6.5");
+        assert_eq!(args.command, ["casa", "--nologger"]);
     }
 
     #[test]

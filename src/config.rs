@@ -366,6 +366,8 @@ pub struct Overrides {
     pub label: Option<String>,
     pub catalog: Option<PathBuf>,
     pub backend: Option<Backend>,
+    /// The skaha service for launching (`arcade launch --backend skaha --url`).
+    pub skaha_url: Option<String>,
     pub allow_empty: bool,
 }
 
@@ -524,12 +526,16 @@ pub fn resolve(
     } else {
         Source::Harbor
     });
-    let skaha_url = match source {
-        Source::Skaha => overrides.url.clone().or(file.url.clone()),
-        _ => None,
-    }
-    .or_else(platform_skaha_url)
-    .map(|url| skaha_root(&url));
+    let skaha_url = overrides
+        .skaha_url
+        .clone()
+        .or(match source {
+            Source::Skaha => overrides.url.clone().or(file.url.clone()),
+            _ => None,
+        })
+        .or_else(|| env_nonempty("ARCADE_SKAHA_URL"))
+        .or_else(platform_skaha_url)
+        .map(|url| skaha_root(&url));
     let url = match source {
         Source::Harbor => overrides
             .url

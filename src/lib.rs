@@ -7,6 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod harbor;
 pub mod http;
+pub mod launch;
 pub mod menu;
 pub mod skaha;
 pub mod sync;
+pub mod x11;

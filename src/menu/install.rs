@@ -154,19 +154,38 @@ pub struct Lock {
 }
 
 /// Takes the sync lock, waiting for a concurrent sync to finish.
+///
+/// `clean` removes the lock file while holding it, so a lock taken on a file that is no longer at
+/// `path` guards nothing; in that case the file is opened afresh and locked again.
 pub fn lock(target: &Target) -> Result<Lock> {
     let path = target.lock_path();
-    fs::create_dir_all(&target.state).map_err(io_error("create", &target.state))?;
-    let file = fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(io_error("open lock", &path))?;
     let started = Instant::now();
     loop {
+        fs::create_dir_all(&target.state).map_err(io_error("create", &target.state))?;
+        let file = match fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+        {
+            Ok(file) => file,
+            // A clean removed the folder between the two calls; make it again.
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(io_error("open lock", &path)(err)),
+        };
         match file.try_lock() {
-            Ok(()) => return Ok(Lock { _file: file }),
+            Ok(()) => {
+                let locked = file.metadata().map_err(io_error("inspect", &path))?;
+                match fs::metadata(&path) {
+                    Ok(now) if now.dev() == locked.dev() && now.ino() == locked.ino() => {
+                        return Ok(Lock { _file: file });
+                    }
+                    Ok(_) => {}
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(io_error("inspect", &path)(err)),
+                }
+                tracing::debug!(path = %path.display(), "lock file was replaced; locking again");
+            }
             Err(fs::TryLockError::WouldBlock) => {
                 if started.elapsed() >= LOCK_WAIT {
                     return Err(Error::Locked {
@@ -283,7 +302,10 @@ pub fn apply(plan: &Plan, target: &Target, dry_run: bool) -> Result<Report> {
                 // Already exactly what we want (e.g. the manifest was lost): adopt it.
                 false
             }
-            (OnDisk::Other { .. }, Some(_)) => {
+            (OnDisk::Other { .. }, Some(record)) => {
+                // Still recorded, so later syncs and `clean` keep reporting it as the user's
+                // change instead of forgetting it (and then calling it "not ours").
+                owned.insert(path.clone(), record.clone());
                 report.kept_modified.push(path);
                 continue;
             }
@@ -338,7 +360,10 @@ pub fn apply(plan: &Plan, target: &Target, dry_run: bool) -> Result<Report> {
                     remove(path)?;
                 }
             }
-            OnDisk::Other { .. } => report.kept_modified.push(path.clone()),
+            OnDisk::Other { .. } => {
+                owned.insert(path.clone(), record.clone());
+                report.kept_modified.push(path.clone());
+            }
         }
     }
 
@@ -418,6 +443,10 @@ pub fn clean(target: &Target, dry_run: bool) -> Result<Report> {
     if !dry_run {
         remove(&target.manifest_path())?;
         remove_empty_dirs(target);
+        // The lock file is ours too. Removing it while holding the lock is safe because `lock`
+        // checks that the file it locked is still the one at the path.
+        remove(&target.lock_path())?;
+        let _ = fs::remove_dir(&target.state);
     }
     Ok(report)
 }
@@ -502,10 +531,51 @@ mod tests {
             "edited by the user"
         );
 
+        // An edited file stays recorded: the next sync and clean still call it the user's change.
+        let report = apply(&plan_of(&[("a/x", "3")]), &target, false).unwrap();
+        assert_eq!(report.kept_modified, [target.data.join("a/mine")]);
+        assert!(report.skipped_foreign.is_empty());
+
         let report = clean(&target, false).unwrap();
-        assert_eq!(report.removed, 0);
+        assert_eq!(report.removed, 1);
+        assert_eq!(report.kept_modified, [target.data.join("a/mine")]);
         assert!(target.data.join("a/foreign").exists());
         assert!(target.data.join("a/mine").exists());
+    }
+
+    #[test]
+    fn clean_removes_the_lock_and_a_later_sync_locks_afresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        assert!(target.lock_path().exists());
+        clean(&target, false).unwrap();
+        assert!(!target.lock_path().exists());
+        assert!(!target.state.exists());
+        apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        assert!(target.lock_path().exists());
+    }
+
+    #[test]
+    fn a_lock_on_a_removed_file_is_taken_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        let first = lock(&target).unwrap();
+        // Kept open so the removed file's inode number cannot be reused by the new file.
+        let old_file = fs::File::open(target.lock_path()).unwrap();
+        let old = old_file.metadata().unwrap().ino();
+        let waiter = {
+            let target = target.clone();
+            std::thread::spawn(move || lock(&target).unwrap())
+        };
+        // Let the waiter open the old file and block on it, then do what `clean` does.
+        std::thread::sleep(Duration::from_millis(200));
+        fs::remove_file(target.lock_path()).unwrap();
+        drop(first);
+        let second = waiter.join().unwrap();
+        let locked = second._file.metadata().unwrap().ino();
+        assert_eq!(locked, fs::metadata(target.lock_path()).unwrap().ino());
+        assert_ne!(locked, old);
     }
 
     #[test]

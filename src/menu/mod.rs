@@ -363,7 +363,7 @@ fn application_entry(
         .exec(launcher, ["launch", reference.as_str()])
         .boolean("Terminal", false)
         .list("Categories", &[CATEGORY, project_category])
-        .list("Keywords", &[app, &image.project, "astronomy"])
+        .list("Keywords", &keywords(&[app, &image.project, "astronomy"]))
         .boolean("StartupNotify", true)
         .string("StartupWMClass", wm_class)
         .string("X-Arcade-Image", &reference)
@@ -372,6 +372,19 @@ fn application_entry(
         entry.string("X-Arcade-Digest", digest);
     }
     entry.render()
+}
+
+/// Search words for `Keywords`: a `;` inside a name splits it into two words instead of being
+/// written as the spec's `\;` list escape, which some readers (the `freedesktop-desktop-entry`
+/// crate) refuse, failing the whole file; for searching, the split words serve as well.
+fn keywords<'a>(names: &[&'a str]) -> Vec<&'a str> {
+    let mut words: Vec<&str> = Vec::new();
+    for word in names.iter().flat_map(|name| name.split(';')) {
+        if !word.trim().is_empty() && !words.contains(&word) {
+            words.push(word);
+        }
+    }
+    words
 }
 
 fn directory_file(file_name: &str, name: &str, icon: &str) -> File {
@@ -589,6 +602,15 @@ mod tests {
         assert_eq!(slug("Ünïcode ☃"), "n-code");
         assert_eq!(slug("$()"), "x");
         assert!(slug(&"a".repeat(500)).len() <= 40);
+    }
+
+    #[test]
+    fn keywords_need_no_list_escape() {
+        assert_eq!(
+            keywords(&["a;b", "p", "astronomy", "a"]),
+            ["a", "b", "p", "astronomy"]
+        );
+        assert_eq!(keywords(&[";", "x"]), ["x"]);
     }
 
     #[test]

@@ -1,0 +1,340 @@
+//! The local engines, podman and docker: the hardened `run` command line, and the `ps`, `stop`
+//! and `image` queries that find arcade's containers again by their labels.
+//!
+//! Apps get only the display's socket (read-only), a per-launch wildcard cookie, no network, the
+//! host user's uid (never root), no capabilities, no new privileges, an init as PID 1, and `--rm`.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::config::Backend;
+use crate::x11::Display;
+
+use super::contract;
+
+/// The label every arcade container carries.
+pub const LABEL: &str = "net.canfar.arcade";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Engine {
+    pub kind: Backend,
+    pub program: PathBuf,
+}
+
+/// Everything a `run` needs.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub id: String,
+    pub name: String,
+    pub hostname: String,
+    pub image: String,
+    pub app: String,
+    pub uid: u32,
+    pub gid: u32,
+    pub host_uid: u32,
+    /// The per-launch folder mounted at [`contract::MOUNT`].
+    pub launch_dir: PathBuf,
+    pub display: Display,
+    pub env: Vec<(String, String)>,
+    pub cores: Option<u32>,
+    pub ram_gb: Option<u32>,
+    pub gpus: Option<u32>,
+    pub network: String,
+    pub volumes: Vec<String>,
+    pub pull: String,
+}
+
+impl Engine {
+    /// Finds the engine's program on `$PATH`.
+    pub fn find(kind: Backend) -> Result<Engine, String> {
+        let name = kind.to_string();
+        match crate::config::which(&name) {
+            Some(program) => Ok(Engine { kind, program }),
+            None => Err(format!(
+                "{name} is not installed or not on PATH (install it, e.g. apt-get install {}, or \
+                 choose another backend with --backend)",
+                if kind == Backend::Docker {
+                    "docker.io"
+                } else {
+                    "podman"
+                }
+            )),
+        }
+    }
+
+    pub fn name(&self) -> String {
+        self.kind.to_string()
+    }
+
+    /// The arguments of `run` for a launch: runs in the foreground, so the engine's client lives
+    /// as long as the app, carries its output into our log, and exits with its exit code.
+    pub fn run_args(&self, spec: &RunSpec) -> Vec<OsString> {
+        let mut args: Vec<OsString> = Vec::new();
+        let mut push = |arg: String| args.push(arg.into());
+        push("run".into());
+        push("--rm".into());
+        push(format!("--name={}", spec.name));
+        push(format!("--hostname={}", spec.hostname));
+        for (key, value) in [
+            (LABEL.to_owned(), "1".to_owned()),
+            (format!("{LABEL}.id"), spec.id.clone()),
+            (format!("{LABEL}.user"), spec.host_uid.to_string()),
+            (format!("{LABEL}.app"), spec.app.clone()),
+            (format!("{LABEL}.image"), spec.image.clone()),
+            (format!("{LABEL}.display"), spec.display.name.clone()),
+        ] {
+            push(format!("--label={key}={value}"));
+        }
+        push(format!("--pull={}", spec.pull));
+        push(format!("--network={}", spec.network));
+        push(format!("--user={}:{}", spec.uid, spec.gid));
+        if self.kind == Backend::Podman && spec.host_uid != 0 {
+            // Rootless podman maps the host user to root unless told to keep its id.
+            push("--userns=keep-id".into());
+        }
+        push("--cap-drop=ALL".into());
+        push("--security-opt=no-new-privileges".into());
+        push("--init".into());
+        push(format!("--tmpfs={}:rw,mode=1777", contract::HOME));
+        push(format!("--workdir={}", contract::HOME));
+        push(format!(
+            "--volume={}:{}:ro",
+            spec.launch_dir.display(),
+            contract::MOUNT
+        ));
+        if let Some(socket) = spec.display.socket() {
+            push(format!(
+                "--volume={}:{}:ro",
+                socket.display(),
+                socket.display()
+            ));
+        }
+        for volume in &spec.volumes {
+            push(format!("--volume={volume}"));
+        }
+        if let Some(cores) = spec.cores {
+            push(format!("--cpus={cores}"));
+        }
+        if let Some(ram) = spec.ram_gb {
+            push(format!("--memory={ram}g"));
+        }
+        match (self.kind, spec.gpus) {
+            (_, None | Some(0)) => {}
+            (Backend::Docker, Some(n)) => push(format!("--gpus={n}")),
+            // podman reaches GPUs through CDI device names.
+            (_, Some(_)) => push("--device=nvidia.com/gpu=all".into()),
+        }
+        for (key, value) in &spec.env {
+            push("--env".into());
+            push(format!("{key}={value}"));
+        }
+        push("--entrypoint=/bin/sh".into());
+        push(spec.image.clone());
+        push(contract::ENTRY.into());
+        args
+    }
+
+    /// A `tokio` command for this engine with `args`.
+    pub fn command<I, S>(&self, args: I) -> tokio::process::Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let mut command = tokio::process::Command::new(&self.program);
+        command.args(args);
+        command.stdin(std::process::Stdio::null());
+        command
+    }
+
+    /// Runs a short engine command and returns its stdout, or its stderr as the error.
+    pub async fn output<I, S>(&self, args: I) -> Result<String, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let output = self
+            .command(args)
+            .output()
+            .await
+            .map_err(|err| format!("failed to run {}: {err}", self.program.display()))?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+        } else {
+            Err(last_line(&String::from_utf8_lossy(&output.stderr))
+                .unwrap_or_else(|| format!("{} exited with {}", self.name(), output.status)))
+        }
+    }
+
+    /// arcade's containers of this host user: (launch id, state such as `running`).
+    pub async fn list(&self, host_uid: u32) -> Result<Vec<(String, String)>, String> {
+        let text = self
+            .output([
+                "ps",
+                "--all",
+                "--filter",
+                &format!("label={LABEL}.user={host_uid}"),
+                "--format",
+                "{{.Names}}\t{{.State}}",
+            ])
+            .await?;
+        Ok(text
+            .lines()
+            .filter_map(|line| {
+                let (name, state) = line.split_once('\t')?;
+                let id = name.trim().strip_prefix("arcade-")?;
+                // podman 4 prints "Up 3 seconds ago" where docker prints "running".
+                let state = state.trim().to_lowercase();
+                let state = if state == "running" || state.starts_with("up") {
+                    "running".to_owned()
+                } else {
+                    state
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or_default()
+                        .to_owned()
+                };
+                Some((id.to_owned(), state))
+            })
+            .collect())
+    }
+
+    /// Stops a container, giving the app a few seconds to exit cleanly.
+    pub async fn stop(&self, name: &str) -> Result<(), String> {
+        self.output(["stop", "--time", "5", name]).await.map(|_| ())
+    }
+
+    /// Whether an image is present locally.
+    pub async fn image_exists(&self, image: &str) -> bool {
+        match self.kind {
+            Backend::Docker => self.output(["image", "inspect", image]).await.is_ok(),
+            _ => self.output(["image", "exists", image]).await.is_ok(),
+        }
+    }
+}
+
+/// The last non-empty line of some output.
+pub fn last_line(text: &str) -> Option<String> {
+    text.lines()
+        .map(str::trim)
+        .rfind(|line| !line.is_empty())
+        .map(str::to_owned)
+}
+
+/// Whether an engine's error text says the image does not exist.
+pub fn is_missing_image(text: &str) -> bool {
+    let text = text.to_lowercase();
+    [
+        "image not known",
+        "manifest unknown",
+        "no such image",
+        "pull access denied",
+        "repository does not exist",
+        "not found: manifest",
+        "unable to find image",
+        "name unknown",
+        "initializing source",
+    ]
+    .iter()
+    .any(|needle| text.contains(needle))
+}
+
+/// The uid and gid apps run as: the host user's, or 1000:1000 when the host user is root (the
+/// platform never runs an app as root, and xterm as root without capabilities cannot start).
+pub fn app_user(setting: &str) -> Result<(u32, u32), String> {
+    if setting == "auto" {
+        // SAFETY: these calls only read the process's credentials.
+        let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };
+        return Ok(if uid == 0 { (1000, 1000) } else { (uid, gid) });
+    }
+    let (uid, gid) = setting.split_once(':').unwrap_or((setting, setting));
+    match (uid.parse::<u32>(), gid.parse::<u32>()) {
+        (Ok(0), _) => {
+            Err("launch.user must not be root (0): the platform never runs apps as root".to_owned())
+        }
+        (Ok(uid), Ok(gid)) => Ok((uid, gid)),
+        _ => Err(format!(
+            "launch.user {setting:?} must be `auto` or `uid:gid`"
+        )),
+    }
+}
+
+/// Makes a path owned by the app's user, so a 0600 cookie is readable inside the container.
+pub fn give_to(path: &Path, uid: u32, gid: u32) -> std::io::Result<()> {
+    std::os::unix::fs::chown(path, Some(uid), Some(gid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> RunSpec {
+        RunSpec {
+            id: "abc123".into(),
+            name: "arcade-abc123".into(),
+            hostname: "terminal-abc123".into(),
+            image: "images.canfar.net/skaha/terminal:1.0".into(),
+            app: "terminal:1.0".into(),
+            uid: 1000,
+            gid: 1000,
+            host_uid: 0,
+            launch_dir: "/run/user/0/arcade/abc123".into(),
+            display: Display::parse(":5").unwrap(),
+            env: vec![("DISPLAY".into(), ":5".into())],
+            cores: Some(2),
+            ram_gb: Some(4),
+            gpus: None,
+            network: "none".into(),
+            volumes: vec![],
+            pull: "missing".into(),
+        }
+    }
+
+    #[test]
+    fn run_is_hardened() {
+        let engine = Engine {
+            kind: Backend::Podman,
+            program: "podman".into(),
+        };
+        let args: Vec<String> = engine
+            .run_args(&spec())
+            .into_iter()
+            .map(|arg| arg.into_string().unwrap())
+            .collect();
+        for expected in [
+            "--rm",
+            "--network=none",
+            "--user=1000:1000",
+            "--cap-drop=ALL",
+            "--security-opt=no-new-privileges",
+            "--init",
+            "--volume=/tmp/.X11-unix/X5:/tmp/.X11-unix/X5:ro",
+            "--volume=/run/user/0/arcade/abc123:/run/arcade:ro",
+            "--label=net.canfar.arcade.id=abc123",
+            "--cpus=2",
+            "--memory=4g",
+            "--entrypoint=/bin/sh",
+        ] {
+            assert!(
+                args.iter().any(|arg| arg == expected),
+                "{expected} missing: {args:?}"
+            );
+        }
+        assert_eq!(args[args.len() - 2], "images.canfar.net/skaha/terminal:1.0");
+        assert_eq!(args[args.len() - 1], "/run/arcade/entry.sh");
+        assert!(!args.iter().any(|arg| arg.contains("/tmp/.X11-unix:")));
+    }
+
+    #[test]
+    fn never_root() {
+        assert!(app_user("0:0").is_err());
+        assert_eq!(app_user("1234:99").unwrap(), (1234, 99));
+        assert!(app_user("bob").is_err());
+        assert_ne!(app_user("auto").unwrap().0, 0);
+    }
+
+    #[test]
+    fn recognises_missing_images() {
+        assert!(is_missing_image("Error: localhost/nope:1: image not known"));
+        assert!(!is_missing_image("Error: OCI runtime error"));
+    }
+}

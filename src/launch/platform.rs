@@ -1,0 +1,330 @@
+//! The skaha backend: the platform runs the app as a Kubernetes Job beside the desktop session and
+//! points it at the desktop's X display; we ask for it, poll it until Running, Failed or a
+//! deadline (never forever), and wait for its window like any other launch.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::record::{self, Record, State, Store};
+use super::{Error, Event, Launched, Observer, Request, Result, Startup, Target};
+use crate::config::{Settings, SkahaAuth};
+use crate::skaha::{self, Skaha};
+use crate::x11::{self, Display, Watcher};
+
+/// How often the app's status is asked for.
+const POLL_EVERY: Duration = Duration::from_millis(500);
+
+/// The skaha client for launching, from the settings.
+pub fn client(settings: &Settings) -> Result<Skaha> {
+    let url = settings.skaha.url.clone().ok_or_else(|| {
+        Error::Platform(
+            "the skaha backend needs the skaha URL: set --url or ARCADE_URL (inside a platform \
+             desktop $skaha_hostname provides it)"
+                .to_owned(),
+        )
+    })?;
+    let http = crate::http::Client::new(&crate::http::ClientConfig {
+        timeout: settings.timeout,
+        ca_file: settings.ca_file.clone(),
+        identity_file: match &settings.skaha.auth {
+            SkahaAuth::Certificate(path) => Some(path.clone()),
+            _ => None,
+        },
+        backoff: None,
+    })
+    .map_err(|err| Error::Platform(err.to_string()))?;
+    Ok(Skaha::new(
+        http,
+        &url,
+        &settings.skaha.api_version,
+        settings.skaha.auth.clone(),
+    ))
+}
+
+fn session_id(settings: &Settings) -> Result<String> {
+    settings.skaha.session_id.clone().ok_or_else(|| {
+        Error::Platform(
+            "the skaha backend needs the desktop session id: set ARCADE_SESSION_ID (a platform \
+             desktop sets skaha_sessionid)"
+                .to_owned(),
+        )
+    })
+}
+
+/// The host name skaha gives an app's pod, which its windows carry as WM_CLIENT_MACHINE: the
+/// image's last path segment with `:`, `.` and `_` turned into `-`, lowercased.
+pub fn pod_host_name(image: &str) -> String {
+    image
+        .rsplit('/')
+        .next()
+        .unwrap_or(image)
+        .replace([':', '.', '_'], "-")
+        .to_lowercase()
+}
+
+fn is_failed(status: &str) -> bool {
+    matches!(
+        status,
+        "Failed" | "Error" | "Completed" | "Succeeded" | "Terminating"
+    )
+}
+
+pub async fn launch(
+    settings: &Settings,
+    request: &Request,
+    target: &Target,
+    started: Instant,
+    observer: Arc<dyn Observer>,
+) -> Result<Launched> {
+    let skaha = client(settings)?;
+    let session = session_id(settings)?;
+    let cores = request.cores.or(settings.launch.cores);
+    let ram = request.ram_gb.or(settings.launch.ram_gb);
+    if request.gpus.is_some_and(|gpus| gpus > 0) {
+        return Err(Error::Platform(
+            "skaha does not take a GPU count for desktop-apps; leave out --gpus".to_owned(),
+        ));
+    }
+    if cores.is_some() || ram.is_some() {
+        let context = skaha.context().await?;
+        context
+            .check("cores", cores.map(f64::from))
+            .and_then(|()| context.check("ram", ram.map(f64::from)))
+            .map_err(Error::Invalid)?;
+    }
+
+    // The app's windows arrive on this desktop's display; watch it when there is one.
+    let watcher = match Display::from_env() {
+        Ok(display) => {
+            let connected = tokio::task::spawn_blocking(move || Watcher::connect(&display))
+                .await
+                .expect("x11 connect task panicked");
+            Some(connected?.0)
+        }
+        Err(_) => None,
+    };
+    let display_name = std::env::var("DISPLAY").unwrap_or_default();
+
+    let store = Store::new(settings.dirs.launch_state());
+    std::fs::create_dir_all(store.dir()).map_err(|source| Error::Io {
+        action: "create",
+        path: store.dir().to_owned(),
+        source,
+    })?;
+    let id = store.new_id();
+    let mut watcher = watcher;
+    let startup = watcher
+        .as_mut()
+        .map(|watcher| Startup::begin(watcher, request.startup_id.as_deref(), &id, target));
+
+    let app_id = skaha
+        .launch_app(&session, &target.image, cores, ram)
+        .await?;
+    let mut record = Record {
+        id: id.clone(),
+        app: target.label.clone(),
+        image: target.image.clone(),
+        backend: "skaha".to_owned(),
+        container: None,
+        session_id: Some(session.clone()),
+        app_id: Some(app_id.clone()),
+        display: display_name,
+        started_at: record::now(),
+        state: State::Starting,
+        exit_code: None,
+        window_ms: None,
+        message: None,
+    };
+    let _ = store.save(&record);
+    observer.event(Event::Starting {
+        id: id.clone(),
+        app: target.label.clone(),
+    });
+    if request.no_wait {
+        if let (Some(watcher), Some(startup)) = (&watcher, &startup) {
+            startup.end(watcher);
+        }
+        return Ok(Launched {
+            record,
+            window_after: None,
+            child: None,
+        });
+    }
+
+    // Watch for the window from now, while polling skaha for the status.
+    let cancel = Arc::new(AtomicBool::new(false));
+    let poll_deadline = Instant::now() + settings.skaha.poll_timeout;
+    let host = pod_host_name(&target.image);
+    let window_task = watcher.map(|mut watcher| {
+        let cancel = Arc::clone(&cancel);
+        let host = host.clone();
+        let deadline = poll_deadline + settings.launch.wait;
+        tokio::task::spawn_blocking(move || {
+            let matches =
+                |info: &x11::WindowInfo| info.client_machine.as_deref() == Some(host.as_str());
+            let found = watcher.wait_for_window(&matches, deadline, &cancel);
+            (watcher, found)
+        })
+    });
+
+    let result = follow(&skaha, &session, &app_id, target, poll_deadline, settings).await;
+    let fail = |record: &mut Record, error: Error| -> Error {
+        record.state = State::Failed;
+        record.message = Some(error.to_string());
+        let _ = store.save(record);
+        observer.event(Event::Failed {
+            id: record.id.clone(),
+            reason: error.to_string(),
+        });
+        error
+    };
+    if let Err(error) = result {
+        cancel.store(true, Ordering::Relaxed);
+        if let Some(task) = window_task
+            && let Ok((watcher, _)) = task.await
+            && let Some(startup) = &startup
+        {
+            startup.end(&watcher);
+        }
+        return Err(fail(&mut record, error));
+    }
+    record.state = State::Running;
+    let _ = store.save(&record);
+
+    let Some(mut task) = window_task else {
+        // No display to watch: Running is all we can know.
+        return Ok(Launched {
+            record,
+            window_after: None,
+            child: None,
+        });
+    };
+    let window_deadline = tokio::time::sleep(settings.launch.wait);
+    tokio::pin!(window_deadline);
+    let found = tokio::select! {
+        joined = &mut task => Some(joined.expect("window watcher panicked")),
+        _ = &mut window_deadline => None,
+    };
+    let (watcher, found) = match found {
+        Some(done) => done,
+        None => {
+            cancel.store(true, Ordering::Relaxed);
+            task.await.expect("window watcher panicked")
+        }
+    };
+    if let Some(startup) = &startup {
+        startup.end(&watcher);
+    }
+    match found {
+        Ok(Some((_, at))) => {
+            let after = at.duration_since(started);
+            record.window_ms = Some(after.as_millis() as u64);
+            let _ = store.save(&record);
+            observer.event(Event::WindowMapped { id, after });
+            Ok(Launched {
+                record,
+                window_after: Some(after),
+                child: None,
+            })
+        }
+        Ok(None) => {
+            let error = Error::Platform(format!(
+                "skaha runs {} (app {app_id}) but no window from {host} reached {} within {} s \
+                 (arcade stop {id} removes it)",
+                target.label,
+                record.display,
+                settings.launch.wait.as_secs()
+            ));
+            record.message = Some(error.to_string());
+            let _ = store.save(&record);
+            observer.event(Event::Failed {
+                id,
+                reason: error.to_string(),
+            });
+            Err(error)
+        }
+        Err(err) => Err(fail(&mut record, err.into())),
+    }
+}
+
+/// Polls the app until skaha reports it Running; fails on a final status or at the deadline.
+async fn follow(
+    skaha: &Skaha,
+    session: &str,
+    app_id: &str,
+    target: &Target,
+    deadline: Instant,
+    settings: &Settings,
+) -> Result<()> {
+    loop {
+        let last;
+        match skaha.app(session, app_id).await {
+            Ok(app) => {
+                last = app.status.unwrap_or_else(|| "unknown".to_owned());
+                if last == "Running" {
+                    return Ok(());
+                }
+                if is_failed(&last) {
+                    return Err(Error::Platform(format!(
+                        "skaha reports {} (app {app_id}) {last}",
+                        target.label
+                    )));
+                }
+            }
+            // Right after the POST the Job may not be listed yet; anything else is final.
+            Err(skaha::Error::NoSuchApp { .. }) => last = "not listed yet".to_owned(),
+            Err(err) => return Err(err.into()),
+        }
+        if Instant::now() + POLL_EVERY > deadline {
+            return Err(Error::Platform(format!(
+                "skaha still reports {} (app {app_id}) {last} after {} s; it may still start: \
+                 arcade stop removes it",
+                target.label,
+                settings.skaha.poll_timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Deletes an app from the session.
+pub async fn stop(settings: &Settings, record: &Record) -> Result<()> {
+    let skaha = client(settings)?;
+    let (Some(session), Some(app_id)) = (&record.session_id, &record.app_id) else {
+        return Err(Error::NotFound(format!(
+            "launch {} has no skaha app id",
+            record.id
+        )));
+    };
+    match skaha.delete_app(session, app_id).await {
+        Ok(()) | Err(skaha::Error::NoSuchApp { .. }) => Ok(()),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Live states of the session's apps, by skaha app id.
+pub async fn live_states(settings: &Settings) -> Option<Vec<(String, String)>> {
+    let skaha = client(settings).ok()?;
+    let session = session_id(settings).ok()?;
+    let apps = skaha.apps(&session).await.ok()?;
+    Some(
+        apps.into_iter()
+            .filter_map(|app| Some((app.appid?, app.status.unwrap_or_default())))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pod_host_names_follow_skaha() {
+        assert_eq!(
+            pod_host_name("images.canfar.net/skaha/terminal:1.0"),
+            "terminal-1-0"
+        );
+        assert_eq!(pod_host_name("h/p/CASA_6.5:6.5.6"), "casa-6-5-6-5-6");
+    }
+}

@@ -1,0 +1,527 @@
+//! The X11 side of a launch: opening the session's display with its authority, the per-launch
+//! wildcard cookie, startup notification, and finding the launched app's first window.
+//!
+//! x11rb is blocking; callers run [`Watcher`] on a thread of its own. Windows are matched to a
+//! launch by evidence, not by timing: the host PID of the window's client (from the X-Resource
+//! extension), the client machine name (the container's unique hostname) or the startup ID.
+//! See: `shared/reference/launchers-and-xdg.md` B4 (startup notification) and
+//! `shared/reference/crates-and-runtime.md` §2.4.
+
+use std::collections::HashSet;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use x11rb::connection::{Connection as _, RequestConnection as _};
+use x11rb::errors::ConnectError;
+use x11rb::protocol::Event;
+use x11rb::protocol::res::{self, ClientIdMask, ClientIdSpec, ConnectionExt as _};
+use x11rb::protocol::xproto::{
+    AtomEnum, ChangeWindowAttributesAux, ClientMessageEvent, ConnectionExt as _, CreateWindowAux,
+    EventMask, MapState, PropMode, Window, WindowClass,
+};
+use x11rb::reexports::x11rb_protocol::parse_display::{self, ParsedDisplay};
+use x11rb::reexports::x11rb_protocol::xauth;
+use x11rb::rust_connection::{DefaultStream, RustConnection};
+use x11rb::wrapper::ConnectionExt as _;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("DISPLAY is not set: arcade shows apps on an X display and needs to know which")]
+    NoDisplay,
+    #[error("DISPLAY={0:?} is not a valid X display name")]
+    BadDisplay(String),
+    #[error("cannot open display {display}: {message}")]
+    Connect { display: String, message: String },
+    #[error(
+        "display {display} refused the connection: {reason} (check that XAUTHORITY points at \
+         this display's cookie)"
+    )]
+    Refused { display: String, reason: String },
+    #[error("the connection to display {display} failed: {message}")]
+    Protocol { display: String, message: String },
+    #[error("failed to write the X cookie {path}: {source}")]
+    Cookie {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A parsed `DISPLAY` value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Display {
+    pub name: String,
+    pub number: u16,
+    pub screen: u16,
+    /// The host of a TCP display; `None` for a local one.
+    pub host: Option<String>,
+}
+
+impl Display {
+    pub fn parse(name: &str) -> Result<Display> {
+        let parsed: ParsedDisplay = parse_display::parse_display(Some(name))
+            .map_err(|_| Error::BadDisplay(name.to_owned()))?;
+        let host = match parsed.host.as_str() {
+            "" | "unix" => None,
+            host => Some(host.to_owned()),
+        };
+        Ok(Display {
+            name: name.to_owned(),
+            number: parsed.display,
+            screen: parsed.screen,
+            host: host.filter(|_| parsed.protocol.as_deref() != Some("unix")),
+        })
+    }
+
+    /// The display from `$DISPLAY`.
+    pub fn from_env() -> Result<Display> {
+        let name = std::env::var("DISPLAY")
+            .ok()
+            .filter(|name| !name.is_empty())
+            .ok_or(Error::NoDisplay)?;
+        Display::parse(&name)
+    }
+
+    /// The server's Unix socket, for local displays.
+    pub fn socket(&self) -> Option<PathBuf> {
+        self.host
+            .is_none()
+            .then(|| PathBuf::from(format!("/tmp/.X11-unix/X{}", self.number)))
+    }
+}
+
+/// The cookie used to connect, as found in `$XAUTHORITY` (empty when the server needs none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cookie {
+    pub name: Vec<u8>,
+    pub data: Vec<u8>,
+}
+
+impl Cookie {
+    /// An `.Xauthority` file with this cookie for any host (FamilyWild), so it matches inside a
+    /// container whose hostname differs from ours.
+    pub fn wildcard_file(&self, display: u16) -> Vec<u8> {
+        fn field(out: &mut Vec<u8>, bytes: &[u8]) {
+            // Xauthority fields are at most 65535 bytes; cookies and names are far shorter.
+            out.extend_from_slice(&(bytes.len() as u16).to_be_bytes());
+            out.extend_from_slice(bytes);
+        }
+        let mut out = Vec::new();
+        out.extend_from_slice(&0xffff_u16.to_be_bytes());
+        field(&mut out, b"");
+        field(&mut out, display.to_string().as_bytes());
+        field(&mut out, &self.name);
+        field(&mut out, &self.data);
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.name.is_empty()
+    }
+}
+
+/// Opens the display the way Xlib would (same addresses, same cookie lookup), and returns the
+/// connection, its screen and the cookie that worked.
+pub fn connect(display: &Display) -> Result<(RustConnection, usize, Cookie)> {
+    let parsed = parse_display::parse_display(Some(&display.name))
+        .map_err(|_| Error::BadDisplay(display.name.clone()))?;
+    let mut last_error = None;
+    for address in parsed.connect_instruction() {
+        let (stream, (family, peer)) = match DefaultStream::connect(&address) {
+            Ok(found) => found,
+            Err(err) => {
+                last_error = Some(err.to_string());
+                continue;
+            }
+        };
+        let (name, data) = xauth::get_auth(family, &peer, parsed.display)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let cookie = Cookie {
+            name: name.clone(),
+            data: data.clone(),
+        };
+        let screen = usize::from(parsed.screen);
+        return match RustConnection::connect_to_stream_with_auth_info(stream, screen, name, data) {
+            Ok(conn) => Ok((conn, screen, cookie)),
+            Err(ConnectError::SetupFailed(failed)) => Err(Error::Refused {
+                display: display.name.clone(),
+                reason: String::from_utf8_lossy(&failed.reason).trim().to_owned(),
+            }),
+            Err(ConnectError::SetupAuthenticate(failed)) => Err(Error::Refused {
+                display: display.name.clone(),
+                reason: String::from_utf8_lossy(&failed.reason).trim().to_owned(),
+            }),
+            Err(err) => Err(Error::Connect {
+                display: display.name.clone(),
+                message: err.to_string(),
+            }),
+        };
+    }
+    Err(Error::Connect {
+        display: display.name.clone(),
+        message: last_error.unwrap_or_else(|| "no address to connect to".to_owned()),
+    })
+}
+
+/// Writes a wildcard cookie file readable only by its owner.
+pub fn write_cookie(path: &Path, cookie: &Cookie, display: u16) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|source| Error::Cookie {
+            path: path.to_owned(),
+            source,
+        })?;
+    file.write_all(&cookie.wildcard_file(display))
+        .map_err(|source| Error::Cookie {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+x11rb::atom_manager! {
+    Atoms: AtomsCookie {
+        _NET_STARTUP_INFO_BEGIN,
+        _NET_STARTUP_INFO,
+        _NET_STARTUP_ID,
+        UTF8_STRING,
+        _ARCADE_TIME,
+    }
+}
+
+/// What we learn about a mapped top-level window.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WindowInfo {
+    pub window: u32,
+    /// The host PID of the client that created it (X-Resource extension).
+    pub pid: Option<u32>,
+    pub client_machine: Option<String>,
+    pub startup_id: Option<String>,
+    pub class: Option<String>,
+}
+
+/// A connection watching the root window for new top-level windows, which can also send startup
+/// notification messages.
+pub struct Watcher {
+    conn: RustConnection,
+    display: String,
+    root: Window,
+    /// A small unmapped window of ours: the sender of startup messages and a property target for
+    /// reading the server time.
+    own: Window,
+    atoms: Atoms,
+    has_res: bool,
+    screen: usize,
+    tracked: HashSet<Window>,
+}
+
+fn protocol(display: &str) -> impl Fn(x11rb::errors::ReplyOrIdError) -> Error + '_ {
+    move |err| Error::Protocol {
+        display: display.to_owned(),
+        message: err.to_string(),
+    }
+}
+
+impl Watcher {
+    /// Connects and starts watching; windows created from now on are seen.
+    pub fn connect(display: &Display) -> Result<(Watcher, Cookie)> {
+        let (conn, screen, cookie) = connect(display)?;
+        let name = display.name.clone();
+        let root = conn.setup().roots[screen].root;
+        let atoms = Atoms::new(&conn)
+            .map_err(|err| protocol(&name)(err.into()))?
+            .reply()
+            .map_err(|err| protocol(&name)(err.into()))?;
+        let has_res = conn
+            .extension_information(res::X11_EXTENSION_NAME)
+            .ok()
+            .flatten()
+            .is_some();
+        conn.change_window_attributes(
+            root,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::SUBSTRUCTURE_NOTIFY),
+        )
+        .map_err(|err| protocol(&name)(err.into()))?;
+        let own = conn
+            .generate_id()
+            .map_err(|err| protocol(&name)(err.into()))?;
+        conn.create_window(
+            x11rb::COPY_DEPTH_FROM_PARENT,
+            own,
+            root,
+            -100,
+            -100,
+            1,
+            1,
+            0,
+            WindowClass::INPUT_ONLY,
+            x11rb::COPY_FROM_PARENT,
+            &CreateWindowAux::new()
+                .override_redirect(1)
+                .event_mask(EventMask::PROPERTY_CHANGE),
+        )
+        .map_err(|err| protocol(&name)(err.into()))?;
+        conn.flush().map_err(|err| protocol(&name)(err.into()))?;
+        Ok((
+            Watcher {
+                conn,
+                display: name,
+                root,
+                own,
+                atoms,
+                has_res,
+                screen,
+                tracked: HashSet::new(),
+            },
+            cookie,
+        ))
+    }
+
+    pub fn screen(&self) -> usize {
+        self.screen
+    }
+
+    /// Whether the server can tell the PID of a window's client.
+    pub fn has_res(&self) -> bool {
+        self.has_res
+    }
+
+    /// The X server's current time, for startup IDs (`…_TIME<t>`), from a property change on our
+    /// own window.
+    pub fn server_time(&mut self) -> Result<u32> {
+        self.conn
+            .change_property8(
+                PropMode::REPLACE,
+                self.own,
+                self.atoms._ARCADE_TIME,
+                AtomEnum::STRING,
+                b"",
+            )
+            .map_err(|err| protocol(&self.display)(err.into()))?;
+        self.conn
+            .flush()
+            .map_err(|err| protocol(&self.display)(err.into()))?;
+        loop {
+            let event = self
+                .conn
+                .wait_for_event()
+                .map_err(|err| protocol(&self.display)(err.into()))?;
+            match event {
+                Event::PropertyNotify(ev) if ev.window == self.own => return Ok(ev.time),
+                other => self.handle(other),
+            }
+        }
+    }
+
+    /// Broadcasts one startup notification message (`new: …`, `remove: …`) to the root window.
+    pub fn send_startup(&self, message: &str) -> Result<()> {
+        let mut bytes = message.as_bytes().to_vec();
+        bytes.push(0);
+        for (i, chunk) in bytes.chunks(20).enumerate() {
+            let mut data = [0u8; 20];
+            data[..chunk.len()].copy_from_slice(chunk);
+            let kind = if i == 0 {
+                self.atoms._NET_STARTUP_INFO_BEGIN
+            } else {
+                self.atoms._NET_STARTUP_INFO
+            };
+            let event = ClientMessageEvent::new(8, self.own, kind, data);
+            self.conn
+                .send_event(false, self.root, EventMask::PROPERTY_CHANGE, event)
+                .map_err(|err| protocol(&self.display)(err.into()))?;
+        }
+        self.conn
+            .flush()
+            .map_err(|err| protocol(&self.display)(err.into()))?;
+        Ok(())
+    }
+
+    /// Waits for a mapped top-level window that `matches`, until `deadline` or `cancel`.
+    pub fn wait_for_window(
+        &mut self,
+        matches: &dyn Fn(&WindowInfo) -> bool,
+        deadline: Instant,
+        cancel: &AtomicBool,
+    ) -> Result<Option<(WindowInfo, Instant)>> {
+        loop {
+            while let Some(event) = self
+                .conn
+                .poll_for_event()
+                .map_err(|err| protocol(&self.display)(err.into()))?
+            {
+                let at = Instant::now();
+                if let Some(window) = self.mapped_window(&event)
+                    && let Some(info) = self.inspect(window)
+                    && matches(&info)
+                {
+                    return Ok(Some((info, at)));
+                }
+                self.handle(event);
+            }
+            let now = Instant::now();
+            if cancel.load(Ordering::Relaxed) || now >= deadline {
+                return Ok(None);
+            }
+            let wait = (deadline - now).min(Duration::from_millis(50));
+            let mut fds = [libc::pollfd {
+                fd: self.conn.stream().as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            // SAFETY: `fds` is a valid array of one pollfd for the duration of the call.
+            unsafe { libc::poll(fds.as_mut_ptr(), 1, wait.as_millis() as libc::c_int) };
+        }
+    }
+
+    /// Tracks new top-level windows; returns a window that just became mapped.
+    fn mapped_window(&mut self, event: &Event) -> Option<Window> {
+        match event {
+            Event::CreateNotify(ev) if ev.parent == self.root && ev.window != self.own => {
+                // Follow the window itself, so its MapNotify arrives even after a window manager
+                // reparents it into a frame.
+                let _ = self.conn.change_window_attributes(
+                    ev.window,
+                    &ChangeWindowAttributesAux::new().event_mask(EventMask::STRUCTURE_NOTIFY),
+                );
+                self.tracked.insert(ev.window);
+                // It may have been mapped before our request arrived.
+                let mapped = self
+                    .conn
+                    .get_window_attributes(ev.window)
+                    .ok()
+                    .and_then(|cookie| cookie.reply().ok())
+                    .is_some_and(|attrs| attrs.map_state != MapState::UNMAPPED);
+                mapped.then_some(ev.window)
+            }
+            Event::MapNotify(ev) if self.tracked.contains(&ev.window) => Some(ev.window),
+            _ => None,
+        }
+    }
+
+    fn handle(&mut self, event: Event) {
+        if let Event::DestroyNotify(ev) = event {
+            self.tracked.remove(&ev.window);
+        }
+    }
+
+    /// Reads what identifies a window's client; `None` when the window is already gone.
+    fn inspect(&self, window: Window) -> Option<WindowInfo> {
+        let pid = if self.has_res {
+            self.conn
+                .res_query_client_ids(&[ClientIdSpec {
+                    client: window,
+                    mask: ClientIdMask::LOCAL_CLIENT_PID,
+                }])
+                .ok()
+                .and_then(|cookie| cookie.reply().ok())
+                .and_then(|reply| {
+                    reply
+                        .ids
+                        .iter()
+                        .find(|id| id.spec.mask.contains(ClientIdMask::LOCAL_CLIENT_PID))
+                        .and_then(|id| id.value.first().copied())
+                })
+        } else {
+            None
+        };
+        let text = |atom: u32| -> Option<String> {
+            let reply = self
+                .conn
+                .get_property(false, window, atom, AtomEnum::ANY, 0, 1024)
+                .ok()?
+                .reply()
+                .ok()?;
+            (!reply.value.is_empty()).then(|| {
+                String::from_utf8_lossy(&reply.value)
+                    .trim_end_matches('\0')
+                    .to_owned()
+            })
+        };
+        let client_machine = text(AtomEnum::WM_CLIENT_MACHINE.into());
+        let startup_id = text(self.atoms._NET_STARTUP_ID);
+        let class = text(AtomEnum::WM_CLASS.into())
+            .map(|class| class.rsplit('\0').next().unwrap_or_default().to_owned());
+        Some(WindowInfo {
+            window,
+            pid,
+            client_machine,
+            startup_id,
+            class,
+        })
+    }
+}
+
+/// Quotes a startup notification value: `"…"` with `"` and `\` escaped.
+pub fn startup_value(value: &str) -> String {
+    let mut out = String::from("\"");
+    for c in value.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        if !c.is_control() {
+            out.push(c);
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Whether the process `pid` carries `KEY=VALUE` in its environment (readable for our own
+/// processes, and for all of them as root).
+pub fn process_has_env(pid: u32, key: &str, value: &str) -> bool {
+    let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else {
+        return false;
+    };
+    let wanted = format!("{key}={value}");
+    environ
+        .split(|byte| *byte == 0)
+        .any(|entry| entry == wanted.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_displays() {
+        let local = Display::parse(":77").unwrap();
+        assert_eq!(
+            (local.number, local.screen, local.host.clone()),
+            (77, 0, None)
+        );
+        assert_eq!(local.socket(), Some(PathBuf::from("/tmp/.X11-unix/X77")));
+        let remote = Display::parse("10.0.0.5:1.0").unwrap();
+        assert_eq!(remote.host.as_deref(), Some("10.0.0.5"));
+        assert_eq!(remote.socket(), None);
+        assert!(Display::parse("nonsense").is_err());
+    }
+
+    #[test]
+    fn writes_wildcard_cookies() {
+        let cookie = Cookie {
+            name: b"MIT-MAGIC-COOKIE-1".to_vec(),
+            data: vec![1, 2, 3],
+        };
+        let bytes = cookie.wildcard_file(5);
+        assert_eq!(&bytes[..2], &[0xff, 0xff]);
+        assert_eq!(&bytes[2..4], &[0, 0]);
+        assert_eq!(&bytes[4..7], &[0, 1, b'5']);
+        assert_eq!(&bytes[7..9], &[0, 18]);
+        assert!(bytes.ends_with(&[0, 3, 1, 2, 3]));
+    }
+
+    #[test]
+    fn quotes_startup_values() {
+        assert_eq!(startup_value(r#"a "b" \c"#), r#""a \"b\" \\c""#);
+    }
+}
