@@ -35,6 +35,8 @@ pub enum Command {
     Menu(MenuCommand),
     /// Print the resolved settings (secrets are never shown).
     Config {
+        #[command(flatten)]
+        source: SourceArgs,
         #[arg(long)]
         json: bool,
     },
@@ -57,6 +59,11 @@ pub enum Command {
         /// The launch id from `arcade ps` (a unique prefix is enough).
         id: String,
     },
+    /// Run the session's launcher daemon on the D-Bus session bus.
+    Daemon,
+    /// For the desktop's startup: build the menu from the last good catalog at once, then start
+    /// (or poke) the daemon to refresh it from the network. Bounded in time.
+    SessionStart,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -79,6 +86,9 @@ pub struct LaunchArgs {
     /// Return once the app is started, without waiting for its window.
     #[arg(long)]
     pub no_wait: bool,
+    /// Run the image here with a local engine, as the platform would, without the daemon.
+    #[arg(long)]
+    pub local: bool,
     /// An image reference, or an app from the menu: `casa`, `casa:6.5`, `skaha/casa`.
     #[arg(value_name = "IMAGE|NAME[:TAG]")]
     pub target: String,
@@ -173,8 +183,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = config::load(&cli.overrides(None))?;
             menu_clean(&settings, *dry_run, *json)
         }
-        Command::Config { json } => {
-            let settings = config::load(&cli.overrides(None))?;
+        Command::Config { source, json } => {
+            let settings = config::load(&cli.overrides(Some(source)))?;
             print_config(&settings, *json)
         }
         Command::Demo => demo().await,
@@ -201,7 +211,26 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::Daemon => {
+            let overrides = cli.overrides(None);
+            let settings = config::load(&overrides)?;
+            crate::daemon::run(settings, overrides).await
+        }
+        Command::SessionStart => {
+            let settings = config::load(&cli.overrides(None))?;
+            session_start(&settings).await
+        }
     }
+}
+
+/// Whether the failure is only that whoever read our output stopped reading (`arcade menu list |
+/// head`), which is not a failure at all.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The exit status for a failure: 1 when something asked for does not exist, 2 otherwise.
@@ -239,7 +268,35 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
             .ok()
             .filter(|id| !id.is_empty()),
         backend: args.backend,
+        display: None,
+        xauthority: None,
+        id: None,
     };
+    if !args.local
+        && let Some(connection) = crate::bus::client::connect().await
+    {
+        let wait = settings.launch.wait + settings.skaha.poll_timeout;
+        match crate::bus::client::launch(&connection, &request, wait).await {
+            Ok(Some(outcome)) => return print_daemon_outcome(outcome),
+            Ok(None) => tracing::debug!("no arcade daemon on the session bus; launching here"),
+            Err(message) => anyhow::bail!("{message}"),
+        }
+    }
+    let mut request = request;
+    if args.local
+        && request
+            .backend
+            .is_none_or(|backend| backend == Backend::Skaha)
+    {
+        // `--local` runs the image here, whatever the configured backend.
+        request.backend = Some(match settings.launch.backend {
+            Backend::Docker => Backend::Docker,
+            _ if config::which("podman").is_none() && config::which("docker").is_some() => {
+                Backend::Docker
+            }
+            _ => Backend::Podman,
+        });
+    }
     let launched = launch::launch(settings, &request, Arc::new(()))
         .await
         .map_err(launch_error)?;
@@ -258,6 +315,91 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         ),
     }
     Ok(())
+}
+
+fn print_daemon_outcome(outcome: crate::bus::client::Outcome) -> anyhow::Result<()> {
+    use crate::bus::client::Outcome;
+    match outcome {
+        Outcome::Started(id) => println!("started (launch {id}, by the arcade daemon)"),
+        Outcome::Window { id, milliseconds } => println!(
+            "up: first window after {:.2} s (launch {id}, by the arcade daemon)",
+            milliseconds as f64 / 1000.0
+        ),
+        Outcome::Failed { reason, .. } => anyhow::bail!("{reason}"),
+        Outcome::TimedOut(id) => anyhow::bail!(
+            "the daemon reported no window for launch {id} in time (arcade ps, arcade logs {id})"
+        ),
+    }
+    Ok(())
+}
+
+/// The desktop startup hook: never blocks the desktop for long, never fails it.
+async fn session_start(settings: &config::Settings) -> anyhow::Result<()> {
+    // Menu panels watch only merge folders that exist when they load, so make ours first.
+    let merged = settings.dirs.config_home.join("menus/applications-merged");
+    if let Err(err) = std::fs::create_dir_all(&merged) {
+        eprintln!(
+            "arcade: warning: failed to create {}: {err}",
+            merged.display()
+        );
+    }
+    if settings.dirs.cached_catalog().exists() {
+        let offline = sync::run(
+            settings,
+            sync::Mode {
+                offline: true,
+                dry_run: false,
+            },
+            Arc::new(()),
+        );
+        match tokio::time::timeout(std::time::Duration::from_secs(10), offline).await {
+            Ok(Ok(outcome)) => print_outcome(&outcome),
+            Ok(Err(err)) => eprintln!("arcade: warning: menu from the saved catalog: {err}"),
+            Err(_) => eprintln!("arcade: warning: the menu from the saved catalog took over 10 s"),
+        }
+    }
+    match tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        crate::bus::client::poke(),
+    )
+    .await
+    {
+        Ok(Ok(how)) => println!("daemon: {how}"),
+        Ok(Err(err)) => {
+            // No bus, or the daemon is not installed as a D-Bus service: start it ourselves.
+            tracing::debug!("cannot reach the daemon over the bus: {err}");
+            match spawn_daemon(settings) {
+                Ok(pid) => println!("daemon: started (pid {pid})"),
+                Err(err) => eprintln!("arcade: warning: failed to start the daemon: {err}"),
+            }
+        }
+        Err(_) => eprintln!("arcade: warning: the session bus did not answer within 5 s"),
+    }
+    Ok(())
+}
+
+/// Starts `arcade daemon` in a session of its own, logging into the state folder.
+fn spawn_daemon(settings: &config::Settings) -> anyhow::Result<u32> {
+    use std::os::unix::process::CommandExt as _;
+    let exe = std::env::current_exe().context("failed to find the arcade binary")?;
+    let log_dir = settings.dirs.state_home.join("arcade");
+    std::fs::create_dir_all(&log_dir)
+        .with_context(|| format!("failed to create {}", log_dir.display()))?;
+    let log_path = log_dir.join("daemon.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("failed to open {}", log_path.display()))?;
+    let child = std::process::Command::new(exe)
+        .arg("daemon")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("failed to run arcade daemon")?;
+    Ok(child.id())
 }
 
 async fn print_ps(settings: &config::Settings, json: bool) -> anyhow::Result<()> {

@@ -192,8 +192,14 @@ impl Dirs {
         self.state_home.join("arcade/launches")
     }
 
-    /// The desktop folder from `user-dirs.dirs`, else `~/Desktop`.
-    pub fn desktop_dir(&self) -> PathBuf {
+    /// The desktop folder from `user-dirs.dirs`, else `~/Desktop`; `None` when the user turned
+    /// the desktop off (xdg-user-dirs writes `XDG_DESKTOP_DIR="$HOME/"` then).
+    pub fn desktop_dir(&self) -> Option<PathBuf> {
+        let dir = self.desktop_dir_setting();
+        (dir != self.home && dir != self.home.join("")).then_some(dir)
+    }
+
+    fn desktop_dir_setting(&self) -> PathBuf {
         let file = self.config_home.join("user-dirs.dirs");
         if let Ok(text) = std::fs::read_to_string(file) {
             for line in text.lines() {
@@ -407,6 +413,8 @@ pub struct Settings {
     pub ca_file: Option<PathBuf>,
     pub allow_empty: bool,
     pub harbor_auth: Option<HarborAuth>,
+    /// Files holding credentials (secret, token, certificate), watched by the daemon.
+    pub secret_files: Vec<PathBuf>,
     pub skaha: SkahaSettings,
     pub menu: MenuSettings,
     pub launch: LaunchSettings,
@@ -429,7 +437,8 @@ pub struct SkahaSettings {
 pub struct MenuSettings {
     pub submenu_threshold: usize,
     pub shortcuts: Vec<String>,
-    pub desktop_dir: PathBuf,
+    /// `None` when there is no desktop folder to put shortcuts in.
+    pub desktop_dir: Option<PathBuf>,
     pub wm_classes: BTreeMap<String, String>,
 }
 
@@ -576,6 +585,20 @@ pub fn resolve(
         return Err(Error::Invalid("the label must not be empty".to_owned()));
     }
 
+    let secret_files: Vec<PathBuf> = [
+        env_nonempty("ARCADE_HARBOR_SECRET_FILE")
+            .map(PathBuf::from)
+            .or(file.harbor.secret_file.clone()),
+        env_nonempty("ARCADE_SKAHA_TOKEN_FILE")
+            .map(PathBuf::from)
+            .or(file.skaha.token_file.clone()),
+        env_nonempty("ARCADE_SKAHA_CERT_FILE")
+            .map(PathBuf::from)
+            .or(file.skaha.cert_file.clone()),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let harbor_auth = harbor_auth(&file.harbor)?;
     let skaha_auth = skaha_auth(&file.skaha)?;
     let concurrency = file.concurrency.unwrap_or(32);
@@ -600,6 +623,7 @@ pub fn resolve(
             .or_else(|| env_nonempty("ARCADE_CA_FILE").map(PathBuf::from)),
         allow_empty: overrides.allow_empty || file.allow_empty.unwrap_or(false),
         harbor_auth,
+        secret_files,
         skaha: SkahaSettings {
             url: skaha_url,
             api_version: file
@@ -619,7 +643,16 @@ pub fn resolve(
         menu: MenuSettings {
             submenu_threshold: file.menu.submenu_threshold.unwrap_or(5),
             shortcuts: file.menu.shortcuts.unwrap_or_default(),
-            desktop_dir: file.menu.desktop_dir.unwrap_or_else(|| dirs.desktop_dir()),
+            desktop_dir: match file.menu.desktop_dir {
+                Some(dir) if !dir.is_absolute() => {
+                    return Err(Error::Invalid(format!(
+                        "menu.desktop_dir {} must be an absolute path",
+                        dir.display()
+                    )));
+                }
+                Some(dir) => Some(dir),
+                None => dirs.desktop_dir(),
+            },
             wm_classes: file.menu.wm_class.unwrap_or_default(),
         },
         launch: LaunchSettings {
@@ -745,7 +778,7 @@ pub struct View {
     pub skaha_session_id: Option<String>,
     pub menu_submenu_threshold: usize,
     pub menu_shortcuts: Vec<String>,
-    pub menu_desktop_dir: PathBuf,
+    pub menu_desktop_dir: Option<PathBuf>,
     pub launch_backend: Backend,
     pub launch_network: String,
     pub launch_user: String,

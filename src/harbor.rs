@@ -47,6 +47,12 @@ pub enum Error {
     #[error("{url} is not a Harbor v2.0 API: {detail}")]
     NotHarbor { url: String, detail: String },
     #[error(
+        "the registry URL {url} carries credentials, which would be printed and logged: give the \
+         user in harbor.username (or ARCADE_HARBOR_USERNAME) and the secret in a file named by \
+         harbor.secret_file (or ARCADE_HARBOR_SECRET_FILE)"
+    )]
+    CredentialsInUrl { url: String },
+    #[error(
         "{url} claims more than {} pages of results; refusing to walk them",
         MAX_PAGES
     )]
@@ -118,10 +124,18 @@ impl Harbor {
         auth: Option<HarborAuth>,
         concurrency: usize,
     ) -> Result<Harbor> {
-        let parsed = reqwest::Url::parse(url).map_err(|err| Error::NotHarbor {
+        let mut parsed = reqwest::Url::parse(url).map_err(|err| Error::NotHarbor {
             url: url.to_owned(),
             detail: err.to_string(),
         })?;
+        if !parsed.username().is_empty() || parsed.password().is_some() {
+            // Both setters only fail for URLs that cannot have credentials in the first place.
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            return Err(Error::CredentialsInUrl {
+                url: parsed.to_string(),
+            });
+        }
         let host = parsed.host_str().ok_or_else(|| Error::NotHarbor {
             url: url.to_owned(),
             detail: "the URL has no host".to_owned(),
@@ -215,28 +229,42 @@ impl Harbor {
             .collect())
     }
 
+    /// A 404 from an endpoint every Harbor v2.0 has means the URL is not Harbor's root.
+    fn not_harbor(&self, err: Error, endpoint: &str) -> Error {
+        match err {
+            Error::Http(http::Error::Status { status, .. })
+                if status == reqwest::StatusCode::NOT_FOUND =>
+            {
+                Error::NotHarbor {
+                    url: self.api.clone(),
+                    detail: format!(
+                        "GET {endpoint} answered 404 Not Found; give the registry's root URL, \
+                         e.g. https://images.canfar.net"
+                    ),
+                }
+            }
+            other => other,
+        }
+    }
+
     /// Lists every labelled artifact as catalog images.
     pub async fn fetch(
         self: Arc<Self>,
         label: &str,
         progress: Arc<dyn Progress>,
     ) -> Result<Catalog> {
-        self.check_credentials().await?;
-        let global = self.label_ids(label, "g").await?;
+        // The first requests are the ones that find out whether this is Harbor at all.
+        self.check_credentials()
+            .await
+            .map_err(|err| self.not_harbor(err, "/systeminfo"))?;
+        let global = self
+            .label_ids(label, "g")
+            .await
+            .map_err(|err| self.not_harbor(err, "/labels"))?;
         let projects: Vec<Project> = self
             .list_all("/projects", "with_detail=false")
             .await
-            .map_err(|err| match err {
-                Error::Http(http::Error::Status { status, .. })
-                    if status == reqwest::StatusCode::NOT_FOUND =>
-                {
-                    Error::NotHarbor {
-                        url: self.api.clone(),
-                        detail: format!("GET {}/projects answered 404", self.api),
-                    }
-                }
-                other => other,
-            })?;
+            .map_err(|err| self.not_harbor(err, "/projects"))?;
 
         let mut tasks = tokio::task::JoinSet::new();
         for project in projects {
@@ -407,6 +435,21 @@ mod tests {
         .unwrap();
         assert!(artifact.tags.is_none());
         assert!(artifact.labels.is_none());
+    }
+
+    #[test]
+    fn refuses_credentials_in_the_url_without_repeating_them() {
+        let client = http::Client::new(&http::ClientConfig {
+            timeout: std::time::Duration::from_secs(1),
+            ..Default::default()
+        })
+        .unwrap();
+        let err = Harbor::new(client, "https://robot:hunter2@h.example/", None, 1)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("https://h.example/"), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains("robot"), "{err}");
     }
 
     #[test]

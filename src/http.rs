@@ -26,9 +26,14 @@ pub enum Error {
     #[error("failed to read CA bundle {path}: {message}")]
     CaFile { path: PathBuf, message: String },
     #[error("failed to read client certificate {path}: {message}")]
-    Certificate { path: PathBuf, message: String },
+    Identity { path: PathBuf, message: String },
     #[error("cannot connect to {url}: {message}")]
     Connect { url: String, message: String },
+    #[error(
+        "{url} presented a TLS certificate that is not trusted ({message}); if a private CA signed \
+         it, set ca_file in the config or ARCADE_CA_FILE"
+    )]
+    Certificate { url: String, message: String },
     #[error("{url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
     #[error("{url} answered {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
@@ -134,11 +139,11 @@ impl Client {
             }
         }
         if let Some(path) = &config.identity_file {
-            let pem = std::fs::read(path).map_err(|err| Error::Certificate {
+            let pem = std::fs::read(path).map_err(|err| Error::Identity {
                 path: path.clone(),
                 message: err.to_string(),
             })?;
-            let identity = reqwest::Identity::from_pem(&pem).map_err(|err| Error::Certificate {
+            let identity = reqwest::Identity::from_pem(&pem).map_err(|err| Error::Identity {
                 path: path.clone(),
                 message: err.to_string(),
             })?;
@@ -219,7 +224,7 @@ impl Client {
                 Err(err) => {
                     return Err(Error::Body {
                         url: url.to_owned(),
-                        message: error_chain(&err),
+                        message: describe(&err),
                     });
                 }
             }
@@ -246,21 +251,22 @@ impl Client {
                 url: url.to_owned(),
                 seconds: self.timeout.as_secs(),
             }
-        } else if err.is_connect() {
-            Error::Connect {
+        } else if let Some(message) = certificate_problem(err) {
+            // Trying again cannot make a certificate trusted.
+            Error::Certificate {
                 url: url.to_owned(),
-                message: error_chain(err),
+                message,
             }
         } else if err.is_body() || err.is_decode() {
             Error::Body {
                 url: url.to_owned(),
-                message: error_chain(err),
+                message: describe(err),
             }
         } else {
             // A connection closed before the status line also lands here; it is worth a retry.
             Error::Connect {
                 url: url.to_owned(),
-                message: error_chain(err),
+                message: describe(err),
             }
         }
     }
@@ -290,6 +296,32 @@ pub fn error_chain(err: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+/// A reqwest error and its causes without the URL reqwest puts in its own text: our errors name
+/// the URL once already.
+fn describe(err: &reqwest::Error) -> String {
+    let text = error_chain(err);
+    match err.url() {
+        Some(url) => text.replace(&format!(" for url ({url})"), ""),
+        None => text,
+    }
+}
+
+/// The cause that says the server's TLS certificate was refused (rustls: "invalid peer
+/// certificate: …"), when that is why a request failed. reqwest does not expose its TLS errors as
+/// types, so the causes are read as text; the request's own text is skipped because it holds the
+/// URL.
+fn certificate_problem(err: &dyn std::error::Error) -> Option<String> {
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if text.contains("invalid peer certificate") {
+            return Some(text);
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// A short message from an error body: Harbor's `{"errors":[{"message"}]}`, or the first line of
@@ -371,6 +403,37 @@ mod tests {
         );
         assert_eq!(error_message(b"\n  oops\nmore").as_deref(), Some("oops…"));
         assert_eq!(error_message(b""), None);
+    }
+
+    #[test]
+    fn finds_certificate_problems_among_the_causes() {
+        #[derive(Debug)]
+        struct Request(std::io::Error);
+        impl std::fmt::Display for Request {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("error sending request for url (https://certificate.example/)")
+            }
+        }
+        impl std::error::Error for Request {
+            fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+                Some(&self.0)
+            }
+        }
+        let refused = Request(std::io::Error::other(
+            "invalid peer certificate: UnknownIssuer",
+        ));
+        assert_eq!(
+            certificate_problem(&refused).as_deref(),
+            Some("invalid peer certificate: UnknownIssuer")
+        );
+        let closed = Request(std::io::Error::other("connection refused"));
+        assert_eq!(certificate_problem(&closed), None);
+        let error = Error::Certificate {
+            url: "https://h".into(),
+            message: "invalid peer certificate: UnknownIssuer".into(),
+        };
+        assert!(!error.is_transient());
+        assert!(error.to_string().contains("ca_file"), "{error}");
     }
 
     #[test]

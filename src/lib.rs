@@ -2,9 +2,11 @@
 //!
 //! Modules in reading order; `ARCHITECTURE.md` has the map and the invariants.
 
+pub mod bus;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod harbor;
 pub mod http;
 pub mod launch;

@@ -6,7 +6,9 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = arcade::cli::Cli::parse();
-    init_tracing(cli.verbose);
+    // The daemon's log is its only voice, so it says what happens by default.
+    let daemon = matches!(cli.command, arcade::cli::Command::Daemon);
+    init_tracing(cli.verbose + u8::from(daemon));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -20,6 +22,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(arcade::cli::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if arcade::cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             // One line: the whole cause chain, colon-separated, with no line breaks inside.
             let message = format!("{err:#}").replace('\n', " ");

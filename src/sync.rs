@@ -179,20 +179,29 @@ pub fn read_cache(settings: &Settings) -> Result<(Catalog, Provenance)> {
     Ok((catalog, provenance))
 }
 
-fn write_cache(settings: &Settings, catalog: &Catalog, provenance: &Provenance) -> Result<()> {
-    let path = settings.dirs.cached_catalog();
-    let text = catalog::to_file_text(catalog, provenance);
-    install::write_atomic(&path, text.as_bytes(), 0o644, true)?;
-    Ok(())
-}
-
 /// The menu options from the settings, with entries running this very binary.
 pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
     let launcher = std::env::current_exe().map_err(Error::Launcher)?;
+    // Exec is an ASCII string in which readers disagree about `%%`; a binary at such a path
+    // cannot be written into a menu entry faithfully.
+    let text = launcher.to_string_lossy();
+    if let Some(c) = text
+        .chars()
+        .find(|c| !c.is_ascii() || c.is_ascii_control() || *c == '%')
+    {
+        return Err(Error::Launcher(std::io::Error::other(format!(
+            "its path {text:?} contains {c:?}, which a desktop entry's Exec cannot carry;              install arcade under another path"
+        ))));
+    }
     Ok(menu::Options {
         launcher,
         submenu_threshold: settings.menu.submenu_threshold,
-        shortcuts: settings.menu.shortcuts.clone(),
+        // Without a desktop folder there is nowhere to put shortcuts; the sync says so.
+        shortcuts: if settings.menu.desktop_dir.is_some() {
+            settings.menu.shortcuts.clone()
+        } else {
+            Vec::new()
+        },
         wm_classes: settings.menu.wm_classes.clone(),
     })
 }
@@ -202,7 +211,12 @@ pub fn target(settings: &Settings) -> install::Target {
     install::Target {
         data: settings.dirs.data_home.clone(),
         config: settings.dirs.config_home.clone(),
-        desktop: settings.menu.desktop_dir.clone(),
+        // Unused when there is no desktop folder: no shortcut is planned then.
+        desktop: settings
+            .menu
+            .desktop_dir
+            .clone()
+            .unwrap_or_else(|| settings.dirs.home.join("Desktop")),
         state: settings.dirs.data_home.join("arcade"),
     }
 }
@@ -213,21 +227,39 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
     let (catalog, provenance) = if mode.offline {
         read_cache(settings)?
     } else {
-        let fetched = fetch(settings, progress).await?;
-        if !mode.dry_run {
-            write_cache(settings, &fetched.0, &fetched.1)?;
-        }
-        fetched
+        fetch(settings, progress).await?
     };
+    // The catalog is saved as the last good one only once the menu it describes is installed,
+    // under the same lock, so the cache and the menu always agree.
+    let cache = (!mode.offline && !mode.dry_run).then(|| {
+        (
+            settings.dirs.cached_catalog(),
+            catalog::to_file_text(&catalog, &provenance),
+        )
+    });
     let skipped = catalog.skipped.clone();
     let n_images = catalog.images.len();
     let options = menu_options(settings)?;
     let target = target(settings);
     // Planning and writing are CPU and file work; keep them off the async workers.
     let (plan, report, previous) = tokio::task::spawn_blocking(move || {
+        let lock = if mode.dry_run {
+            None
+        } else {
+            match install::lock(&target) {
+                Ok(lock) => Some(lock),
+                Err(err) => return (menu::Plan::default(), Err(err), menu::Tree::default()),
+            }
+        };
         let previous = install::Manifest::load(&target).0.tree;
         let plan = menu::plan(&catalog, &options);
-        let report = install::apply(&plan, &target, mode.dry_run);
+        let report = install::apply_locked(&plan, &target, mode.dry_run).and_then(|report| {
+            if let Some((path, text)) = &cache {
+                install::write_atomic(path, text.as_bytes(), 0o644, true)?;
+            }
+            Ok(report)
+        });
+        drop(lock);
         (plan, report, previous)
     })
     .await
@@ -250,7 +282,17 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
         missing_shortcuts: plan.missing_shortcuts.clone(),
         kept_modified: report.kept_modified,
         skipped_foreign: report.skipped_foreign,
-        warnings: report.warnings,
+        warnings: report
+            .warnings
+            .into_iter()
+            .chain(
+                (settings.menu.desktop_dir.is_none() && !settings.menu.shortcuts.is_empty())
+                    .then(|| {
+                        "no desktop shortcuts: the desktop folder is turned off                          (XDG_DESKTOP_DIR is the home folder)"
+                            .to_owned()
+                    }),
+            )
+            .collect(),
         dry_run: mode.dry_run,
         seconds: started.elapsed().as_secs_f64(),
         fetched_at: provenance.fetched_at,

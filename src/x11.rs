@@ -123,9 +123,43 @@ impl Cookie {
     }
 }
 
-/// Opens the display the way Xlib would (same addresses, same cookie lookup), and returns the
-/// connection, its screen and the cookie that worked.
-pub fn connect(display: &Display) -> Result<(RustConnection, usize, Cookie)> {
+/// Reads the MIT-MAGIC-COOKIE-1 for display `number` from an `.Xauthority` file: a sequence of
+/// entries, each a big-endian u16 family and four length-prefixed fields (address, display number,
+/// auth name, auth data). An entry with an empty number matches every display.
+pub fn read_cookie_file(path: &Path, number: u16) -> Option<Cookie> {
+    fn field<'a>(bytes: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+        let len = u16::from_be_bytes([*bytes.get(*at)?, *bytes.get(*at + 1)?]) as usize;
+        let value = bytes.get(*at + 2..*at + 2 + len)?;
+        *at += 2 + len;
+        Some(value)
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let wanted = number.to_string();
+    let mut at = 0;
+    while at + 2 <= bytes.len() {
+        at += 2;
+        let _address = field(&bytes, &mut at)?;
+        let entry_number = field(&bytes, &mut at)?;
+        let name = field(&bytes, &mut at)?;
+        let data = field(&bytes, &mut at)?;
+        if (entry_number.is_empty() || entry_number == wanted.as_bytes())
+            && name == b"MIT-MAGIC-COOKIE-1"
+        {
+            return Some(Cookie {
+                name: name.to_vec(),
+                data: data.to_vec(),
+            });
+        }
+    }
+    None
+}
+
+/// Opens the display the way Xlib would (same addresses, same cookie lookup; `xauthority`, when
+/// given, replaces `$XAUTHORITY`), and returns the connection, its screen and the cookie used.
+pub fn connect(
+    display: &Display,
+    xauthority: Option<&Path>,
+) -> Result<(RustConnection, usize, Cookie)> {
     let parsed = parse_display::parse_display(Some(&display.name))
         .map_err(|_| Error::BadDisplay(display.name.clone()))?;
     let mut last_error = None;
@@ -137,10 +171,15 @@ pub fn connect(display: &Display) -> Result<(RustConnection, usize, Cookie)> {
                 continue;
             }
         };
-        let (name, data) = xauth::get_auth(family, &peer, parsed.display)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let (name, data) = match xauthority {
+            Some(path) => read_cookie_file(path, parsed.display)
+                .map(|cookie| (cookie.name, cookie.data))
+                .unwrap_or_default(),
+            None => xauth::get_auth(family, &peer, parsed.display)
+                .ok()
+                .flatten()
+                .unwrap_or_default(),
+        };
         let cookie = Cookie {
             name: name.clone(),
             data: data.clone(),
@@ -234,8 +273,8 @@ fn protocol(display: &str) -> impl Fn(x11rb::errors::ReplyOrIdError) -> Error + 
 
 impl Watcher {
     /// Connects and starts watching; windows created from now on are seen.
-    pub fn connect(display: &Display) -> Result<(Watcher, Cookie)> {
-        let (conn, screen, cookie) = connect(display)?;
+    pub fn connect(display: &Display, xauthority: Option<&Path>) -> Result<(Watcher, Cookie)> {
+        let (conn, screen, cookie) = connect(display, xauthority)?;
         let name = display.name.clone();
         let root = conn.setup().roots[screen].root;
         let atoms = Atoms::new(&conn)
@@ -340,8 +379,10 @@ impl Watcher {
                 .send_event(false, self.root, EventMask::PROPERTY_CHANGE, event)
                 .map_err(|err| protocol(&self.display)(err.into()))?;
         }
+        // A round trip, not just a flush: if we exit with events left unread, the server sees a
+        // reset connection and may drop requests it has not read yet, such as this message.
         self.conn
-            .flush()
+            .sync()
             .map_err(|err| protocol(&self.display)(err.into()))?;
         Ok(())
     }
@@ -518,6 +559,11 @@ mod tests {
         assert_eq!(&bytes[4..7], &[0, 1, b'5']);
         assert_eq!(&bytes[7..9], &[0, 18]);
         assert!(bytes.ends_with(&[0, 3, 1, 2, 3]));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("auth");
+        write_cookie(&path, &cookie, 5).unwrap();
+        assert_eq!(read_cookie_file(&path, 5), Some(cookie.clone()));
+        assert_eq!(read_cookie_file(&path, 6), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::catalog::Image;
+use crate::catalog::{self, Image};
 use crate::config::{Backend, Settings};
 use crate::x11::{self, Display, Watcher};
 use engine::{Engine, RunSpec};
@@ -116,6 +116,12 @@ pub struct Request {
     pub startup_id: Option<String>,
     /// The backend, if not the configured one.
     pub backend: Option<Backend>,
+    /// The display, if not `$DISPLAY` (the daemon gets its clients' display this way).
+    pub display: Option<String>,
+    /// The display's cookie file, if not `$XAUTHORITY`.
+    pub xauthority: Option<PathBuf>,
+    /// The launch id, when the caller chose it (the daemon answers with it before starting).
+    pub id: Option<String>,
 }
 
 /// What the launch is about: the image and what to call it.
@@ -161,7 +167,12 @@ pub fn resolve(settings: &Settings, target: &str) -> Result<Target> {
     let cached = crate::sync::read_cache(settings)
         .ok()
         .map(|(catalog, _)| catalog);
-    if let Some(catalog) = &cached {
+    resolve_in(cached.as_ref(), target)
+}
+
+/// Resolves a target against a catalog already in memory (`None`: there is no catalog yet).
+pub fn resolve_in(cached: Option<&catalog::Catalog>, target: &str) -> Result<Target> {
+    if let Some(catalog) = cached {
         let found = catalog.find(target);
         if let Some(first) = found.first() {
             // A name without a tag may match one app in several projects: refuse to guess.
@@ -232,6 +243,20 @@ pub async fn launch(
 ) -> Result<Launched> {
     let started = Instant::now();
     let target = resolve(settings, &request.target)?;
+    launch_target(settings, request, target, started, observer).await
+}
+
+/// Launches an already resolved target; `started` is when the launch began, for timing.
+///
+/// Failures are returned, not reported to `observer`: the caller knows best how to tell them.
+pub async fn launch_target(
+    settings: &Settings,
+    request: &Request,
+    target: Target,
+    started: Instant,
+    observer: Arc<dyn Observer>,
+) -> Result<Launched> {
+    let target = &target;
     match backend_of(settings, request) {
         Backend::Skaha => platform::launch(settings, request, &target, started, observer).await,
         kind => {
@@ -308,7 +333,10 @@ async fn launch_local(
     started: Instant,
     observer: Arc<dyn Observer>,
 ) -> Result<Launched> {
-    let display = Display::from_env()?;
+    let display = match &request.display {
+        Some(name) => Display::parse(name)?,
+        None => Display::from_env()?,
+    };
     if display.host.is_some() && settings.launch.network == "none" {
         return Err(Error::RemoteDisplay(display.name.clone()));
     }
@@ -316,7 +344,8 @@ async fn launch_local(
     // from now on are seen.
     let (mut watcher, cookie) = {
         let display = display.clone();
-        tokio::task::spawn_blocking(move || Watcher::connect(&display))
+        let xauthority = request.xauthority.clone();
+        tokio::task::spawn_blocking(move || Watcher::connect(&display, xauthority.as_deref()))
             .await
             .expect("x11 connect task panicked")?
     };
@@ -326,7 +355,7 @@ async fn launch_local(
 
     let store = Store::new(settings.dirs.launch_state());
     std::fs::create_dir_all(store.dir()).map_err(io_error("create", store.dir()))?;
-    let id = store.new_id();
+    let id = request.id.clone().unwrap_or_else(|| store.new_id());
     let dir = launch_dir(settings, &id);
     prepare_dir(&dir, &cookie, &display, request, target, uid, gid)?;
 
@@ -505,10 +534,6 @@ async fn launch_local(
             record.state = State::Running;
             record.message = Some(error.to_string());
             let _ = store.save(&record);
-            observer.event(Event::Failed {
-                id: id.clone(),
-                reason: error.to_string(),
-            });
             Err(error)
         }
         Outcome::WatchFailed(err) => {
@@ -528,10 +553,6 @@ async fn launch_local(
             record.message = Some(error.to_string());
             let _ = store.save(&record);
             let _ = std::fs::remove_dir_all(&dir);
-            observer.event(Event::Failed {
-                id: id.clone(),
-                reason: error.to_string(),
-            });
             Err(error)
         }
         Outcome::Interrupted => {

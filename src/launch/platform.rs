@@ -95,16 +95,27 @@ pub async fn launch(
     }
 
     // The app's windows arrive on this desktop's display; watch it when there is one.
-    let watcher = match Display::from_env() {
-        Ok(display) => {
-            let connected = tokio::task::spawn_blocking(move || Watcher::connect(&display))
-                .await
-                .expect("x11 connect task panicked");
+    let display = match &request.display {
+        Some(name) => Display::parse(name).ok(),
+        None => Display::from_env().ok(),
+    };
+    let watcher = match display {
+        Some(display) => {
+            let xauthority = request.xauthority.clone();
+            let connected = tokio::task::spawn_blocking(move || {
+                Watcher::connect(&display, xauthority.as_deref())
+            })
+            .await
+            .expect("x11 connect task panicked");
             Some(connected?.0)
         }
-        Err(_) => None,
+        None => None,
     };
-    let display_name = std::env::var("DISPLAY").unwrap_or_default();
+    let display_name = request
+        .display
+        .clone()
+        .or_else(|| std::env::var("DISPLAY").ok())
+        .unwrap_or_default();
 
     let store = Store::new(settings.dirs.launch_state());
     std::fs::create_dir_all(store.dir()).map_err(|source| Error::Io {
@@ -112,7 +123,7 @@ pub async fn launch(
         path: store.dir().to_owned(),
         source,
     })?;
-    let id = store.new_id();
+    let id = request.id.clone().unwrap_or_else(|| store.new_id());
     let mut watcher = watcher;
     let startup = watcher
         .as_mut()
@@ -173,10 +184,6 @@ pub async fn launch(
         record.state = State::Failed;
         record.message = Some(error.to_string());
         let _ = store.save(record);
-        observer.event(Event::Failed {
-            id: record.id.clone(),
-            reason: error.to_string(),
-        });
         error
     };
     if let Err(error) = result {
@@ -238,10 +245,6 @@ pub async fn launch(
             ));
             record.message = Some(error.to_string());
             let _ = store.save(&record);
-            observer.event(Event::Failed {
-                id,
-                reason: error.to_string(),
-            });
             Err(error)
         }
         Err(err) => Err(fail(&mut record, err.into())),

@@ -389,7 +389,10 @@ fn keywords<'a>(names: &[&'a str]) -> Vec<&'a str> {
 
 fn directory_file(file_name: &str, name: &str, icon: &str) -> File {
     let mut entry = Entry::directory();
-    entry.string("Name", name).string("Icon", icon);
+    entry
+        .string("Name", name)
+        .string("Icon", icon)
+        .boolean("X-Arcade-Generated", true);
     File {
         root: Root::Data,
         path: Path::new("desktop-directories").join(file_name),

@@ -3,4 +3,7 @@
 
 mod support;
 
+mod harbor_source;
+mod launch;
 mod menu;
+mod skaha_source;

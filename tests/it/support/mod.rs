@@ -6,6 +6,11 @@
 
 #![allow(dead_code)]
 
+pub mod harbor;
+pub mod images;
+pub mod skaha;
+pub mod xvfb;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -23,7 +28,14 @@ impl Home {
             .tempdir()
             .expect("create a temporary home");
         let home = Home { dir };
-        for sub in [".config", ".local/share", ".cache", ".local/state", "sysconf", "run"] {
+        for sub in [
+            ".config",
+            ".local/share",
+            ".cache",
+            ".local/state",
+            "sysconf",
+            "run",
+        ] {
             std::fs::create_dir_all(home.path().join(sub)).expect("create XDG dirs");
         }
         home

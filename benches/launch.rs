@@ -1,0 +1,210 @@
+//! Launch overhead: `arcade launch` of the test xterm image to its mapped window, against the same
+//! image started by a bare `podman run`, both timed to the window's MapNotify by an X client of
+//! this bench (not by arcade's own report). Runs alternate; medians are compared.
+//!
+//! `cargo bench --bench launch` (as root, with Xvfb, xterm and podman installed, as `.ci/run`
+//! installs them). `ARCADE_BENCH_RUNS` sets the number of runs of each (default 15).
+
+#[allow(dead_code)]
+#[path = "../tests/it/support/images.rs"]
+mod images;
+#[allow(dead_code)]
+#[path = "../tests/it/support/xvfb.rs"]
+mod xvfb;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use x11rb::connection::Connection as _;
+use x11rb::protocol::Event;
+use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _, EventMask};
+
+/// Finds a tool or stops the bench with the package that provides it.
+pub fn require_tool(tool: &str, package: &str) -> PathBuf {
+    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
+        if dir.join(tool).is_file() {
+            return dir.join(tool);
+        }
+    }
+    panic!("{tool} is not installed: apt-get install {package}");
+}
+
+/// Polls until `check` gives a value or the timeout passes.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Spawns `command` and returns the time until a new top-level window maps on `xvfb`.
+fn time_to_window(xvfb: &xvfb::Xvfb, mut command: Command) -> Duration {
+    let conn = xvfb.connect().expect("connect to Xvfb");
+    let root = conn.setup().roots[0].root;
+    conn.change_window_attributes(
+        root,
+        &ChangeWindowAttributesAux::new().event_mask(EventMask::SUBSTRUCTURE_NOTIFY),
+    )
+    .unwrap();
+    x11rb::wrapper::ConnectionExt::sync(&conn).unwrap();
+    let started = Instant::now();
+    let mut child = command
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    loop {
+        match conn.wait_for_event().expect("X event") {
+            Event::MapNotify(ev) if ev.event == root => {
+                let elapsed = started.elapsed();
+                // arcade returns once the window maps; the bare podman client stays with the app.
+                std::thread::spawn(move || {
+                    let _ = child.wait();
+                });
+                return elapsed;
+            }
+            _ => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "no window after 60 s"
+        );
+    }
+}
+
+fn remove_all(display: &str) {
+    images::remove_containers_on(display);
+    let _ = images::podman()
+        .args(["rm", "--force", "--time", "0", "arcade-bench-bare"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+fn median(values: &mut [Duration]) -> Duration {
+    values.sort();
+    values[values.len() / 2]
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let runs: usize = std::env::var("ARCADE_BENCH_RUNS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(15);
+    let image = images::build(&images::Spec::new("xterm"));
+    let xvfb = xvfb::Xvfb::start();
+    let display = xvfb.display();
+    let home = tempfile::tempdir().unwrap();
+    let cookie_dir = tempfile::tempdir().unwrap();
+    let wild_cookie = wildcard_cookie(&xvfb, cookie_dir.path());
+
+    let arcade = |home: &Path| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_arcade"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("XDG_RUNTIME_DIR", home)
+            .env("DISPLAY", &display)
+            .env("XAUTHORITY", &xvfb.auth)
+            .env("CONTAINERS_CONF", images::containers_conf())
+            .args(["launch", "--backend", "podman", &image]);
+        command
+    };
+    // The same image, same display socket and cookie, same unprivileged user: the least a bare
+    // `podman run` needs to show a window.
+    let bare = || {
+        let mut command = images::podman();
+        command.args([
+            "run",
+            "--rm",
+            "--name=arcade-bench-bare",
+            "--network=none",
+            "--user=1000:1000",
+            &format!("--env=DISPLAY={display}"),
+            "--env=XAUTHORITY=/cookie",
+            &format!("--volume={}:/cookie:ro", wild_cookie.display()),
+            &format!(
+                "--volume=/tmp/.X11-unix/X{0}:/tmp/.X11-unix/X{0}:ro",
+                xvfb.number
+            ),
+            &image,
+            "/usr/bin/xterm",
+        ]);
+        command
+    };
+
+    // One warm-up of each, so neither pays for a cold page cache.
+    for _ in 0..2 {
+        time_to_window(&xvfb, arcade(home.path()));
+        remove_all(&display);
+        time_to_window(&xvfb, bare());
+        remove_all(&display);
+    }
+    let (mut with_arcade, mut with_podman) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        with_arcade.push(time_to_window(&xvfb, arcade(home.path())));
+        remove_all(&display);
+        with_podman.push(time_to_window(&xvfb, bare()));
+        remove_all(&display);
+    }
+    let (a, p) = (median(&mut with_arcade), median(&mut with_podman));
+    println!("launch to mapped window, {runs} runs each (median, min, max):");
+    println!(
+        "  arcade launch : {:7.1} ms  ({:.1} … {:.1})",
+        ms(a),
+        ms(with_arcade[0]),
+        ms(with_arcade[runs - 1])
+    );
+    println!(
+        "  podman run    : {:7.1} ms  ({:.1} … {:.1})",
+        ms(p),
+        ms(with_podman[0]),
+        ms(with_podman[runs - 1])
+    );
+    let overhead = ms(a) - ms(p);
+    println!("  overhead      : {overhead:7.1} ms at the median (target ≤ 50 ms)");
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// The display's cookie as a FamilyWild entry, readable by uid 1000.
+fn wildcard_cookie(xvfb: &xvfb::Xvfb, dir: &Path) -> PathBuf {
+    let path = dir.join("cookie");
+    let output = Command::new(require_tool("xauth", "xauth"))
+        .arg("-f")
+        .arg(&xvfb.auth)
+        .args(["nlist", &xvfb.display()])
+        .output()
+        .unwrap();
+    let line = String::from_utf8_lossy(&output.stdout);
+    let wild = format!("ffff{}", &line.trim()[4..]);
+    let mut merge = Command::new(require_tool("xauth", "xauth"))
+        .arg("-f")
+        .arg(&path)
+        .args(["nmerge", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    merge
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{wild}\n").as_bytes())
+        .unwrap();
+    merge.wait().unwrap();
+    std::os::unix::fs::chown(&path, Some(1000), Some(1000)).unwrap();
+    path
+}

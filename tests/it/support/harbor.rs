@@ -1,0 +1,2076 @@
+//! A stand-in Harbor v2.0 API: a real HTTP server on 127.0.0.1 that follows Harbor's swagger and
+//! what real Harbor behind its bundled nginx does (`shared/reference/harbor-api.md`).
+//!
+//! - The registry is a plain [`HarborData`]: projects (public or private, with members),
+//!   repositories (nested names allowed), artifacts (digest, zero or more tags, label IDs), global
+//!   and project labels, and accounts (local users, OIDC users with a CLI secret, robots).
+//!   [`HarborData::synthetic`] makes a big registry for load tests.
+//! - Reproduced: paging (`page`, `page_size` default 10, above 100 → 422 with go-openapi's message,
+//!   ≤ 0 → no limit, `X-Total-Count` always, `Link` like Harbor's, `[]` past the end); `null` for
+//!   empty arrays; repository names encoded twice in the path (nginx decodes the path once, the
+//!   handler decodes the name again, so a single-encoded nested name gets 404); the `q` grammar for
+//!   labels with Harbor's 400 messages, unknown keys ignored; `/labels` scope rules with a fuzzy
+//!   `name`; `/systeminfo` with `harbor_version` for authenticated callers only; wrong credentials
+//!   silently treated as anonymous; OIDC CLI secrets accepted on Harbor's whitelist only; private
+//!   and nonexistent projects alike answered 401 (anonymous) or 403 (logged in).
+//! - Misbehaviour on demand, changeable while the server runs: latency that does not hold up
+//!   other requests, and [`Fault`]s (error statuses, `Retry-After`, invalid JSON, truncated bodies,
+//!   hangs, delays) for every request or the first N, optionally by path and method.
+//! - Observation: a log of every request and the most requests ever in flight at once.
+//!
+//! This file stands alone: it uses only axum, tokio, serde, serde_json and std, and nothing from
+//! its parent module, so a benchmark can include it with `#[path]`. The skaha stand-in reuses its
+//! server core ([`Server`], [`Fault`], [`LoggedRequest`]).
+
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::task::{Context, Poll, ready};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::extract::connect_info::Connected;
+use axum::http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use axum::serve::{IncomingStream, Listener};
+use serde_json::{Map, Value, json};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+/// What `/systeminfo` reports to authenticated callers.
+pub const HARBOR_VERSION: &str = "v2.13.1-6ab9f1b0";
+/// The largest `page_size` Harbor accepts.
+pub const MAX_PAGE_SIZE: u64 = 100;
+/// The `page_size` Harbor uses when none is given.
+pub const DEFAULT_PAGE_SIZE: u64 = 10;
+
+// ---------------------------------------------------------------------------------------------
+// The registry's contents.
+
+/// Everything the fake registry holds.
+#[derive(Debug, Clone, Default)]
+pub struct HarborData {
+    pub projects: Vec<Project>,
+    pub labels: Vec<Label>,
+    pub users: Vec<User>,
+    pub robots: Vec<Robot>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub name: String,
+    pub public: bool,
+    /// Names of the users who are members (they can read it when it is private).
+    pub members: Vec<String>,
+    pub repositories: Vec<Repository>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Repository {
+    /// The name inside the project, without it: `terminal` or `astro/casa`.
+    pub name: String,
+    pub artifacts: Vec<Artifact>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Artifact {
+    /// Left empty, it is made up from the artifact's ID when the server starts.
+    pub digest: String,
+    /// Newest first, as Harbor lists them; empty for an untagged artifact.
+    pub tags: Vec<String>,
+    /// IDs of the labels attached to it.
+    pub labels: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Label {
+    pub id: i64,
+    pub name: String,
+    /// `None` for a global label (scope `g`), else the project it belongs to (scope `p`).
+    pub project: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKind {
+    /// A database (or LDAP) user: Basic auth works on every endpoint.
+    Local,
+    /// An OIDC user: Basic auth with the CLI secret works only on Harbor's whitelist.
+    Oidc,
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    /// The password of a local user, the CLI secret of an OIDC user.
+    pub secret: String,
+    pub kind: UserKind,
+    /// A system administrator sees every project.
+    pub admin: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct Robot {
+    /// The full name: `robot$name` (system) or `robot$project+name` (project).
+    pub name: String,
+    pub secret: String,
+    /// Projects it may read besides public ones.
+    pub projects: Vec<String>,
+    /// A system robot that covers every project.
+    pub all_projects: bool,
+    pub disabled: bool,
+}
+
+impl Project {
+    pub fn public(name: &str) -> Project {
+        Project {
+            name: name.to_owned(),
+            public: true,
+            members: Vec::new(),
+            repositories: Vec::new(),
+        }
+    }
+
+    pub fn private(name: &str) -> Project {
+        Project {
+            public: false,
+            ..Project::public(name)
+        }
+    }
+
+    pub fn member(mut self, user: &str) -> Project {
+        self.members.push(user.to_owned());
+        self
+    }
+
+    pub fn repository(mut self, repository: Repository) -> Project {
+        self.repositories.push(repository);
+        self
+    }
+}
+
+impl Repository {
+    pub fn new(name: &str) -> Repository {
+        Repository {
+            name: name.to_owned(),
+            artifacts: Vec::new(),
+        }
+    }
+
+    pub fn artifact(mut self, artifact: Artifact) -> Repository {
+        self.artifacts.push(artifact);
+        self
+    }
+}
+
+impl Artifact {
+    /// An artifact with these tags (newest first) and label IDs.
+    pub fn new(tags: &[&str], labels: &[i64]) -> Artifact {
+        Artifact {
+            digest: String::new(),
+            tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
+            labels: labels.to_vec(),
+        }
+    }
+
+    pub fn digest(mut self, digest: &str) -> Artifact {
+        self.digest = digest.to_owned();
+        self
+    }
+}
+
+impl Label {
+    pub fn global(id: i64, name: &str) -> Label {
+        Label {
+            id,
+            name: name.to_owned(),
+            project: None,
+        }
+    }
+
+    pub fn project(id: i64, name: &str, project: &str) -> Label {
+        Label {
+            id,
+            name: name.to_owned(),
+            project: Some(project.to_owned()),
+        }
+    }
+}
+
+impl User {
+    pub fn local(name: &str, password: &str) -> User {
+        User {
+            name: name.to_owned(),
+            secret: password.to_owned(),
+            kind: UserKind::Local,
+            admin: false,
+        }
+    }
+
+    pub fn oidc(name: &str, cli_secret: &str) -> User {
+        User {
+            kind: UserKind::Oidc,
+            ..User::local(name, cli_secret)
+        }
+    }
+
+    pub fn admin(mut self) -> User {
+        self.admin = true;
+        self
+    }
+}
+
+impl Robot {
+    /// A project robot, `robot$<project>+<name>`: it reads its project.
+    pub fn project(project: &str, name: &str, secret: &str) -> Robot {
+        Robot {
+            name: format!("robot${project}+{name}"),
+            secret: secret.to_owned(),
+            projects: vec![project.to_owned()],
+            all_projects: false,
+            disabled: false,
+        }
+    }
+
+    /// A system robot, `robot$<name>`, reading the given projects.
+    pub fn system(name: &str, secret: &str, projects: &[&str]) -> Robot {
+        Robot {
+            name: format!("robot${name}"),
+            secret: secret.to_owned(),
+            projects: projects.iter().map(|p| (*p).to_owned()).collect(),
+            all_projects: false,
+            disabled: false,
+        }
+    }
+}
+
+impl HarborData {
+    /// `projects` public projects `p000`…, each with `repositories` repositories `app000`…, each
+    /// with `artifacts` artifacts tagged `1.0`, `1.1`…, all carrying the global label
+    /// `desktop-app` (ID 1). A global label `desktop-app-legacy` (ID 2) is attached to nothing,
+    /// so a fuzzy `/labels?name=desktop-app` finds two labels, as on a real registry.
+    pub fn synthetic(projects: usize, repositories: usize, artifacts: usize) -> HarborData {
+        HarborData {
+            projects: (0..projects)
+                .map(|p| Project {
+                    repositories: (0..repositories)
+                        .map(|r| Repository {
+                            name: format!("app{r:03}"),
+                            artifacts: (0..artifacts)
+                                .map(|a| Artifact::new(&[&format!("1.{a}")], &[1]))
+                                .collect(),
+                        })
+                        .collect(),
+                    ..Project::public(&format!("p{p:03}"))
+                })
+                .collect(),
+            labels: vec![
+                Label::global(1, "desktop-app"),
+                Label::global(2, "desktop-app-legacy"),
+            ],
+            ..HarborData::default()
+        }
+    }
+
+    /// A registry a hostile server could send: one public project whose name holds quotes, `;`,
+    /// `$(…)` and backquotes, with repositories named `../../../etc/passwd`, with spaces, `;`,
+    /// `$HOME`, a backslash, `%`, non-ASCII, 300 and 1100 characters, each with one artifact
+    /// tagged with spaces, `%`, `;`, a leading space, a quote, a newline and a tab; plus a
+    /// non-ASCII project with a repository `nested/../deeper`. Everything carries the global
+    /// label `desktop-app` (ID 7).
+    pub fn hostile() -> HarborData {
+        let long = "l".repeat(300);
+        let too_long = "x".repeat(1100);
+        let repositories = [
+            "../../../etc/passwd",
+            "sp ace/semi;colon",
+            "dollar$HOME",
+            "back\\slash",
+            "percent%41",
+            "ünï/cødé☃",
+            long.as_str(),
+            too_long.as_str(),
+        ];
+        let tags = [
+            "1.0",
+            "with space",
+            "per%cent",
+            "semi;colon",
+            " lead",
+            "quote\"s",
+            "new\nline",
+            "tab\tbed",
+        ];
+        let mut project = Project::public("odd \"quoted\" 'name'; $(touch pwned) `id`");
+        for repository in repositories {
+            project = project
+                .repository(Repository::new(repository).artifact(Artifact::new(&tags, &[7])));
+        }
+        HarborData {
+            labels: vec![Label::global(7, "desktop-app")],
+            projects: vec![
+                project,
+                Project::public("ünïcødé-☃").repository(
+                    Repository::new("nested/../deeper").artifact(Artifact::new(&["2.0"], &[7])),
+                ),
+            ],
+            ..HarborData::default()
+        }
+    }
+
+    /// How many menu entries (tagged, labelled references) the label `label` yields in total.
+    pub fn count_tags_labelled(&self, label: &str) -> usize {
+        let ids: Vec<(i64, Option<&str>)> = self
+            .labels
+            .iter()
+            .filter(|l| l.name == label)
+            .map(|l| (l.id, l.project.as_deref()))
+            .collect();
+        self.projects
+            .iter()
+            .flat_map(|p| {
+                let ids = &ids;
+                p.repositories.iter().flat_map(move |r| {
+                    r.artifacts.iter().filter(move |a| {
+                        a.labels.iter().any(|id| {
+                            ids.iter().any(|(wanted, scope)| {
+                                wanted == id && scope.is_none_or(|s| s == p.name)
+                            })
+                        })
+                    })
+                })
+            })
+            .map(|a| a.tags.len())
+            .sum()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The server core, shared with the skaha stand-in.
+
+/// A request as it arrived, before any decoding.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub method: Method,
+    /// The path as sent, still percent-encoded.
+    pub path: String,
+    /// The query as sent, still percent-encoded; empty when there is none.
+    pub query: String,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Incoming {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
+    }
+
+    /// The path and query as sent: `/api/v2.0/projects?page=1`.
+    pub fn uri(&self) -> String {
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
+    }
+}
+
+/// One request in the log.
+#[derive(Debug, Clone)]
+pub struct LoggedRequest {
+    pub method: String,
+    /// The path as sent, still percent-encoded.
+    pub path: String,
+    /// The query as sent, still percent-encoded.
+    pub query: String,
+    pub authorization: Option<String>,
+    /// The `x-auth-token-skaha` header.
+    pub skaha_token: Option<String>,
+    pub content_type: Option<String>,
+    pub user_agent: Option<String>,
+    pub body: String,
+    /// The status answered; `None` while unanswered (or never answered: a hang).
+    pub status: Option<u16>,
+    /// When it arrived.
+    pub at: Instant,
+}
+
+impl LoggedRequest {
+    /// The path and query as sent.
+    pub fn uri(&self) -> String {
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
+    }
+
+    /// A query parameter, decoded; the first one when repeated.
+    pub fn param(&self, name: &str) -> Option<String> {
+        parse_query(&self.query)
+            .into_iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value)
+    }
+
+    /// The user and secret of a `Basic` authorization header.
+    pub fn basic_credentials(&self) -> Option<(String, String)> {
+        basic_credentials(self.authorization.as_deref()?)
+    }
+}
+
+/// What goes wrong, when a [`Fault`] hits.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultKind {
+    /// Answer with this status. The body is what the service sends for it (Harbor's error envelope,
+    /// nginx's HTML page for 502, 503 and 504); 429 comes with `Retry-After: 1`.
+    Status(u16),
+    /// Answer 200 with a body that is not JSON, labelled as JSON.
+    InvalidJson,
+    /// Answer normally, but declare the whole body's length, send half of it and close.
+    Truncate,
+    /// Never answer.
+    Hang,
+    /// Wait this long, then answer normally.
+    Delay(Duration),
+}
+
+/// A misbehaviour for matching requests: every one, or only the first `times`.
+#[derive(Debug, Clone)]
+pub struct Fault {
+    pub kind: FaultKind,
+    /// Only requests whose path-and-query as sent contain this.
+    pub path_contains: Option<String>,
+    pub method: Option<Method>,
+    /// How many matching requests it hits; `None` for all of them.
+    pub times: Option<usize>,
+}
+
+impl Fault {
+    pub fn always(kind: FaultKind) -> Fault {
+        Fault {
+            kind,
+            path_contains: None,
+            method: None,
+            times: None,
+        }
+    }
+
+    pub fn first(times: usize, kind: FaultKind) -> Fault {
+        Fault {
+            times: Some(times),
+            ..Fault::always(kind)
+        }
+    }
+
+    /// Limits the fault to requests whose path and query (as sent) contain `text`.
+    pub fn on(mut self, text: &str) -> Fault {
+        self.path_contains = Some(text.to_owned());
+        self
+    }
+
+    pub fn method(mut self, method: Method) -> Fault {
+        self.method = Some(method);
+        self
+    }
+
+    fn matches(&self, request: &Incoming) -> bool {
+        self.method.as_ref().is_none_or(|m| *m == request.method)
+            && self
+                .path_contains
+                .as_deref()
+                .is_none_or(|text| request.uri().contains(text))
+    }
+}
+
+/// A service's answer to a request, decided without waiting.
+pub type Handler = Arc<dyn Fn(&Incoming) -> Response<Body> + Send + Sync>;
+/// The body a service sends with a failure status.
+pub type ErrorPage = fn(u16) -> Response<Body>;
+
+/// The shared state of a running server: the log, the gauge, the knobs.
+pub struct Core {
+    log: Mutex<Vec<LoggedRequest>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    latency: Mutex<Duration>,
+    faults: Mutex<Vec<Fault>>,
+    error_page: ErrorPage,
+    next_request_id: AtomicU64,
+}
+
+struct InFlight<'a>(&'a Core);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+impl Core {
+    fn enter(&self) -> InFlight<'_> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(self)
+    }
+
+    fn record(&self, request: &Incoming) -> usize {
+        let header = |name: &str| request.header(name).map(str::to_owned);
+        let mut log = self.log.lock().unwrap();
+        log.push(LoggedRequest {
+            method: request.method.to_string(),
+            path: request.path.clone(),
+            query: request.query.clone(),
+            authorization: header("authorization"),
+            skaha_token: header("x-auth-token-skaha"),
+            content_type: header("content-type"),
+            user_agent: header("user-agent"),
+            body: String::from_utf8_lossy(&request.body).into_owned(),
+            status: None,
+            at: Instant::now(),
+        });
+        log.len() - 1
+    }
+
+    /// The fault that hits this request, if any, counting it against its budget.
+    fn take_fault(&self, request: &Incoming) -> Option<FaultKind> {
+        let mut faults = self.faults.lock().unwrap();
+        for fault in faults.iter_mut() {
+            if !fault.matches(request) {
+                continue;
+            }
+            match &mut fault.times {
+                Some(0) => continue,
+                Some(n) => *n -= 1,
+                None => {}
+            }
+            return Some(fault.kind.clone());
+        }
+        None
+    }
+
+    async fn answer(
+        &self,
+        handler: &Handler,
+        request: Incoming,
+        cutter: Option<Cutter>,
+    ) -> Response<Body> {
+        let position = self.record(&request);
+        let _in_flight = self.enter();
+        let latency = *self.latency.lock().unwrap();
+        if !latency.is_zero() {
+            tokio::time::sleep(latency).await;
+        }
+        let mut response = match self.take_fault(&request) {
+            None => handler(&request),
+            Some(FaultKind::Delay(delay)) => {
+                tokio::time::sleep(delay).await;
+                handler(&request)
+            }
+            Some(FaultKind::Hang) => std::future::pending().await,
+            Some(FaultKind::Status(status)) => {
+                let mut response = (self.error_page)(status);
+                if status == 429 {
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                }
+                response
+            }
+            Some(FaultKind::InvalidJson) => Response::builder()
+                .status(200)
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    "<html><body><h1>Harbor is being upgraded</h1></body></html>\n",
+                ))
+                .unwrap(),
+            Some(FaultKind::Truncate) => {
+                let (parts, body) = handler(&request).into_parts();
+                let body = axum::body::to_bytes(body, usize::MAX)
+                    .await
+                    .unwrap_or_default();
+                if let Some(cutter) = cutter {
+                    cutter.cut_after_body((body.len() / 2).max(1));
+                }
+                Response::from_parts(parts, Body::from(body))
+            }
+        };
+        let request_id = match request.header("x-request-id") {
+            Some(id) => id.to_owned(),
+            None => {
+                let n = self.next_request_id.fetch_add(1, Ordering::SeqCst);
+                let x = splitmix(n ^ u64::from(std::process::id()));
+                format!(
+                    "{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                    x >> 32,
+                    (x >> 16) & 0xffff,
+                    x & 0xfff,
+                    (x >> 52) & 0xfff,
+                    splitmix(x) & 0xffff_ffff_ffff
+                )
+            }
+        };
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        self.log.lock().unwrap()[position].status = Some(response.status().as_u16());
+        response
+    }
+}
+
+/// How far a connection's next response may go before it is cut.
+#[derive(Debug, Default)]
+enum Cut {
+    /// Everything goes through.
+    #[default]
+    Pass,
+    /// The next response's head goes through, then `body_bytes` of its body.
+    AwaitHead { body_bytes: usize, carry: Vec<u8> },
+    /// This many more body bytes go through.
+    Body { left: usize },
+    /// Nothing more goes out: the connection fails.
+    Done,
+}
+
+/// A handle on one connection that lets a handler cut its own response short: the head (with
+/// the full `Content-Length`) and part of the body are sent, then the connection is closed, as
+/// when a proxy dies mid-answer.
+#[derive(Debug, Clone, Default)]
+pub struct Cutter(Arc<Mutex<Cut>>);
+
+impl Cutter {
+    fn cut_after_body(&self, body_bytes: usize) {
+        *self.0.lock().unwrap() = Cut::AwaitHead {
+            body_bytes,
+            carry: Vec::new(),
+        };
+    }
+
+    /// Where `\r\n\r\n` ends in `buf`, counting the `carry` bytes written before it.
+    fn head_end(carry: &[u8], buf: &[u8]) -> Option<usize> {
+        let joined: Vec<u8> = carry.iter().chain(buf).copied().collect();
+        joined
+            .windows(4)
+            .position(|window| window == b"\r\n\r\n")
+            .map(|start| start + 4 - carry.len())
+    }
+
+    /// How much of `buf` may be written now.
+    fn limit(&self, buf: &[u8]) -> usize {
+        match &*self.0.lock().unwrap() {
+            Cut::Pass => buf.len(),
+            Cut::AwaitHead { body_bytes, carry } => Cutter::head_end(carry, buf)
+                .map_or(buf.len(), |end| (end + body_bytes).min(buf.len())),
+            Cut::Body { left } => (*left).min(buf.len()),
+            Cut::Done => 0,
+        }
+    }
+
+    /// Accounts for `written` bytes having gone out.
+    fn advance(&self, written: &[u8]) {
+        let mut cut = self.0.lock().unwrap();
+        let next = match &mut *cut {
+            Cut::Pass | Cut::Done => return,
+            Cut::AwaitHead { body_bytes, carry } => match Cutter::head_end(carry, written) {
+                Some(end) => match body_bytes.checked_sub(written.len() - end) {
+                    Some(left) if left > 0 => Cut::Body { left },
+                    _ => Cut::Done,
+                },
+                None => {
+                    carry.extend_from_slice(written);
+                    let keep = carry.len().saturating_sub(3);
+                    carry.drain(..keep);
+                    return;
+                }
+            },
+            Cut::Body { left } => match left.checked_sub(written.len()) {
+                Some(left) if left > 0 => Cut::Body { left },
+                _ => Cut::Done,
+            },
+        };
+        *cut = next;
+    }
+}
+
+/// A listener whose connections carry a [`Cutter`].
+struct CutListener<L> {
+    inner: L,
+}
+
+struct CutIo<I> {
+    io: I,
+    cutter: Cutter,
+}
+
+impl<L: Listener> Listener for CutListener<L> {
+    type Io = CutIo<L::Io>;
+    type Addr = L::Addr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (io, addr) = self.inner.accept().await;
+        let cutter = Cutter::default();
+        (CutIo { io, cutter }, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.inner.local_addr()
+    }
+}
+
+impl<L: Listener> Connected<IncomingStream<'_, CutListener<L>>> for Cutter {
+    fn connect_info(stream: IncomingStream<'_, CutListener<L>>) -> Cutter {
+        stream.io().cutter.clone()
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for CutIo<I> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for CutIo<I> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let limit = this.cutter.limit(buf);
+        if limit == 0 && !buf.is_empty() {
+            ready!(Pin::new(&mut this.io).poll_flush(cx))?;
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the fake server cut this answer short",
+            )));
+        }
+        let written = ready!(Pin::new(&mut this.io).poll_write(cx, &buf[..limit]))?;
+        this.cutter.advance(&buf[..written]);
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// A running stand-in: an axum app on 127.0.0.1 served by its own tokio runtime, whose worker
+/// threads run in the background. Dropping it closes the port.
+pub struct Server {
+    runtime: Option<tokio::runtime::Runtime>,
+    addr: SocketAddr,
+    url: String,
+    core: Arc<Core>,
+}
+
+impl Server {
+    /// Serves `handler` on plain HTTP.
+    pub fn start(handler: Handler, error_page: ErrorPage, latency: Duration) -> Server {
+        Server::start_on("http", |listener| listener, handler, error_page, latency)
+    }
+
+    /// Serves `handler` on a listener made from the bound TCP listener by `wrap`, e.g. one that
+    /// does a TLS handshake; `scheme` goes into [`Server::url`].
+    pub fn start_on<L, W>(
+        scheme: &str,
+        wrap: W,
+        handler: Handler,
+        error_page: ErrorPage,
+        latency: Duration,
+    ) -> Server
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+        W: FnOnce(tokio::net::TcpListener) -> L + Send + 'static,
+    {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("fake-http")
+            .enable_all()
+            .build()
+            .expect("start a tokio runtime for a fake server");
+        let listener =
+            std::net::TcpListener::bind("127.0.0.1:0").expect("bind a fake server on 127.0.0.1");
+        listener
+            .set_nonblocking(true)
+            .expect("make the fake server's socket non-blocking");
+        let addr = listener.local_addr().expect("the fake server's address");
+        let core = Arc::new(Core {
+            log: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            latency: Mutex::new(latency),
+            faults: Mutex::new(Vec::new()),
+            error_page,
+            next_request_id: AtomicU64::new(1),
+        });
+        let app_core = Arc::clone(&core);
+        let app = Router::new().fallback(move |request: Request<Body>| {
+            let core = Arc::clone(&app_core);
+            let handler = Arc::clone(&handler);
+            async move {
+                let cutter = request
+                    .extensions()
+                    .get::<ConnectInfo<Cutter>>()
+                    .map(|info| info.0.clone());
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 16 << 20)
+                    .await
+                    .map(|bytes| bytes.to_vec())
+                    .unwrap_or_default();
+                let incoming = Incoming {
+                    method: parts.method,
+                    path: parts.uri.path().to_owned(),
+                    query: parts.uri.query().unwrap_or("").to_owned(),
+                    headers: parts.headers,
+                    body,
+                };
+                core.answer(&handler, incoming, cutter).await
+            }
+        });
+        runtime.spawn(async move {
+            let listener = tokio::net::TcpListener::from_std(listener)
+                .expect("hand the fake server's socket to tokio");
+            let listener = CutListener {
+                inner: wrap(listener),
+            };
+            let _ = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<Cutter>(),
+            )
+            .await;
+        });
+        Server {
+            runtime: Some(runtime),
+            addr,
+            url: format!("{scheme}://{addr}"),
+            core,
+        }
+    }
+
+    /// `http://127.0.0.1:<port>` (or `https://…`).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.core.log.lock().unwrap().clone()
+    }
+
+    /// The most requests that were being answered at the same time.
+    pub fn max_in_flight(&self) -> usize {
+        self.core.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the log and the gauge's maximum.
+    pub fn reset_stats(&self) {
+        self.core.log.lock().unwrap().clear();
+        self.core
+            .max_in_flight
+            .store(self.core.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        *self.core.latency.lock().unwrap() = latency;
+    }
+
+    /// Adds a fault after those already set (the first that matches a request wins).
+    pub fn add_fault(&self, fault: Fault) {
+        self.core.faults.lock().unwrap().push(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.core.faults.lock().unwrap().clear();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            // Inside an async context a runtime may not block, so it is let go in the background.
+            if tokio::runtime::Handle::try_current().is_ok() {
+                runtime.shutdown_background();
+            } else {
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Harbor service.
+
+/// How to start a [`FakeHarbor`].
+#[derive(Debug, Clone, Default)]
+pub struct HarborConfig {
+    pub data: HarborData,
+    /// Added before every answer; other requests are answered meanwhile.
+    pub latency: Duration,
+    pub faults: Vec<Fault>,
+}
+
+impl HarborConfig {
+    pub fn new(data: HarborData) -> HarborConfig {
+        HarborConfig {
+            data,
+            ..HarborConfig::default()
+        }
+    }
+}
+
+/// A running stand-in Harbor; see the module documentation.
+pub struct FakeHarbor {
+    server: Server,
+    index: Arc<RwLock<Arc<Index>>>,
+}
+
+impl FakeHarbor {
+    pub fn start(config: HarborConfig) -> FakeHarbor {
+        FakeHarbor::start_on(config, "http", |listener| listener)
+    }
+
+    /// Starts on a listener made by `wrap` (for TLS); `scheme` goes into [`FakeHarbor::url`].
+    pub fn start_on<L, W>(config: HarborConfig, scheme: &str, wrap: W) -> FakeHarbor
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+        W: FnOnce(tokio::net::TcpListener) -> L + Send + 'static,
+    {
+        let index = Arc::new(RwLock::new(Arc::new(Index::new(&config.data))));
+        let handler_index = Arc::clone(&index);
+        let handler: Handler = Arc::new(move |request: &Incoming| {
+            let index = Arc::clone(&handler_index.read().unwrap());
+            route(&index, request)
+        });
+        let server = Server::start_on(scheme, wrap, handler, harbor_error_page, config.latency);
+        for fault in config.faults {
+            server.add_fault(fault);
+        }
+        FakeHarbor { server, index }
+    }
+
+    /// The registry's root URL, `http://127.0.0.1:<port>` (the API is under `/api/v2.0`).
+    pub fn url(&self) -> String {
+        self.server.url().to_owned()
+    }
+
+    /// `127.0.0.1:<port>`, the registry part of image references.
+    pub fn registry(&self) -> String {
+        self.server.addr().to_string()
+    }
+
+    /// Replaces the registry's contents; requests already answered are not affected.
+    pub fn set_data(&self, data: HarborData) {
+        *self.index.write().unwrap() = Arc::new(Index::new(&data));
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.server.requests()
+    }
+
+    /// The requests whose path (as sent, percent-encoded) contains `text`.
+    pub fn requests_to(&self, text: &str) -> Vec<LoggedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|request| request.path.contains(text))
+            .collect()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.server.max_in_flight()
+    }
+
+    pub fn reset_stats(&self) {
+        self.server.reset_stats();
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.server.set_latency(latency);
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.server.add_fault(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.server.clear_faults();
+    }
+}
+
+/// The registry with IDs assigned, as the handlers read it.
+struct Index {
+    /// Sorted by name, Harbor's default order for projects.
+    projects: Vec<ProjectRow>,
+    labels: Vec<LabelRow>,
+    users: Vec<User>,
+    robots: Vec<Robot>,
+}
+
+struct ProjectRow {
+    id: i64,
+    name: String,
+    public: bool,
+    members: Vec<String>,
+    repositories: Vec<RepositoryRow>,
+}
+
+struct RepositoryRow {
+    id: i64,
+    /// Without the project.
+    name: String,
+    artifacts: Vec<ArtifactRow>,
+}
+
+struct ArtifactRow {
+    id: i64,
+    digest: String,
+    /// (tag ID, name), newest first.
+    tags: Vec<(i64, String)>,
+    labels: Vec<i64>,
+}
+
+struct LabelRow {
+    id: i64,
+    name: String,
+    /// 0 for global labels.
+    project_id: i64,
+}
+
+impl Index {
+    fn new(data: &HarborData) -> Index {
+        let (mut next_repository, mut next_artifact, mut next_tag) = (1, 1, 1);
+        let mut projects: Vec<ProjectRow> = data
+            .projects
+            .iter()
+            .enumerate()
+            .map(|(i, project)| ProjectRow {
+                id: i as i64 + 1,
+                name: project.name.clone(),
+                public: project.public,
+                members: project.members.clone(),
+                repositories: project
+                    .repositories
+                    .iter()
+                    .map(|repository| {
+                        next_repository += 1;
+                        RepositoryRow {
+                            id: next_repository - 1,
+                            name: repository.name.clone(),
+                            artifacts: repository
+                                .artifacts
+                                .iter()
+                                .map(|artifact| {
+                                    next_artifact += 1;
+                                    let id = next_artifact - 1;
+                                    ArtifactRow {
+                                        id,
+                                        digest: if artifact.digest.is_empty() {
+                                            fake_digest(id as u64)
+                                        } else {
+                                            artifact.digest.clone()
+                                        },
+                                        tags: artifact
+                                            .tags
+                                            .iter()
+                                            .map(|tag| {
+                                                next_tag += 1;
+                                                (next_tag - 1, tag.clone())
+                                            })
+                                            .collect(),
+                                        labels: artifact.labels.clone(),
+                                    }
+                                })
+                                .collect(),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        let labels = data
+            .labels
+            .iter()
+            .map(|label| LabelRow {
+                id: label.id,
+                name: label.name.clone(),
+                project_id: label.project.as_deref().map_or(0, |name| {
+                    projects
+                        .iter()
+                        .find(|p| p.name == name)
+                        .map(|p| p.id)
+                        .unwrap_or_else(|| panic!("label {:?}: no project {name:?}", label.name))
+                }),
+            })
+            .collect();
+        projects.sort_by(|a, b| a.name.cmp(&b.name));
+        Index {
+            projects,
+            labels,
+            users: data.users.clone(),
+            robots: data.robots.clone(),
+        }
+    }
+
+    fn label(&self, id: i64) -> Option<&LabelRow> {
+        self.labels.iter().find(|label| label.id == id)
+    }
+}
+
+/// Who is calling, after Harbor's security middleware.
+enum Caller<'a> {
+    Anonymous,
+    User(&'a User),
+    Robot(&'a Robot),
+}
+
+impl Caller<'_> {
+    fn can_read(&self, project: &ProjectRow) -> bool {
+        project.public
+            || match self {
+                Caller::Anonymous => false,
+                Caller::User(user) => user.admin || project.members.contains(&user.name),
+                Caller::Robot(robot) => {
+                    robot.all_projects || robot.projects.contains(&project.name)
+                }
+            }
+    }
+
+    fn is_member(&self, project: &ProjectRow) -> bool {
+        matches!(self, Caller::User(user) if project.members.contains(&user.name))
+    }
+
+    /// What Harbor answers when this caller may not read a project (or it does not exist).
+    fn denied(&self) -> Refusal {
+        Box::new(match self {
+            Caller::Anonymous => harbor_error(401, "unauthorized"),
+            _ => harbor_error(403, "forbidden"),
+        })
+    }
+}
+
+/// The paths on which Harbor accepts an OIDC user's CLI secret (`oidc_cli.go`).
+fn oidc_cli_whitelisted(method: &Method, path: &str) -> bool {
+    if *method != Method::GET {
+        return false;
+    }
+    if matches!(
+        path,
+        "/api/v2.0/projects" | "/api/v2.0/systeminfo" | "/api/version" | "/api/v2.0/labels"
+    ) {
+        return true;
+    }
+    let Some(rest) = path.strip_prefix("/api/v2.0/projects/") else {
+        return false;
+    };
+    rest.ends_with("/repositories")
+        || (rest.contains("/repositories/") && rest.ends_with("/artifacts"))
+}
+
+/// Harbor's generators in order (`oidcCli`, `robot`, `basicAuth`); any failure is anonymous.
+fn authenticate<'a>(index: &'a Index, request: &Incoming, path: &str) -> Caller<'a> {
+    let Some((name, secret)) = request.header("authorization").and_then(basic_credentials) else {
+        return Caller::Anonymous;
+    };
+    if let Some(user) = index
+        .users
+        .iter()
+        .find(|user| user.kind == UserKind::Oidc && user.name == name)
+    {
+        // Off the whitelist an OIDC user has no usable password, so Basic auth fails too.
+        return if user.secret == secret && oidc_cli_whitelisted(&request.method, path) {
+            Caller::User(user)
+        } else {
+            Caller::Anonymous
+        };
+    }
+    if name.starts_with("robot$") {
+        return index
+            .robots
+            .iter()
+            .find(|robot| robot.name == name && robot.secret == secret && !robot.disabled)
+            .map_or(Caller::Anonymous, Caller::Robot);
+    }
+    index
+        .users
+        .iter()
+        .find(|user| user.kind == UserKind::Local && user.name == name && user.secret == secret)
+        .map_or(Caller::Anonymous, Caller::User)
+}
+
+fn route(index: &Index, request: &Incoming) -> Response<Body> {
+    // nginx (`proxy_pass http://core/api/;`) decodes the path once before Harbor routes it.
+    let path = percent_decode(&request.path);
+    let Some(rest) = path.strip_prefix("/api/v2.0/") else {
+        if path == "/api/version" && request.method == Method::GET {
+            return json_response(200, &json!({"version": "v2.0"}));
+        }
+        return harbor_error(404, &format!("path {path} was not found"));
+    };
+    let segments: Vec<&str> = rest.split('/').collect();
+    if segments.iter().any(|segment| segment.is_empty()) {
+        return harbor_error(404, &format!("path {path} was not found"));
+    }
+    let known = matches!(
+        segments.as_slice(),
+        ["projects"]
+            | ["projects", _]
+            | ["projects", _, "repositories"]
+            | ["projects", _, "repositories", _, "artifacts"]
+            | ["projects", _, "repositories", _, "artifacts", _]
+            | ["labels"]
+            | ["systeminfo"]
+    );
+    if !known {
+        return harbor_error(404, &format!("path {path} was not found"));
+    }
+    if request.method != Method::GET {
+        return harbor_error(
+            405,
+            &format!("method {} is not allowed, but [GET] are", request.method),
+        );
+    }
+    let caller = authenticate(index, request, &path);
+    let query = parse_query(&request.query);
+    let result = match segments.as_slice() {
+        ["projects"] => list_projects(index, &caller, &query, &path),
+        ["projects", project] => get_project(index, &caller, project, request),
+        ["projects", project, "repositories"] => {
+            list_repositories(index, &caller, project, &query, &path)
+        }
+        ["projects", project, "repositories", repository, "artifacts"] => {
+            list_artifacts(index, &caller, project, repository, &query, &path)
+        }
+        [
+            "projects",
+            project,
+            "repositories",
+            repository,
+            "artifacts",
+            reference,
+        ] => get_artifact(index, &caller, project, repository, reference, &query),
+        ["labels"] => list_labels(index, &caller, &query, &path),
+        _ => Ok(system_info(index, &caller)),
+    };
+    result.unwrap_or_else(|response| *response)
+}
+
+/// Why a handler step stops: the answer to send instead (boxed, since it is large).
+type Refusal = Box<Response<Body>>;
+type Answer = Result<Response<Body>, Refusal>;
+
+fn param<'a>(query: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    query
+        .iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value.as_str())
+}
+
+/// A go-openapi validation failure: 422 with its message list.
+fn validation_error(message: &str) -> Refusal {
+    Box::new(harbor_error(
+        422,
+        &format!("validation failure list:\n{message}"),
+    ))
+}
+
+fn bool_param(query: &[(String, String)], name: &str, default: bool) -> Result<bool, Refusal> {
+    match param(query, name) {
+        None | Some("") => Ok(default),
+        Some("true" | "1" | "t" | "T" | "TRUE" | "True") => Ok(true),
+        Some("false" | "0" | "f" | "F" | "FALSE" | "False") => Ok(false),
+        Some(other) => Err(validation_error(&format!(
+            "{name} in query must be of type bool: \"{other}\""
+        ))),
+    }
+}
+
+fn int_param(query: &[(String, String)], name: &str) -> Result<Option<i64>, Refusal> {
+    match param(query, name) {
+        None | Some("") => Ok(None),
+        Some(text) => text.parse().map(Some).map_err(|_| {
+            validation_error(&format!(
+                "{name} in query must be of type int64: \"{text}\""
+            ))
+        }),
+    }
+}
+
+/// `page` and `page_size`; a size of `None` means "no limit" (`page_size` ≤ 0).
+struct Paging {
+    page: u64,
+    size: Option<u64>,
+}
+
+fn paging(query: &[(String, String)]) -> Result<Paging, Refusal> {
+    let page = int_param(query, "page")?.unwrap_or(1).max(1) as u64;
+    let size = int_param(query, "page_size")?.unwrap_or(DEFAULT_PAGE_SIZE as i64);
+    if size > MAX_PAGE_SIZE as i64 {
+        return Err(validation_error(&format!(
+            "page_size in query should be less than or equal to {MAX_PAGE_SIZE}"
+        )));
+    }
+    Ok(Paging {
+        page,
+        size: (size > 0).then_some(size as u64),
+    })
+}
+
+/// One page of `items` with `X-Total-Count` and, when there are other pages, `Link`.
+fn page_response(
+    items: Vec<Value>,
+    paging: &Paging,
+    path: &str,
+    query: &[(String, String)],
+) -> Response<Body> {
+    let total = items.len() as u64;
+    let page: Vec<Value> = match paging.size {
+        Some(size) => items
+            .into_iter()
+            .skip(((paging.page - 1) * size) as usize)
+            .take(size as usize)
+            .collect(),
+        None => items,
+    };
+    let mut response = json_response(200, &Value::Array(page));
+    let headers = response.headers_mut();
+    headers.insert("x-total-count", HeaderValue::from(total));
+    if let Some(size) = paging.size {
+        let page = paging.page;
+        let mut links = Vec::new();
+        if page > 1 && (page - 1) * size < total {
+            links.push(format!(
+                "<{}>; rel=\"prev\"",
+                link_url(path, query, page - 1, size)
+            ));
+        }
+        if size * page < total {
+            links.push(format!(
+                "<{}>; rel=\"next\"",
+                link_url(path, query, page + 1, size)
+            ));
+        }
+        if !links.is_empty()
+            && let Ok(value) = HeaderValue::from_str(&links.join(" , "))
+        {
+            headers.insert(header::LINK, value);
+        }
+    }
+    response
+}
+
+/// Harbor's link: the request path with the query re-encoded (keys sorted, as Go's
+/// `url.Values.Encode` does) and then unescaped again, so values appear raw.
+fn link_url(path: &str, query: &[(String, String)], page: u64, size: u64) -> String {
+    let mut pairs: Vec<(String, String)> = query
+        .iter()
+        .filter(|(key, _)| key != "page" && key != "page_size")
+        .cloned()
+        .collect();
+    pairs.push(("page".to_owned(), page.to_string()));
+    pairs.push(("page_size".to_owned(), size.to_string()));
+    pairs.sort_by(|a, b| a.0.cmp(&b.0));
+    let query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// A parsed `q` value (`H src/lib/q/builder.go`).
+#[derive(Debug, Clone, PartialEq)]
+enum QValue {
+    Exact(String),
+    Fuzzy(String),
+    Range(String, String),
+    Or(Vec<String>),
+    And(Vec<String>),
+}
+
+const Q_SYNTAX: &str = "the query string must contain \"=\" and the key/value cannot be empty";
+const Q_LABELS: &str =
+    "the value of \"labels\" query can only be integer list with intersetion relationship";
+
+fn parse_q(query: &[(String, String)]) -> Result<Vec<(String, QValue)>, Refusal> {
+    let Some(raw) = param(query, "q").filter(|q| !q.is_empty()) else {
+        return Ok(Vec::new());
+    };
+    // Harbor unescapes `q` once more after the query string itself was decoded.
+    let raw = query_unescape(raw).map_err(|message| refuse(400, &message))?;
+    let mut out = Vec::new();
+    for pair in raw.split(',') {
+        let Some((key, value)) = pair
+            .split_once('=')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        else {
+            return Err(refuse(400, Q_SYNTAX));
+        };
+        let list = |inner: &str| {
+            inner
+                .split(' ')
+                .map(|item| item.trim_matches(['"', '\'']).to_owned())
+                .collect()
+        };
+        let value = if let Some(fuzzy) = value.strip_prefix('~') {
+            QValue::Fuzzy(fuzzy.to_owned())
+        } else if let Some(inner) = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')) {
+            let Some((min, max)) = inner.split_once('~').filter(|(_, max)| !max.contains('~'))
+            else {
+                return Err(refuse(
+                    400,
+                    &format!("invalid query string, the range must contain one \"~\": {value}"),
+                ));
+            };
+            QValue::Range(min.to_owned(), max.to_owned())
+        } else if let Some(inner) = value.strip_prefix('{').and_then(|v| v.strip_suffix('}')) {
+            QValue::Or(list(inner))
+        } else if let Some(inner) = value.strip_prefix('(').and_then(|v| v.strip_suffix(')')) {
+            QValue::And(list(inner))
+        } else {
+            QValue::Exact(value.strip_prefix('\\').unwrap_or(value).to_owned())
+        };
+        out.push((key.to_owned(), value));
+    }
+    Ok(out)
+}
+
+/// The artifact filters Harbor's DAO understands; every other `q` key is ignored.
+#[derive(Default)]
+struct ArtifactFilter {
+    /// Every one of these label IDs must be attached.
+    labels: Option<Vec<i64>>,
+    tags: Option<QValue>,
+}
+
+fn artifact_filter(q: Vec<(String, QValue)>) -> Result<ArtifactFilter, Refusal> {
+    let mut filter = ArtifactFilter::default();
+    for (key, value) in q {
+        match key.as_str() {
+            "labels" | "Labels" => {
+                let QValue::And(items) = value else {
+                    return Err(refuse(400, Q_LABELS));
+                };
+                let ids: Result<Vec<i64>, _> = items.iter().map(|item| item.parse()).collect();
+                filter.labels = Some(ids.map_err(|_| refuse(400, Q_LABELS))?);
+            }
+            "tags" => filter.tags = Some(value),
+            _ => {}
+        }
+    }
+    Ok(filter)
+}
+
+fn time(n: i64) -> String {
+    let n = n.rem_euclid(28 * 86_400);
+    format!(
+        "2024-02-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+        1 + n / 86_400,
+        (n / 3600) % 24,
+        (n / 60) % 60,
+        n % 60,
+        (n * 37) % 1000
+    )
+}
+
+const NEVER: &str = "0001-01-01T00:00:00.000Z";
+
+fn project_json(project: &ProjectRow, caller: &Caller, detail: bool) -> Value {
+    let mut object = Map::new();
+    object.insert("project_id".into(), json!(project.id));
+    object.insert("owner_id".into(), json!(1));
+    object.insert("name".into(), json!(project.name));
+    object.insert("creation_time".into(), json!(time(project.id * 1000)));
+    object.insert("update_time".into(), json!(time(project.id * 1000)));
+    object.insert("repo_count".into(), json!(project.repositories.len()));
+    if caller.is_member(project) {
+        object.insert("current_user_role_id".into(), json!(2));
+        object.insert("current_user_role_ids".into(), json!([2]));
+    } else {
+        object.insert("current_user_role_ids".into(), Value::Null);
+    }
+    if detail {
+        object.insert("owner_name".into(), json!("admin"));
+        object.insert(
+            "metadata".into(),
+            json!({"public": project.public.to_string()}),
+        );
+        object.insert(
+            "cve_allowlist".into(),
+            json!({"id": project.id, "project_id": project.id, "items": [],
+                   "creation_time": NEVER, "update_time": NEVER}),
+        );
+    }
+    Value::Object(object)
+}
+
+fn list_projects(index: &Index, caller: &Caller, query: &[(String, String)], path: &str) -> Answer {
+    let paging = paging(query)?;
+    let q = parse_q(query)?;
+    let public = match param(query, "public") {
+        None | Some("") => None,
+        Some(_) => Some(bool_param(query, "public", false)?),
+    };
+    let detail = bool_param(query, "with_detail", true)?;
+    let name = param(query, "name").filter(|name| !name.is_empty());
+    let items: Vec<Value> = index
+        .projects
+        .iter()
+        .filter(|project| caller.can_read(project))
+        .filter(|project| public.is_none_or(|public| project.public == public))
+        .filter(|project| name.is_none_or(|name| project.name.contains(name)))
+        .filter(|project| {
+            q.iter().all(|(key, value)| match (key.as_str(), value) {
+                ("name", QValue::Exact(name)) => project.name == *name,
+                ("name", QValue::Fuzzy(name)) => project.name.contains(name.as_str()),
+                _ => true,
+            })
+        })
+        .map(|project| project_json(project, caller, detail))
+        .collect();
+    Ok(page_response(items, &paging, path, query))
+}
+
+/// The project a caller may read, or Harbor's 401/403 (also for a project that does not exist:
+/// the permission check comes first).
+fn readable<'a>(index: &'a Index, caller: &Caller, name: &str) -> Result<&'a ProjectRow, Refusal> {
+    index
+        .projects
+        .iter()
+        .find(|project| project.name == name)
+        .filter(|project| caller.can_read(project))
+        .ok_or_else(|| caller.denied())
+}
+
+fn get_project(index: &Index, caller: &Caller, name_or_id: &str, request: &Incoming) -> Answer {
+    let by_name = request.header("x-is-resource-name") == Some("true");
+    let project = match name_or_id.parse::<i64>() {
+        Ok(id) if !by_name => index.projects.iter().find(|p| p.id == id),
+        _ => index.projects.iter().find(|p| p.name == name_or_id),
+    };
+    match project.filter(|project| caller.can_read(project)) {
+        Some(project) => Ok(json_response(200, &project_json(project, caller, true))),
+        None => Err(caller.denied()),
+    }
+}
+
+fn list_repositories(
+    index: &Index,
+    caller: &Caller,
+    project: &str,
+    query: &[(String, String)],
+    path: &str,
+) -> Answer {
+    let project = readable(index, caller, project)?;
+    let paging = paging(query)?;
+    parse_q(query)?;
+    // Harbor's default order is `-creation_time,-id`: newest first.
+    let items = project
+        .repositories
+        .iter()
+        .rev()
+        .map(|repository| {
+            json!({
+                "id": repository.id,
+                "project_id": project.id,
+                "name": format!("{}/{}", project.name, repository.name),
+                "artifact_count": repository.artifacts.len(),
+                "pull_count": 0,
+                "creation_time": time(repository.id * 60),
+                "update_time": time(repository.id * 60 + 30),
+            })
+        })
+        .collect();
+    Ok(page_response(items, &paging, path, query))
+}
+
+fn artifact_json(
+    project: &ProjectRow,
+    repository: &RepositoryRow,
+    artifact: &ArtifactRow,
+    index: &Index,
+    with_tag: bool,
+    with_label: bool,
+) -> Value {
+    let full_name = format!("{}/{}", project.name, repository.name);
+    // Harbor sends empty arrays as `null`, never as `[]` and never omitted.
+    let tags = if with_tag && !artifact.tags.is_empty() {
+        Value::Array(
+            artifact
+                .tags
+                .iter()
+                .map(|(id, name)| {
+                    json!({"id": id, "repository_id": repository.id, "artifact_id": artifact.id,
+                           "name": name, "push_time": time(artifact.id * 60 + 1),
+                           "pull_time": NEVER, "immutable": false})
+                })
+                .collect(),
+        )
+    } else {
+        Value::Null
+    };
+    let labels: Vec<Value> = if with_label {
+        artifact
+            .labels
+            .iter()
+            .filter_map(|id| index.label(*id))
+            .map(label_json)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let labels = if labels.is_empty() {
+        Value::Null
+    } else {
+        Value::Array(labels)
+    };
+    let encoded = percent_encode(&percent_encode(&repository.name));
+    json!({
+        "id": artifact.id,
+        "type": "IMAGE",
+        "media_type": "application/vnd.oci.image.config.v1+json",
+        "manifest_media_type": "application/vnd.oci.image.manifest.v1+json",
+        "artifact_type": "application/vnd.oci.image.config.v1+json",
+        "project_id": project.id,
+        "repository_id": repository.id,
+        "repository_name": full_name,
+        "digest": artifact.digest,
+        "size": 100_000 + artifact.id * 7,
+        "push_time": time(artifact.id * 60),
+        "pull_time": NEVER,
+        "extra_attrs": {"architecture": "amd64", "os": "linux", "author": "",
+                        "created": time(artifact.id * 60 - 600), "config": {}},
+        "addition_links": {"build_history": {"absolute": false, "href": format!(
+            "/api/v2.0/projects/{}/repositories/{encoded}/artifacts/{}/additions/build_history",
+            project.name, artifact.digest)}},
+        "references": null,
+        "accessories": null,
+        "tags": tags,
+        "labels": labels,
+    })
+}
+
+fn list_artifacts(
+    index: &Index,
+    caller: &Caller,
+    project: &str,
+    repository: &str,
+    query: &[(String, String)],
+    path: &str,
+) -> Answer {
+    let project = readable(index, caller, project)?;
+    // The handler decodes the repository name once more (`a%2Fb` → `a/b`).
+    let repository = percent_decode(repository);
+    let paging = paging(query)?;
+    let with_tag = bool_param(query, "with_tag", true)?;
+    let with_label = bool_param(query, "with_label", false)?;
+    let filter = artifact_filter(parse_q(query)?)?;
+    // A repository that does not exist in a readable project is an empty list, not 404.
+    let Some(repository) = project
+        .repositories
+        .iter()
+        .find(|candidate| candidate.name == repository)
+    else {
+        return Ok(page_response(Vec::new(), &paging, path, query));
+    };
+    let items = repository
+        .artifacts
+        .iter()
+        .rev()
+        .filter(|artifact| {
+            filter
+                .labels
+                .as_ref()
+                .is_none_or(|ids| ids.iter().all(|id| artifact.labels.contains(id)))
+        })
+        .filter(|artifact| match &filter.tags {
+            None => true,
+            Some(QValue::Exact(tag)) if tag == "*" => !artifact.tags.is_empty(),
+            Some(QValue::Exact(tag)) if tag == "nil" => artifact.tags.is_empty(),
+            Some(QValue::Exact(tag)) => artifact.tags.iter().any(|(_, name)| name == tag),
+            Some(QValue::Fuzzy(tag)) => artifact
+                .tags
+                .iter()
+                .any(|(_, name)| name.contains(tag.as_str())),
+            Some(_) => true,
+        })
+        .map(|artifact| artifact_json(project, repository, artifact, index, with_tag, with_label))
+        .collect();
+    Ok(page_response(items, &paging, path, query))
+}
+
+fn get_artifact(
+    index: &Index,
+    caller: &Caller,
+    project: &str,
+    repository: &str,
+    reference: &str,
+    query: &[(String, String)],
+) -> Answer {
+    let project = readable(index, caller, project)?;
+    let repository_name = percent_decode(repository);
+    let with_tag = bool_param(query, "with_tag", true)?;
+    let with_label = bool_param(query, "with_label", false)?;
+    let found = project
+        .repositories
+        .iter()
+        .find(|candidate| candidate.name == repository_name)
+        .and_then(|repository| {
+            repository
+                .artifacts
+                .iter()
+                .find(|artifact| {
+                    artifact.digest == reference
+                        || artifact.tags.iter().any(|(_, t)| t == reference)
+                })
+                .map(|artifact| (repository, artifact))
+        });
+    match found {
+        Some((repository, artifact)) => Ok(json_response(
+            200,
+            &artifact_json(project, repository, artifact, index, with_tag, with_label),
+        )),
+        None => {
+            let separator = if reference.starts_with("sha256:") {
+                '@'
+            } else {
+                ':'
+            };
+            Err(refuse(
+                404,
+                &format!(
+                    "artifact {}/{repository_name}{separator}{reference} not found",
+                    project.name
+                ),
+            ))
+        }
+    }
+}
+
+fn label_json(label: &LabelRow) -> Value {
+    let mut object = Map::new();
+    object.insert("id".into(), json!(label.id));
+    object.insert("name".into(), json!(label.name));
+    object.insert("color".into(), json!("#0065AB"));
+    object.insert(
+        "scope".into(),
+        json!(if label.project_id == 0 { "g" } else { "p" }),
+    );
+    // `project_id` is an omitempty int64: absent for global labels.
+    if label.project_id != 0 {
+        object.insert("project_id".into(), json!(label.project_id));
+    }
+    object.insert("creation_time".into(), json!(time(label.id * 3600)));
+    object.insert("update_time".into(), json!(time(label.id * 3600)));
+    Value::Object(object)
+}
+
+fn list_labels(index: &Index, caller: &Caller, query: &[(String, String)], path: &str) -> Answer {
+    let paging = paging(query)?;
+    parse_q(query)?;
+    let scope = param(query, "scope").unwrap_or("");
+    let project_id = match scope {
+        "g" => 0,
+        "p" => {
+            let id = int_param(query, "project_id")?.unwrap_or(0);
+            if id == 0 {
+                return Err(refuse(
+                    400,
+                    "must with project ID when to query project labels",
+                ));
+            }
+            let project = index
+                .projects
+                .iter()
+                .find(|project| project.id == id)
+                .filter(|project| caller.can_read(project))
+                .ok_or_else(|| caller.denied())?;
+            project.id
+        }
+        other => return Err(refuse(400, &format!("invalid scope: {other}"))),
+    };
+    // `name` is a fuzzy match.
+    let name = param(query, "name").unwrap_or("");
+    let items = index
+        .labels
+        .iter()
+        .filter(|label| label.project_id == project_id && label.name.contains(name))
+        .map(label_json)
+        .collect();
+    Ok(page_response(items, &paging, path, query))
+}
+
+fn system_info(index: &Index, caller: &Caller) -> Response<Body> {
+    let oidc = index.users.iter().any(|user| user.kind == UserKind::Oidc);
+    let mut info = json!({
+        "auth_mode": if oidc { "oidc_auth" } else { "db_auth" },
+        "primary_auth_mode": false,
+        "self_registration": false,
+        "banner_message": "",
+        "current_time": time(0),
+    });
+    if !matches!(caller, Caller::Anonymous) {
+        let object = info.as_object_mut().expect("an object");
+        object.insert("harbor_version".into(), json!(HARBOR_VERSION));
+        object.insert("external_url".into(), json!("https://harbor.example.org"));
+        object.insert("registry_url".into(), json!("harbor.example.org"));
+        object.insert("project_creation_restriction".into(), json!("everyone"));
+        object.insert("has_ca_root".into(), json!(false));
+        object.insert("read_only".into(), json!(false));
+        object.insert("notification_enable".into(), json!(true));
+        object.insert("registry_storage_provider_name".into(), json!("filesystem"));
+    }
+    json_response(200, &info)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Responses and encodings.
+
+pub fn json_response(status: u16, value: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(value.to_string()))
+        .unwrap()
+}
+
+/// Harbor's error code for a status (`H src/lib/http/error.go`).
+fn harbor_code(status: u16) -> String {
+    match status {
+        400 => "BAD_REQUEST".to_owned(),
+        401 => "UNAUTHORIZED".to_owned(),
+        403 => "FORBIDDEN".to_owned(),
+        404 => "NOT_FOUND".to_owned(),
+        405 => "METHOD_NOT_ALLOWED".to_owned(),
+        409 => "CONFLICT".to_owned(),
+        412 => "PRECONDITION".to_owned(),
+        429 => "TOO_MANY_REQUEST".to_owned(),
+        500 => "UNKNOWN".to_owned(),
+        other => StatusCode::from_u16(other)
+            .ok()
+            .and_then(|status| status.canonical_reason())
+            .unwrap_or("UNKNOWN")
+            .to_uppercase()
+            .replace(' ', "_"),
+    }
+}
+
+/// [`harbor_error`] as a handler step's refusal.
+fn refuse(status: u16, message: &str) -> Refusal {
+    Box::new(harbor_error(status, message))
+}
+
+/// Harbor's error envelope, `{"errors":[{"code":…,"message":…}]}` and a newline.
+pub fn harbor_error(status: u16, message: &str) -> Response<Body> {
+    let body = json!({"errors": [{"code": harbor_code(status), "message": message}]});
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .body(Body::from(format!("{body}\n")))
+        .unwrap()
+}
+
+/// What a failing Harbor sends: the core's envelope, or nginx's page when the core is away.
+pub fn harbor_error_page(status: u16) -> Response<Body> {
+    match status {
+        502..=504 => {
+            let reason = StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("Error");
+            Response::builder()
+                .status(status)
+                .header(header::CONTENT_TYPE, "text/html")
+                .body(Body::from(format!(
+                    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n\
+                     <center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n\
+                     </body>\r\n</html>\r\n"
+                )))
+                .unwrap()
+        }
+        500 => harbor_error(500, "internal server error"),
+        401 => harbor_error(401, "unauthorized"),
+        403 => harbor_error(403, "forbidden"),
+        429 => harbor_error(429, "too many requests"),
+        other => harbor_error(
+            other,
+            &StatusCode::from_u16(other)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("error")
+                .to_lowercase(),
+        ),
+    }
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Decodes `%XX` sequences (leaving malformed ones as they are), like nginx does with a path.
+pub fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(high), Some(low)) = (hex_value(bytes[i + 1]), hex_value(bytes[i + 2]))
+        {
+            out.push(high * 16 + low);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Go's `url.QueryUnescape`: `+` is a space and a malformed `%` is an error.
+pub fn query_unescape(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' => {
+                let pair = bytes
+                    .get(i + 1)
+                    .copied()
+                    .and_then(hex_value)
+                    .zip(bytes.get(i + 2).copied().and_then(hex_value));
+                let Some((high, low)) = pair else {
+                    let end = (i + 3).min(bytes.len());
+                    return Err(format!(
+                        "invalid URL escape \"{}\"",
+                        String::from_utf8_lossy(&bytes[i..end])
+                    ));
+                };
+                out.push(high * 16 + low);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            byte => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    Ok(String::from_utf8_lossy(&out).into_owned())
+}
+
+/// Splits and decodes a query string (`+` is a space), keeping order and repeats.
+pub fn parse_query(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let decode = |text: &str| percent_decode(&text.replace('+', " "));
+            (decode(key), decode(value))
+        })
+        .collect()
+}
+
+/// Percent-encodes everything but ASCII letters, digits and `-._~`.
+pub fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(byte as char);
+        } else {
+            let _ = write!(out, "%{byte:02X}");
+        }
+    }
+    out
+}
+
+/// Decodes standard base64 (with or without padding); `None` when it is not base64.
+pub fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(text.len() * 3 / 4);
+    let mut buffer = 0u32;
+    let mut bits = 0;
+    for byte in text.trim_end_matches('=').bytes() {
+        let value = match byte {
+            b'A'..=b'Z' => byte - b'A',
+            b'a'..=b'z' => byte - b'a' + 26,
+            b'0'..=b'9' => byte - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        buffer = (buffer << 6) | u32::from(value);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((buffer >> bits) as u8);
+        }
+    }
+    Some(out)
+}
+
+/// Encodes standard base64 with padding.
+pub fn base64_encode(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, byte)| n | u32::from(*byte) << (16 - 8 * i));
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// The user and secret of an `Authorization: Basic …` value.
+pub fn basic_credentials(authorization: &str) -> Option<(String, String)> {
+    let (scheme, encoded) = authorization.split_once(' ')?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = String::from_utf8(base64_decode(encoded.trim())?).ok()?;
+    let (user, secret) = decoded.split_once(':')?;
+    Some((user.to_owned(), secret.to_owned()))
+}
+
+fn splitmix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// A digest-shaped string made up from a number.
+pub fn fake_digest(n: u64) -> String {
+    let a = splitmix(n);
+    let b = splitmix(a);
+    let c = splitmix(b);
+    let d = splitmix(c);
+    format!("sha256:{a:016x}{b:016x}{c:016x}{d:016x}")
+}

@@ -1,0 +1,229 @@
+//! Real container images for the tests, made in about a second each from the host's own xterm
+//! and shell with their shared libraries, then `podman import`-ed; and the podman settings that
+//! work on this machine (runc, low ulimits).
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash as _, Hasher as _};
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::OnceLock;
+
+use super::require_tool;
+
+/// A test image: the base (a shell, optionally xterm) plus extra files.
+#[derive(Debug, Clone, Hash)]
+pub struct Spec {
+    /// The repository part, e.g. `init` gives `localhost/arcade-test/init:<hash>`.
+    pub name: &'static str,
+    pub xterm: bool,
+    /// Extra files: path inside the image, content, mode.
+    pub files: Vec<(&'static str, String, u32)>,
+    /// Extra programs copied from the host with their libraries.
+    pub programs: Vec<&'static str>,
+    /// An architecture other than the host's, for images that must be refused.
+    pub arch: Option<&'static str>,
+}
+
+impl Spec {
+    pub fn new(name: &'static str) -> Spec {
+        Spec {
+            name,
+            xterm: true,
+            files: Vec::new(),
+            programs: Vec::new(),
+            arch: None,
+        }
+    }
+
+    pub fn file(mut self, path: &'static str, content: &str, mode: u32) -> Spec {
+        self.files.push((path, content.to_owned(), mode));
+        self
+    }
+
+    pub fn without_xterm(mut self) -> Spec {
+        self.xterm = false;
+        self
+    }
+
+    pub fn program(mut self, path: &'static str) -> Spec {
+        self.programs.push(path);
+        self
+    }
+
+    pub fn arch(mut self, arch: &'static str) -> Spec {
+        self.arch = Some(arch);
+        self
+    }
+}
+
+/// A `containers.conf` that makes podman work here: runc (crun fails on this host's hybrid
+/// cgroups) and ulimits the unprivileged container runtime may set.
+pub fn containers_conf() -> PathBuf {
+    static CONF: OnceLock<PathBuf> = OnceLock::new();
+    CONF.get_or_init(|| {
+        let path = std::env::temp_dir().join(format!(
+            "arcade-test-containers-{}.conf",
+            std::process::id()
+        ));
+        std::fs::write(
+            &path,
+            "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
+             [engine]\nruntime = \"runc\"\n",
+        )
+        .expect("write containers.conf");
+        path
+    })
+    .clone()
+}
+
+/// `podman` with the test settings.
+pub fn podman() -> Command {
+    let program = require_tool("podman", "podman runc catatonit");
+    let mut command = Command::new(program);
+    command.env("CONTAINERS_CONF", containers_conf());
+    command
+}
+
+/// Builds the image if it is not there yet and returns its reference. The tag is a hash of the
+/// spec and the host binaries, so a changed spec builds a new image and parallel test processes
+/// agree on names.
+pub fn build(spec: &Spec) -> String {
+    let mut hasher = DefaultHasher::new();
+    spec.hash(&mut hasher);
+    for program in base_programs(spec) {
+        if let Ok(meta) = std::fs::metadata(program) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+        }
+    }
+    let reference = format!(
+        "localhost/arcade-test/{}:{:016x}",
+        spec.name,
+        hasher.finish()
+    );
+
+    // One builder at a time across test processes.
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(std::env::temp_dir().join("arcade-test-images.lock"))
+        .expect("open the image lock");
+    lock.lock().expect("lock the image lock");
+    let exists = podman()
+        .args(["image", "exists", &reference])
+        .status()
+        .expect("run podman")
+        .success();
+    if !exists {
+        import(spec, &reference);
+    }
+    reference
+}
+
+fn base_programs(spec: &Spec) -> Vec<&'static str> {
+    let mut programs = vec!["/bin/sh"];
+    if spec.xterm {
+        programs.push(require_xterm());
+    }
+    programs.extend(spec.programs.iter().copied());
+    programs
+}
+
+fn require_xterm() -> &'static str {
+    require_tool("xterm", "xterm");
+    "/usr/bin/xterm"
+}
+
+fn import(spec: &Spec, reference: &str) {
+    let root = tempfile::tempdir().expect("create an image root");
+    let root = root.path();
+    for dir in ["etc", "tmp", "usr/bin", "bin"] {
+        std::fs::create_dir_all(root.join(dir)).unwrap();
+    }
+    std::fs::set_permissions(root.join("tmp"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    std::fs::write(
+        root.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/sh\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    for program in base_programs(spec) {
+        copy_with_libraries(program, root);
+    }
+    for (path, content, mode) in &spec.files {
+        let target = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(&target, content).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    let tar = Command::new("tar")
+        .arg("-C")
+        .arg(root)
+        .args(["-c", "."])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run tar");
+    let mut import = podman();
+    import.args(["import", "--quiet"]);
+    if let Some(arch) = spec.arch {
+        import.args(["--arch", arch]);
+    }
+    let status = import
+        .args(["-", reference])
+        .stdin(tar.stdout.unwrap())
+        .stdout(Stdio::null())
+        .status()
+        .expect("run podman import");
+    assert!(status.success(), "podman import of {reference} failed");
+}
+
+/// Copies a host program and every shared library `ldd` lists (with the loader) into `root`.
+fn copy_with_libraries(program: &str, root: &Path) {
+    let output = Command::new("ldd").arg(program).output().expect("run ldd");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut files = vec![PathBuf::from(program)];
+    for line in text.lines() {
+        // "libX.so => /lib/x86_64-linux-gnu/libX.so (0x…)" or "/lib64/ld-linux-x86-64.so.2 (0x…)"
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        if let Some(path) = path.filter(|path| path.starts_with('/')) {
+            files.push(PathBuf::from(path));
+        }
+    }
+    for file in files {
+        let target = root.join(file.strip_prefix("/").unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target)
+            .unwrap_or_else(|err| panic!("copy {} into the image: {err}", file.display()));
+    }
+}
+
+/// Removes the containers a test started on its display, whatever state they are in.
+pub fn remove_containers_on(display: &str) {
+    let output = podman()
+        .args([
+            "ps",
+            "--all",
+            "--quiet",
+            "--filter",
+            &format!("label=net.canfar.arcade.display={display}"),
+        ])
+        .output()
+        .expect("run podman ps");
+    let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    if !ids.is_empty() {
+        let _ = podman()
+            .args(["rm", "--force", "--time", "0"])
+            .args(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}

@@ -1,0 +1,556 @@
+//! A stand-in skaha API (`shared/contracts/skaha-openapi.yaml`,
+//! `shared/reference/canfar-platform.md` §2–3): a real HTTP server on 127.0.0.1 serving
+//! `/skaha/<api version>/…`.
+//!
+//! - `GET /image?type=X`: the configured images as skaha's JSON array of `{id, types, digest}`,
+//!   filtered by type; a type skaha does not know is 400.
+//! - `GET /context`: cores, memory and GPUs with their defaults and options.
+//! - `GET /session`, `GET /session/{id}`: the configured desktop sessions.
+//! - `POST /session/{id}/app` (form body or query: `image`, `cores`, `ram`): starts a desktop-app and
+//!   answers `text/plain` `<appID>\n` (3 random characters); `cores`/`ram` must be among the
+//!   context's options. Every posted field is recorded ([`FakeSkaha::apps`]).
+//! - `GET /session/{id}/app[/{appID}]`, `DELETE /session/{id}/app/{appID}`: the app(s) as skaha's
+//!   session JSON. Each read of one app advances it along its [`AppScript`] (Pending, then
+//!   Running, Failed or Completed); unknown apps are 404.
+//! - Authentication: `x-auth-token-skaha: <token>` (the desktop session's callback token) or
+//!   `Authorization: Bearer <token>`; anything else is 401 with a plain-text body, as skaha does.
+//! - Misbehaviour and observation come from the Harbor stand-in's server core: latency,
+//!   [`Fault`]s (401/403/404/5xx on demand, hangs, invalid JSON, truncation, delays) and the log.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Method, Response, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::harbor::{Fault, Handler, Incoming, LoggedRequest, Server, parse_query, percent_decode};
+
+/// The session types skaha accepts in `GET /image?type=`.
+pub const IMAGE_TYPES: &[&str] = &[
+    "carta",
+    "notebook",
+    "desktop",
+    "contributed",
+    "headless",
+    "firefly",
+    "desktop-app",
+];
+
+/// One entry of `GET /image`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkahaImage {
+    pub id: String,
+    pub types: Vec<String>,
+    pub digest: String,
+}
+
+impl SkahaImage {
+    pub fn new(id: &str, types: &[&str]) -> SkahaImage {
+        let seed = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        SkahaImage {
+            id: id.to_owned(),
+            types: types.iter().map(|t| (*t).to_owned()).collect(),
+            digest: super::harbor::fake_digest(seed),
+        }
+    }
+}
+
+/// How a launched desktop-app's status moves as it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppScript {
+    /// `Pending` for the first `n` reads, then `Running`.
+    RunningAfter(usize),
+    /// `Pending` on every read.
+    PendingForever,
+    /// `Pending` for the first `n` reads, then `Failed`.
+    FailedAfter(usize),
+    /// `Running` for the first `n` reads, then `Completed` (the app was closed).
+    CompletedAfter(usize),
+}
+
+impl AppScript {
+    /// The status on the `read`-th read (1-based); read 0 is the status before any read.
+    fn status(self, read: usize) -> &'static str {
+        match self {
+            AppScript::RunningAfter(n) if read > n => "Running",
+            AppScript::RunningAfter(_) | AppScript::PendingForever => "Pending",
+            AppScript::FailedAfter(n) if read > n => "Failed",
+            AppScript::FailedAfter(_) => "Pending",
+            AppScript::CompletedAfter(n) if read > n => "Completed",
+            AppScript::CompletedAfter(_) => "Running",
+        }
+    }
+}
+
+/// How to start a [`FakeSkaha`].
+#[derive(Debug, Clone)]
+pub struct SkahaConfig {
+    /// The path segment after `/skaha`, e.g. `v1`.
+    pub api_version: String,
+    /// The user the tokens belong to.
+    pub user: String,
+    pub images: Vec<SkahaImage>,
+    /// The `GET /context` answer.
+    pub context: Value,
+    /// Tokens accepted in `x-auth-token-skaha`.
+    pub session_tokens: Vec<String>,
+    /// Tokens accepted as `Authorization: Bearer`.
+    pub bearer_tokens: Vec<String>,
+    /// The desktop sessions that exist; apps attach to these.
+    pub sessions: Vec<String>,
+    /// How apps launched from now on behave.
+    pub app_script: AppScript,
+    /// Registry hosts images must come from; empty accepts any.
+    pub trusted_registries: Vec<String>,
+    pub latency: Duration,
+    pub faults: Vec<Fault>,
+}
+
+impl Default for SkahaConfig {
+    fn default() -> SkahaConfig {
+        SkahaConfig {
+            api_version: "v1".to_owned(),
+            user: "alice".to_owned(),
+            images: Vec::new(),
+            context: default_context(),
+            session_tokens: Vec::new(),
+            bearer_tokens: Vec::new(),
+            sessions: vec!["k7x2m9qa".to_owned()],
+            app_script: AppScript::RunningAfter(2),
+            trusted_registries: Vec::new(),
+            latency: Duration::ZERO,
+            faults: Vec::new(),
+        }
+    }
+}
+
+/// A context like CANFAR's (`helm/skaha-config/k8s-resources.json`).
+pub fn default_context() -> Value {
+    json!({
+        "cores": {"default": 2, "defaultRequest": 1, "defaultLimit": 8,
+                  "options": [1, 2, 4, 8, 16]},
+        "memoryGB": {"default": 8, "defaultRequest": 4, "defaultLimit": 32,
+                     "options": [1, 2, 4, 8, 16, 32, 64]},
+        "gpus": {"options": [0, 1]},
+        "maxInteractiveSessions": 3
+    })
+}
+
+/// A desktop-app the fake launched.
+#[derive(Debug, Clone)]
+pub struct App {
+    pub session_id: String,
+    pub app_id: String,
+    pub image: String,
+    /// Every field posted (query, then form body), decoded, in order.
+    pub fields: Vec<(String, String)>,
+    /// How many times it was read on its own.
+    pub reads: usize,
+    pub script: AppScript,
+    /// A status set by the test, which wins over the script.
+    pub forced_status: Option<String>,
+    pub deleted: bool,
+}
+
+impl App {
+    pub fn field(&self, name: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.as_str())
+    }
+
+    fn status(&self) -> String {
+        self.forced_status
+            .clone()
+            .unwrap_or_else(|| self.script.status(self.reads).to_owned())
+    }
+}
+
+struct State {
+    config: SkahaConfig,
+    apps: Vec<App>,
+    next_id: u64,
+}
+
+/// A running stand-in skaha; see the module documentation.
+pub struct FakeSkaha {
+    server: Server,
+    state: Arc<Mutex<State>>,
+}
+
+impl FakeSkaha {
+    pub fn start(config: SkahaConfig) -> FakeSkaha {
+        let faults = config.faults.clone();
+        let latency = config.latency;
+        let state = Arc::new(Mutex::new(State {
+            config,
+            apps: Vec::new(),
+            next_id: std::process::id().into(),
+        }));
+        let handler_state = Arc::clone(&state);
+        let handler: Handler =
+            Arc::new(move |request: &Incoming| route(&mut handler_state.lock().unwrap(), request));
+        let server = Server::start(handler, skaha_error_page, latency);
+        for fault in faults {
+            server.add_fault(fault);
+        }
+        FakeSkaha { server, state }
+    }
+
+    /// The service root, `http://127.0.0.1:<port>/skaha`.
+    pub fn url(&self) -> String {
+        format!("{}/skaha", self.server.url())
+    }
+
+    /// `http://127.0.0.1:<port>`, which arcade completes with `/skaha`.
+    pub fn root_url(&self) -> String {
+        self.server.url().to_owned()
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.server.requests()
+    }
+
+    /// The requests whose path (as sent) contains `text`.
+    pub fn requests_to(&self, text: &str) -> Vec<LoggedRequest> {
+        self.requests()
+            .into_iter()
+            .filter(|request| request.path.contains(text))
+            .collect()
+    }
+
+    pub fn max_in_flight(&self) -> usize {
+        self.server.max_in_flight()
+    }
+
+    pub fn reset_stats(&self) {
+        self.server.reset_stats();
+    }
+
+    pub fn set_latency(&self, latency: Duration) {
+        self.server.set_latency(latency);
+    }
+
+    pub fn add_fault(&self, fault: Fault) {
+        self.server.add_fault(fault);
+    }
+
+    pub fn clear_faults(&self) {
+        self.server.clear_faults();
+    }
+
+    /// Every app launched so far, deleted ones included, in launch order.
+    pub fn apps(&self) -> Vec<App> {
+        self.state.lock().unwrap().apps.clone()
+    }
+
+    pub fn set_images(&self, images: Vec<SkahaImage>) {
+        self.state.lock().unwrap().config.images = images;
+    }
+
+    /// How apps launched from now on behave.
+    pub fn set_app_script(&self, script: AppScript) {
+        self.state.lock().unwrap().config.app_script = script;
+    }
+
+    /// Makes an app report `status` from now on, whatever its script says.
+    pub fn set_app_status(&self, app_id: &str, status: &str) {
+        let mut state = self.state.lock().unwrap();
+        let app = state
+            .apps
+            .iter_mut()
+            .find(|app| app.app_id == app_id)
+            .unwrap_or_else(|| panic!("the fake skaha has no app {app_id:?}"));
+        app.forced_status = Some(status.to_owned());
+    }
+}
+
+fn text(status: u16, body: &str) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "text/plain;charset=utf-8")
+        .body(Body::from(body.to_owned()))
+        .unwrap()
+}
+
+/// skaha's answers are Gson, pretty-printed.
+fn json_pretty(value: &Value) -> Response<Body> {
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            serde_json::to_string_pretty(value).expect("JSON serializes"),
+        ))
+        .unwrap()
+}
+
+/// What a failing skaha (or its ingress) sends: a short plain-text line.
+pub fn skaha_error_page(status: u16) -> Response<Body> {
+    let reason = StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("error");
+    let message = match status {
+        401 => "NotAuthenticatedException: authentication required".to_owned(),
+        403 => "PermissionDeniedException: permission denied".to_owned(),
+        404 => "ResourceNotFoundException: not found".to_owned(),
+        _ => format!("{status} {reason}"),
+    };
+    text(status, &format!("{message}\n"))
+}
+
+fn authorized(config: &SkahaConfig, request: &Incoming) -> bool {
+    if let Some(token) = request.header("x-auth-token-skaha")
+        && config.session_tokens.iter().any(|t| t == token)
+    {
+        return true;
+    }
+    request
+        .header("authorization")
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .is_some_and(|token| config.bearer_tokens.iter().any(|t| t == token.trim()))
+}
+
+/// skaha's name for an app: the image's last path segment with `:`, `.` and `_` as `-`.
+fn image_name(image: &str) -> String {
+    image
+        .rsplit('/')
+        .next()
+        .unwrap_or(image)
+        .replace([':', '.', '_'], "-")
+        .to_lowercase()
+}
+
+fn app_json(config: &SkahaConfig, app: &App) -> Value {
+    let cores = app.field("cores").unwrap_or("2").to_owned();
+    let ram = app.field("ram").unwrap_or("8").to_owned();
+    json!({
+        "id": app.session_id,
+        "userid": config.user,
+        "runAsUID": "10001",
+        "runAsGID": "10001",
+        "supplementalGroups": [],
+        "appid": app.app_id,
+        "image": app.image,
+        "type": "desktop-app",
+        "status": app.status(),
+        "name": image_name(&app.image),
+        "startTime": "2026-08-01T10:00:00Z",
+        "expiryTime": "2026-08-05T10:00:00Z",
+        "connectURL": "",
+        "requestedRAM": format!("{ram}G"),
+        "requestedCPUCores": cores,
+        "requestedGPUCores": "0",
+        "ramInUse": "<none>",
+        "gpuRAMInUse": "<none>",
+        "cpuCoresInUse": "<none>",
+        "gpuUtilization": "<none>",
+        "isFixedResources": app.field("cores").is_some() || app.field("ram").is_some(),
+    })
+}
+
+fn session_json(config: &SkahaConfig, session_id: &str) -> Value {
+    json!({
+        "id": session_id,
+        "userid": config.user,
+        "image": "images.canfar.net/skaha/desktop:1.0.2",
+        "type": "desktop",
+        "status": "Running",
+        "name": "desktop",
+        "startTime": "2026-08-01T09:58:00Z",
+        "expiryTime": "2026-08-05T09:58:00Z",
+        "connectURL": format!("https://ws-uv.canfar.net/session/desktop/{session_id}/"),
+    })
+}
+
+fn route(state: &mut State, request: &Incoming) -> Response<Body> {
+    let path = percent_decode(&request.path);
+    let prefix = format!("/skaha/{}/", state.config.api_version);
+    let Some(rest) = path.strip_prefix(&prefix) else {
+        return text(404, &format!("not found: {path}\n"));
+    };
+    let segments: Vec<&str> = rest.trim_end_matches('/').split('/').collect();
+    let allowed: &[Method] = match segments.as_slice() {
+        ["image"] | ["context"] | ["repository"] | ["session"] => &[Method::GET],
+        ["session", _] => &[Method::GET],
+        ["session", _, "app"] => &[Method::GET, Method::POST],
+        ["session", _, "app", _] => &[Method::GET, Method::DELETE, Method::POST],
+        _ => return text(404, &format!("not found: {path}\n")),
+    };
+    if !allowed.contains(&request.method) {
+        return text(405, &format!("method {} not allowed\n", request.method));
+    }
+    if !authorized(&state.config, request) {
+        return skaha_error_page(401);
+    }
+    let query = parse_query(&request.query);
+    match (segments.as_slice(), &request.method) {
+        (["image"], _) => images(&state.config, &query),
+        (["context"], _) => json_pretty(&state.config.context),
+        (["repository"], _) => {
+            let hosts = if state.config.trusted_registries.is_empty() {
+                vec!["images.canfar.net".to_owned()]
+            } else {
+                state.config.trusted_registries.clone()
+            };
+            json_pretty(&json!(hosts))
+        }
+        (["session"], _) => json_pretty(&Value::Array(
+            state
+                .config
+                .sessions
+                .iter()
+                .map(|id| session_json(&state.config, id))
+                .collect(),
+        )),
+        (["session", session], _) => {
+            if state.config.sessions.iter().any(|id| id == session) {
+                json_pretty(&session_json(&state.config, session))
+            } else {
+                text(404, &format!("session {session} not found\n"))
+            }
+        }
+        (["session", session, "app"], &Method::GET) => json_pretty(&Value::Array(
+            state
+                .apps
+                .iter()
+                .filter(|app| app.session_id == *session && !app.deleted)
+                .map(|app| app_json(&state.config, app))
+                .collect(),
+        )),
+        (["session", session, "app"], _) => launch(state, session, request, query),
+        (["session", _, "app", _], &Method::POST) => text(400, "Cannot modify an existing app.\n"),
+        (["session", session, "app", app_id], method) => {
+            let config = state.config.clone();
+            let Some(app) = state
+                .apps
+                .iter_mut()
+                .find(|app| app.session_id == *session && app.app_id == *app_id && !app.deleted)
+            else {
+                return text(
+                    404,
+                    &format!("app {app_id} not found in session {session}\n"),
+                );
+            };
+            if *method == Method::DELETE {
+                app.deleted = true;
+                return text(200, "");
+            }
+            app.reads += 1;
+            json_pretty(&app_json(&config, app))
+        }
+        _ => text(404, &format!("not found: {path}\n")),
+    }
+}
+
+fn images(config: &SkahaConfig, query: &[(String, String)]) -> Response<Body> {
+    let wanted = query
+        .iter()
+        .find(|(key, _)| key == "type")
+        .map(|(_, value)| value.as_str());
+    if let Some(kind) = wanted
+        && !IMAGE_TYPES.contains(&kind)
+    {
+        return text(
+            400,
+            &format!("IllegalArgumentException: unknown session type: {kind}\n"),
+        );
+    }
+    let list: Vec<Value> = config
+        .images
+        .iter()
+        .filter(|image| wanted.is_none_or(|kind| image.types.iter().any(|t| t == kind)))
+        .map(|image| json!({"id": image.id, "types": image.types, "digest": image.digest}))
+        .collect();
+    json_pretty(&Value::Array(list))
+}
+
+/// The options a context offers for `key` (`cores`, `memoryGB`).
+fn options(context: &Value, key: &str) -> Vec<i64> {
+    context[key]["options"]
+        .as_array()
+        .map(|values| values.iter().filter_map(Value::as_i64).collect())
+        .unwrap_or_default()
+}
+
+fn launch(
+    state: &mut State,
+    session: &str,
+    request: &Incoming,
+    mut fields: Vec<(String, String)>,
+) -> Response<Body> {
+    let form = request
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+    if form {
+        fields.extend(parse_query(&String::from_utf8_lossy(&request.body)));
+    }
+    let field = |name: &str| {
+        fields
+            .iter()
+            .find(|(key, _)| key == name)
+            .map(|(_, value)| value.clone())
+    };
+    let Some(image) = field("image").filter(|image| !image.is_empty()) else {
+        return text(400, "missing required parameter: image\n");
+    };
+    for (name, key) in [("cores", "cores"), ("ram", "memoryGB")] {
+        if let Some(value) = field(name) {
+            let offered = options(&state.config.context, key);
+            if !value.parse::<i64>().is_ok_and(|n| offered.contains(&n)) {
+                return text(
+                    400,
+                    &format!("invalid {name} {value:?}: not one of {offered:?}\n"),
+                );
+            }
+        }
+    }
+    if !state.config.sessions.iter().any(|id| id == session) {
+        return text(404, &format!("session {session} not found\n"));
+    }
+    let host = image.split('/').next().unwrap_or("");
+    if !state.config.trusted_registries.is_empty()
+        && !state.config.trusted_registries.iter().any(|h| h == host)
+    {
+        return text(
+            400,
+            &format!("image not in a trusted repository: {image}\n"),
+        );
+    }
+    let app_id = loop {
+        state.next_id = state
+            .next_id
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1);
+        const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
+        let mut x = state.next_id >> 16;
+        let id: String = (0..3)
+            .map(|_| {
+                let c = ALPHABET[(x % ALPHABET.len() as u64) as usize] as char;
+                x /= ALPHABET.len() as u64;
+                c
+            })
+            .collect();
+        if !state.apps.iter().any(|app| app.app_id == id) {
+            break id;
+        }
+    };
+    let script = state.config.app_script;
+    state.apps.push(App {
+        session_id: session.to_owned(),
+        app_id: app_id.clone(),
+        image,
+        fields,
+        reads: 0,
+        script,
+        forced_status: None,
+        deleted: false,
+    });
+    text(200, &format!("{app_id}\n"))
+}

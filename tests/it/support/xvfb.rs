@@ -1,0 +1,298 @@
+//! A real X server per test: Xvfb on a free display, with its own MIT-MAGIC-COOKIE, and queries
+//! that prove what is on screen.
+
+use std::io::Read as _;
+use std::os::fd::FromRawFd as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use x11rb::connection::Connection as _;
+use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _, MapState};
+use x11rb::rust_connection::RustConnection;
+
+use super::require_tool;
+
+/// A running Xvfb, killed on drop.
+pub struct Xvfb {
+    child: Child,
+    pub number: u32,
+    /// The cookie file clients need (`XAUTHORITY`).
+    pub auth: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+/// A top-level window as the X server sees it.
+#[derive(Debug, Clone)]
+pub struct Window {
+    pub id: u32,
+    pub title: String,
+    pub class: String,
+    pub client_machine: String,
+    pub viewable: bool,
+}
+
+impl Xvfb {
+    /// Starts Xvfb with `-displayfd` (so it picks a free display) and its own cookie.
+    pub fn start() -> Xvfb {
+        let xvfb = require_tool("Xvfb", "xvfb");
+        let xauth = require_tool("xauth", "xauth");
+        let dir = tempfile::tempdir().expect("create a folder for the X cookie");
+        let auth = dir.path().join("Xauthority");
+        let mut random = [0u8; 16];
+        std::fs::File::open("/dev/urandom")
+            .and_then(|mut file| file.read_exact(&mut random))
+            .expect("read /dev/urandom");
+        let cookie: String = random.iter().map(|byte| format!("{byte:02x}")).collect();
+        let add = |display: &str| {
+            let status = Command::new(&xauth)
+                .arg("-f")
+                .arg(&auth)
+                .args(["-q", "add", display, "MIT-MAGIC-COOKIE-1", &cookie])
+                .stderr(Stdio::null())
+                .status()
+                .expect("run xauth");
+            assert!(status.success(), "xauth add failed");
+        };
+        // The server loads every cookie in the file whatever its display number, and the number
+        // is only known once Xvfb picked it: start with a placeholder entry, add the real one
+        // (which clients look up) afterwards.
+        add(":65535");
+        let (read_fd, write_fd) = pipe();
+        let mut command = Command::new(xvfb);
+        // SAFETY: fcntl is async-signal-safe; it lets only Xvfb inherit the write end (the pipe
+        // is close-on-exec, so parallel tests' children do not keep it open).
+        unsafe {
+            use std::os::unix::process::CommandExt as _;
+            command.pre_exec(move || {
+                libc::fcntl(write_fd, libc::F_SETFD, 0);
+                Ok(())
+            });
+        }
+        let child = command
+            .args(["-displayfd", &write_fd.to_string()])
+            .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp", "-auth"])
+            .arg(&auth)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start Xvfb");
+        // SAFETY: the child has its own copy of the write end; closing ours lets the read end see
+        // end-of-file if Xvfb dies before writing.
+        unsafe { libc::close(write_fd) };
+        // SAFETY: `read_fd` is a pipe end we own and nothing else uses.
+        let mut reader = unsafe { std::fs::File::from_raw_fd(read_fd) };
+        let mut text = String::new();
+        let mut byte = [0u8; 1];
+        while reader.read(&mut byte).unwrap_or(0) == 1 && byte[0] != b'\n' {
+            text.push(byte[0] as char);
+        }
+        let number: u32 = text
+            .trim()
+            .parse()
+            .unwrap_or_else(|_| panic!("Xvfb did not report a display number ({text:?})"));
+        add(&format!(":{number}"));
+        let xvfb = Xvfb {
+            child,
+            number,
+            auth,
+            _dir: dir,
+        };
+        xvfb.wait_ready();
+        xvfb
+    }
+
+    pub fn display(&self) -> String {
+        format!(":{}", self.number)
+    }
+
+    fn wait_ready(&self) {
+        super::wait_for(
+            "Xvfb to accept connections",
+            Duration::from_secs(10),
+            || self.connect().ok().map(|_| ()),
+        );
+    }
+
+    /// Connects with the cookie.
+    pub fn connect(&self) -> Result<RustConnection, String> {
+        // An explicit stream and cookie: the test process's own environment stays untouched.
+        let stream = x11rb::rust_connection::DefaultStream::connect(
+            &x11rb::reexports::x11rb_protocol::parse_display::ConnectAddress::Socket(format!(
+                "/tmp/.X11-unix/X{}",
+                self.number
+            )),
+        )
+        .map_err(|err| err.to_string())?
+        .0;
+        let (name, data) = read_cookie(&self.auth, self.number).ok_or("no cookie")?;
+        RustConnection::connect_to_stream_with_auth_info(stream, 0, name, data)
+            .map_err(|err| err.to_string())
+    }
+
+    /// The top-level windows (children of the root), with their title, class and client machine.
+    pub fn windows(&self) -> Vec<Window> {
+        let conn = self.connect().expect("connect to Xvfb");
+        let root = conn.setup().roots[0].root;
+        let tree = conn.query_tree(root).unwrap().reply().unwrap();
+        let text = |window: u32, atom: AtomEnum| -> String {
+            conn.get_property(false, window, atom, AtomEnum::ANY, 0, 1024)
+                .ok()
+                .and_then(|cookie| cookie.reply().ok())
+                .map(|reply| String::from_utf8_lossy(&reply.value).into_owned())
+                .unwrap_or_default()
+        };
+        tree.children
+            .iter()
+            .map(|&id| {
+                let viewable = conn
+                    .get_window_attributes(id)
+                    .ok()
+                    .and_then(|cookie| cookie.reply().ok())
+                    .is_some_and(|attrs| attrs.map_state == MapState::VIEWABLE);
+                Window {
+                    id,
+                    title: text(id, AtomEnum::WM_NAME),
+                    class: text(id, AtomEnum::WM_CLASS)
+                        .replace('\0', " ")
+                        .trim()
+                        .to_owned(),
+                    client_machine: text(id, AtomEnum::WM_CLIENT_MACHINE),
+                    viewable,
+                }
+            })
+            .collect()
+    }
+
+    /// The viewable window titled `title`, if any.
+    pub fn window_titled(&self, title: &str) -> Option<Window> {
+        self.windows()
+            .into_iter()
+            .find(|window| window.viewable && window.title == title)
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn pipe() -> (i32, i32) {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe2(2) to fill.
+    let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) };
+    assert_eq!(rc, 0, "pipe failed");
+    (fds[0], fds[1])
+}
+
+/// Reads the MIT-MAGIC-COOKIE-1 for `display` from an Xauthority file.
+fn read_cookie(path: &Path, display: u32) -> Option<(Vec<u8>, Vec<u8>)> {
+    fn field(bytes: &[u8], at: &mut usize) -> Option<Vec<u8>> {
+        let len = u16::from_be_bytes([*bytes.get(*at)?, *bytes.get(*at + 1)?]) as usize;
+        let value = bytes.get(*at + 2..*at + 2 + len)?.to_vec();
+        *at += 2 + len;
+        Some(value)
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let mut at = 0;
+    while at < bytes.len() {
+        at += 2; // family
+        let _address = field(&bytes, &mut at)?;
+        let number = field(&bytes, &mut at)?;
+        let name = field(&bytes, &mut at)?;
+        let data = field(&bytes, &mut at)?;
+        if number == display.to_string().as_bytes() {
+            return Some((name, data));
+        }
+    }
+    None
+}
+
+/// Collects the startup-notification messages broadcast on a display's root window.
+pub struct StartupListener {
+    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl StartupListener {
+    pub fn start(xvfb: &Xvfb) -> StartupListener {
+        use x11rb::protocol::Event;
+        use x11rb::protocol::xproto::{ChangeWindowAttributesAux, EventMask};
+        let conn = xvfb.connect().expect("connect to Xvfb");
+        let root = conn.setup().roots[0].root;
+        let begin = conn
+            .intern_atom(false, b"_NET_STARTUP_INFO_BEGIN")
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom;
+        let more = conn
+            .intern_atom(false, b"_NET_STARTUP_INFO")
+            .unwrap()
+            .reply()
+            .unwrap()
+            .atom;
+        conn.change_window_attributes(
+            root,
+            &ChangeWindowAttributesAux::new().event_mask(EventMask::PROPERTY_CHANGE),
+        )
+        .unwrap();
+        x11rb::wrapper::ConnectionExt::sync(&conn).unwrap();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let thread = {
+            let messages = std::sync::Arc::clone(&messages);
+            let stop = std::sync::Arc::clone(&stop);
+            std::thread::spawn(move || {
+                // Messages are reassembled per sending window, as receivers must.
+                let mut partial: std::collections::HashMap<u32, Vec<u8>> = Default::default();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match conn.poll_for_event() {
+                        Ok(Some(Event::ClientMessage(ev)))
+                            if ev.type_ == begin || ev.type_ == more =>
+                        {
+                            let buffer = partial.entry(ev.window).or_default();
+                            if ev.type_ == begin {
+                                buffer.clear();
+                            }
+                            for byte in ev.data.as_data8() {
+                                if byte == 0 {
+                                    let text = String::from_utf8_lossy(buffer).into_owned();
+                                    messages.lock().unwrap().push(text);
+                                    buffer.clear();
+                                    break;
+                                }
+                                buffer.push(byte);
+                            }
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => std::thread::sleep(Duration::from_millis(5)),
+                        Err(_) => return,
+                    }
+                }
+            })
+        };
+        StartupListener {
+            messages,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap().clone()
+    }
+}
+
+impl Drop for StartupListener {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
