@@ -458,6 +458,19 @@ async fn watch(core: Arc<Core>) {
             .filter_map(|path| path.file_name().map(ToOwned::to_owned))
             .collect();
         let relevant = |event: &notify::Result<notify::Event>| match event {
+            // Reading a file (our own syncs read the catalog) is no change.
+            Ok(event)
+                if matches!(
+                    event.kind,
+                    notify::EventKind::Access(
+                        notify::event::AccessKind::Open(_)
+                            | notify::event::AccessKind::Read
+                            | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
+                    )
+                ) =>
+            {
+                false
+            }
             Ok(event) => event.paths.iter().any(|path| {
                 path.file_name().is_some_and(|name| {
                     names.contains(name) || name.to_string_lossy().starts_with("..")
@@ -468,12 +481,27 @@ async fn watch(core: Arc<Core>) {
         // Wait for a relevant change, then for the burst to settle.
         loop {
             match events.recv().await {
-                Some(event) if relevant(&event) => break,
+                Some(event) if relevant(&event) => {
+                    tracing::debug!(?event, "a watched file changed");
+                    break;
+                }
                 Some(_) => continue,
                 None => return,
             }
         }
-        while let Ok(Some(_)) = tokio::time::timeout(SETTLE, events.recv()).await {}
+        // Others reading the files (every `arcade` command reads the config) is no change, so
+        // only relevant events keep the burst open.
+        let mut last_change = Instant::now();
+        loop {
+            let Some(left) = SETTLE.checked_sub(last_change.elapsed()) else {
+                break;
+            };
+            match tokio::time::timeout(left, events.recv()).await {
+                Ok(Some(event)) if relevant(&event) => last_change = Instant::now(),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
         drop(watcher);
         if core.reload() {
             core.refresh_now.notify_one();

@@ -3,6 +3,7 @@
 
 mod support;
 
+mod daemon;
 mod harbor_source;
 mod launch;
 mod menu;

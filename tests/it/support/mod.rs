@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod dbus;
 pub mod harbor;
 pub mod images;
 pub mod skaha;
@@ -335,27 +336,10 @@ pub fn menu_as_read_by_pyxdg(home: &Home) -> String {
     String::from_utf8(output.stdout).unwrap()
 }
 
-/// A distribution's main menu in miniature: it merges `applications-merged` and has a catch-all
-/// "Other" menu, so an entry that leaked out of Astro Software would show up there.
-const BASE_MENU: &str = r#"
-<!DOCTYPE Menu PUBLIC "-//freedesktop//DTD Menu 1.0//EN"
- "http://www.freedesktop.org/standards/menu-spec/1.0/menu.dtd">
-<Menu>
-  <Name>Applications</Name>
-  <DefaultAppDirs/>
-  <DefaultDirectoryDirs/>
-  <DefaultMergeDirs/>
-  <Menu>
-    <Name>Science</Name>
-    <Include><Category>Science</Category><Category>Astronomy</Category></Include>
-  </Menu>
-  <Menu>
-    <Name>Other</Name>
-    <OnlyUnallocated/>
-    <Include><All/></Include>
-  </Menu>
-</Menu>
-"#;
+/// The main menu skeleton arcade ships for desktop images without one: it merges
+/// `applications-merged` and has a Science menu and a catch-all "Other" menu, so an entry that
+/// leaked out of Astro Software would show up there.
+const BASE_MENU: &str = include_str!("../../../xdg/menus/arcade-applications.menu");
 
 const PYXDG_WALK: &str = r#"
 import xdg.Menu

@@ -1,0 +1,700 @@
+//! The daemon on a real session bus: activation, one instance, launches and their signals, live
+//! config and credential changes, refreshes that fail, and the end of the session. Driven with
+//! independent clients (`busctl`, `dbus-monitor`) as well as `arcade` itself.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use crate::support::dbus::Bus;
+use crate::support::harbor::{
+    Artifact, FakeHarbor, HarborConfig, HarborData, Label, Project, Repository, User,
+};
+use crate::support::images::{self, Spec};
+use crate::support::xvfb::Xvfb;
+use crate::support::{self, Arcade, Home};
+
+/// A desktop session: a home, a display, a private session bus whose activated services see both.
+struct Session {
+    home: Home,
+    xvfb: Xvfb,
+    bus: Bus,
+}
+
+impl Session {
+    fn new(config: &str) -> Session {
+        Session::with_env(config, &[])
+    }
+
+    fn with_env(config: &str, extra: &[(&str, OsString)]) -> Session {
+        let home = Home::new();
+        home.write_config(config);
+        let xvfb = Xvfb::start();
+        let mut env: Vec<(&str, OsString)> = vec![
+            ("DISPLAY", xvfb.display().into()),
+            ("XAUTHORITY", xvfb.auth.clone().into()),
+            ("CONTAINERS_CONF", images::containers_conf().into()),
+            ("RUST_LOG", "arcade=debug".into()),
+        ];
+        env.extend(extra.iter().cloned());
+        let bus = Bus::start(&home, &env);
+        Session { home, xvfb, bus }
+    }
+
+    fn arcade(&self) -> Arcade {
+        self.home
+            .arcade()
+            .env("DISPLAY", self.xvfb.display())
+            .env("XAUTHORITY", &self.xvfb.auth)
+            .env("CONTAINERS_CONF", images::containers_conf())
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus.address)
+    }
+
+    /// Starts the daemon through bus activation and waits for its first sync.
+    fn activate(&self) {
+        let (ok, out) = self.bus.call("List", &[]);
+        assert!(ok, "List failed: {out}");
+        self.wait_synced();
+    }
+
+    fn wait_synced(&self) {
+        support::wait_for("the daemon's first sync", Duration::from_secs(20), || {
+            let result = self.property("LastSyncResult");
+            (result.contains("ok:") || result.contains("error:")).then_some(())
+        });
+    }
+
+    fn property(&self, name: &str) -> String {
+        let output = self
+            .bus
+            .busctl()
+            .args([
+                "get-property",
+                "net.canfar.Arcade1",
+                "/net/canfar/Arcade1",
+                "net.canfar.Arcade1.Launcher",
+                name,
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    fn daemon_pid(&self) -> u32 {
+        let output = self
+            .bus
+            .busctl()
+            .args([
+                "call",
+                "org.freedesktop.DBus",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus",
+                "GetConnectionUnixProcessID",
+                "s",
+                "net.canfar.Arcade1",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.trim()
+            .strip_prefix("u ")
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("no daemon pid: {text}"))
+    }
+
+    /// `busctl call … Launch sa{sv} IMAGE 0`; returns the launch id.
+    fn launch(&self, image: &str) -> String {
+        let (ok, out) = self.bus.call("Launch", &["sa{sv}", image, "0"]);
+        assert!(ok, "Launch failed: {out}");
+        parse_string(&out)
+    }
+
+    fn entry_names(&self) -> Vec<String> {
+        let tree = self.arcade().args(["menu", "list", "--json"]).run();
+        if tree.code != Some(0) {
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        fn walk(value: &serde_json::Value, names: &mut Vec<String>) {
+            for entry in value["entries"].as_array().into_iter().flatten() {
+                names.push(entry["name"].as_str().unwrap().to_owned());
+            }
+            for menu in value["menus"].as_array().into_iter().flatten() {
+                walk(menu, names);
+            }
+        }
+        walk(&tree.json(), &mut names);
+        names.sort();
+        names
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        images::remove_containers_on(&self.xvfb.display());
+    }
+}
+
+/// The string of a busctl reply like `s "abc123"`.
+fn parse_string(out: &str) -> String {
+    out.trim()
+        .strip_prefix("s \"")
+        .and_then(|rest| rest.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("not a string reply: {out}"))
+        .to_owned()
+}
+
+fn file_source(home: &Home, ids: &[&str]) -> String {
+    let catalog = write_catalog(home, "catalog.json", ids);
+    format!(
+        "source = \"file\"\ncatalog = \"{}\"\n[launch]\nbackend = \"podman\"\nwait_secs = 30\n",
+        catalog.display()
+    )
+}
+
+fn write_catalog(home: &Home, name: &str, ids: &[&str]) -> std::path::PathBuf {
+    let entries: Vec<String> = ids
+        .iter()
+        .map(|id| format!(r#"{{"id": "{id}", "types": ["desktop-app"]}}"#))
+        .collect();
+    home.write(name, &format!("[{}]", entries.join(",")))
+}
+
+fn label_of(reference: &str) -> String {
+    reference.rsplit('/').next().unwrap().to_owned()
+}
+
+#[test]
+fn the_bus_starts_the_daemon_on_first_use_and_it_syncs() {
+    let session = Session::new("");
+    session.home.write_config(&file_source(
+        &session.home,
+        &["h/skaha/terminal:1.0", "h/skaha/casa:6.5"],
+    ));
+    assert!(!session.bus.has_owner("net.canfar.Arcade1"));
+    let (ok, out) = session.bus.call("List", &[]);
+    assert!(ok, "{out}");
+    assert!(out.starts_with("a(sssssxs)"), "{out}");
+    assert!(session.bus.has_owner("net.canfar.Arcade1"));
+    session.wait_synced();
+    assert!(session.property("LastSyncResult").contains("ok: 2 entries"));
+    assert_eq!(session.entry_names(), ["casa:6.5", "terminal:1.0"]);
+}
+
+#[test]
+fn there_is_one_daemon_per_session() {
+    let session = Session::new("");
+    session
+        .home
+        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+    session.activate();
+    let run = session.arcade().args(["daemon"]).run();
+    assert!(run.code.is_some_and(|code| code != 0), "{run}");
+    assert!(
+        run.error_line().contains("already owns net.canfar.Arcade1"),
+        "{run}"
+    );
+    assert!(session.bus.has_owner("net.canfar.Arcade1"));
+}
+
+#[test]
+fn launch_over_the_bus_maps_a_window_and_signals_it() {
+    let session = Session::new("");
+    let image = images::build(&Spec::new("xterm"));
+    session
+        .home
+        .write_config(&file_source(&session.home, &[&image]));
+    session.activate();
+    let monitor = session.bus.monitor();
+
+    let id = session.launch(&image);
+    support::wait_for("the window", Duration::from_secs(30), || {
+        session.xvfb.window_titled(&label_of(&image))
+    });
+    support::wait_for("AppWindowMapped", Duration::from_secs(10), || {
+        let text = monitor.text();
+        (text.contains("member=AppStarting") && text.contains("member=AppWindowMapped"))
+            .then_some(())
+    });
+    assert!(monitor.text().contains(&format!("string \"{id}\"")));
+
+    let (ok, out) = session.bus.call("List", &[]);
+    assert!(
+        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"running\""),
+        "{out}"
+    );
+
+    let (ok, out) = session.bus.call("Stop", &["s", &id]);
+    assert!(ok, "{out}");
+    support::wait_for("the window to close", Duration::from_secs(20), || {
+        session
+            .xvfb
+            .window_titled(&label_of(&image))
+            .is_none()
+            .then_some(())
+    });
+    support::wait_for("AppExited", Duration::from_secs(10), || {
+        monitor.text().contains("member=AppExited").then_some(())
+    });
+    let (ok, out) = session.bus.gdbus_call("Stop", &["'nosuchid'"]);
+    assert!(
+        !ok && out.contains("net.canfar.Arcade1.Error.NotFound"),
+        "{out}"
+    );
+}
+
+#[test]
+fn concurrent_launches_all_get_their_window() {
+    let session = Session::new("");
+    let image = images::build(&Spec::new("xterm"));
+    session
+        .home
+        .write_config(&file_source(&session.home, &[&image]));
+    session.activate();
+    let titles = ["first window", "second window", "third window"];
+    let ids: Vec<String> = std::thread::scope(|scope| {
+        let handles: Vec<_> = titles
+            .iter()
+            .map(|title| {
+                let session = &session;
+                let image = &image;
+                scope.spawn(move || {
+                    let (ok, out) = session.bus.call(
+                        "Launch",
+                        &[
+                            "sa{sv}", image, "1", "command", "as", "3", "xterm", "-title", title,
+                        ],
+                    );
+                    assert!(ok, "{out}");
+                    parse_string(&out)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    assert_eq!(
+        ids.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        3,
+        "{ids:?}"
+    );
+    for title in titles {
+        support::wait_for(title, Duration::from_secs(40), || {
+            session.xvfb.window_titled(title)
+        });
+    }
+}
+
+#[test]
+fn arcade_launch_goes_through_the_daemon_when_there_is_one() {
+    let session = Session::new("");
+    let image = images::build(&Spec::new("xterm"));
+    session
+        .home
+        .write_config(&file_source(&session.home, &[&image]));
+    session.activate();
+    let run = session.arcade().args(["launch", &image]).run();
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("by the arcade daemon"), "{run}");
+    assert!(run.stdout.contains("first window after"), "{run}");
+    assert!(session.xvfb.window_titled(&label_of(&image)).is_some());
+
+    // A failure comes back as the command's one error line.
+    let run = session
+        .arcade()
+        .args(["launch", "localhost/arcade-test/nothing-here:1"])
+        .run();
+    assert!(run.code.is_some_and(|code| code != 0), "{run}");
+    assert!(run.error_line().contains("nothing-here"), "{run}");
+}
+
+#[test]
+fn a_missing_backend_is_a_typed_error() {
+    let empty = tempfile::tempdir().unwrap();
+    let session = Session::with_env("", &[("PATH", empty.path().as_os_str().to_owned())]);
+    session
+        .home
+        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+    session.activate();
+    let (ok, out) = session
+        .bus
+        .gdbus_call("Launch", &["'terminal'", "@a{sv} {}"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("net.canfar.Arcade1.Error.BackendFailed"),
+        "{out}"
+    );
+    assert!(out.contains("podman is not installed"), "{out}");
+
+    let (ok, out) = session
+        .bus
+        .gdbus_call("Launch", &["'no-such-app'", "@a{sv} {}"]);
+    assert!(
+        !ok && out.contains("net.canfar.Arcade1.Error.NotFound"),
+        "{out}"
+    );
+    let (ok, out) = session
+        .bus
+        .gdbus_call("Launch", &["'terminal'", "{'cores': <'two'>}"]);
+    assert!(
+        !ok && out.contains("net.canfar.Arcade1.Error.InvalidArgs"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failed_launch_is_signalled_and_notified() {
+    let session = Session::new("");
+    session.home.write_config(&format!(
+        "{}pull = \"never\"\n",
+        file_source(&session.home, &["localhost/arcade-test/absent:1"])
+    ));
+    session.activate();
+    let monitor = session.bus.monitor();
+    let id = session.launch("absent");
+    support::wait_for("AppFailed", Duration::from_secs(20), || {
+        let text = monitor.text();
+        text.contains("member=AppFailed").then_some(())
+    });
+    let text = monitor.text();
+    assert!(text.contains(&format!("string \"{id}\"")), "{text}");
+    assert!(text.contains("not available"), "{text}");
+    // The desktop notification is asked for, and its failure (no notification server here) is
+    // quiet: the daemon still answers.
+    support::wait_for("the Notify call", Duration::from_secs(10), || {
+        monitor.text().contains("member=Notify").then_some(())
+    });
+    assert!(monitor.text().contains("absent:1 did not start"));
+    let (ok, _) = session.bus.call("List", &[]);
+    assert!(ok);
+}
+
+#[test]
+fn a_notification_server_shows_the_failure() {
+    let session = Session::new("");
+    session.home.write_config(&format!(
+        "{}pull = \"never\"\n",
+        file_source(&session.home, &["localhost/arcade-test/absent:1"])
+    ));
+    let dunst = std::process::Command::new(support::require_tool("dunst", "dunst"))
+        .env("DISPLAY", session.xvfb.display())
+        .env("XAUTHORITY", &session.xvfb.auth)
+        .env("DBUS_SESSION_BUS_ADDRESS", &session.bus.address)
+        .env("HOME", session.home.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _dunst = KillOnDrop(dunst);
+    support::wait_for("dunst on the bus", Duration::from_secs(10), || {
+        session
+            .bus
+            .has_owner("org.freedesktop.Notifications")
+            .then_some(())
+    });
+    session.activate();
+    session.launch("absent");
+    let history = support::wait_for("the notification", Duration::from_secs(20), || {
+        let output = std::process::Command::new(support::require_tool("dunstctl", "dunst"))
+            .arg("history")
+            .env("DBUS_SESSION_BUS_ADDRESS", &session.bus.address)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let displayed = std::process::Command::new(support::require_tool("dunstctl", "dunst"))
+            .args(["count", "displayed"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &session.bus.address)
+            .output()
+            .unwrap();
+        let count = String::from_utf8_lossy(&displayed.stdout).trim().to_owned();
+        (text.contains("did not start") || count != "0").then_some(format!("{text} {count}"))
+    });
+    assert!(!history.is_empty());
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_config_change_is_picked_up_live() {
+    let session = Session::new("");
+    session
+        .home
+        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+    session.activate();
+    assert_eq!(session.entry_names(), ["terminal:1.0"]);
+    let monitor = session.bus.monitor();
+
+    let other = write_catalog(
+        &session.home,
+        "other.json",
+        &["h/skaha/topcat:4.9", "h/skaha/ds9:8.5"],
+    );
+    session.home.write_config(&format!(
+        "source = \"file\"\ncatalog = \"{}\"\n",
+        other.display()
+    ));
+    support::wait_for("the new catalog's menu", Duration::from_secs(20), || {
+        (session.entry_names() == ["ds9:8.5", "topcat:4.9"]).then_some(())
+    });
+    support::wait_for("MenuChanged", Duration::from_secs(10), || {
+        monitor.text().contains("member=MenuChanged").then_some(())
+    });
+
+    // A broken config keeps the working one, says why, and the daemon keeps serving.
+    session
+        .home
+        .write_config("source = \"file\"\ncatalgo = \"typo\"\n");
+    support::wait_for(
+        "the Notify about the config",
+        Duration::from_secs(20),
+        || {
+            monitor
+                .text()
+                .contains("arcade kept its previous configuration")
+                .then_some(())
+        },
+    );
+    let (ok, out) = session.bus.call("Refresh", &[]);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "uuu 0 0 2");
+    // `arcade menu list` itself now refuses the broken config; a menu reader shows the menu.
+    let menu = support::menu_as_read_by_pyxdg(&session.home);
+    assert!(
+        menu.contains("ds9:8.5") && menu.contains("topcat:4.9"),
+        "{menu}"
+    );
+    assert!(!menu.contains("terminal:1.0"), "{menu}");
+}
+
+#[test]
+fn a_replaced_credential_file_is_picked_up_live() {
+    let mut data = HarborData::default();
+    data.labels.push(Label::global(7, "desktop-app"));
+    data.users.push(User::local("astro", "right-secret"));
+    data.projects.push(
+        Project::private("private")
+            .member("astro")
+            .repository(Repository::new("casa").artifact(Artifact::new(&["6.5"], &[7]))),
+    );
+    let harbor = FakeHarbor::start(HarborConfig::new(data));
+    let session = Session::new("");
+    let secrets = session.home.path().join("secrets");
+    std::fs::create_dir_all(&secrets).unwrap();
+    let secret = secrets.join("harbor");
+    std::fs::write(&secret, "wrong-secret\n").unwrap();
+    session.home.write_config(&format!(
+        "source = \"harbor\"\nurl = \"{}\"\n[harbor]\nusername = \"astro\"\nsecret_file = \"{}\"\n",
+        harbor.url(),
+        secret.display()
+    ));
+    session.activate();
+    assert!(
+        session.property("LastSyncResult").contains("credentials"),
+        "{}",
+        session.property("LastSyncResult")
+    );
+    assert!(session.entry_names().is_empty());
+
+    // Replace the file the way secret managers do: write aside, rename over.
+    let fresh = secrets.join(".harbor.new");
+    std::fs::write(&fresh, "right-secret\n").unwrap();
+    std::fs::rename(&fresh, &secret).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while session.entry_names() != ["casa:6.5"] {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no sync with the new secret; daemon log:\n{}",
+            session.bus.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let logs = harbor.requests_to("/systeminfo");
+    assert!(logs.len() >= 2, "{logs:?}");
+}
+
+#[test]
+fn a_failing_refresh_keeps_the_menu() {
+    let session = Session::new("");
+    let config = file_source(&session.home, &["h/skaha/terminal:1.0", "h/skaha/casa:6.5"]);
+    session.home.write_config(&config);
+    session.activate();
+    let before = std::fs::read(session.home.merged_menu()).unwrap();
+
+    // One more image: Refresh reports it.
+    write_catalog(
+        &session.home,
+        "catalog.json",
+        &[
+            "h/skaha/terminal:1.0",
+            "h/skaha/casa:6.5",
+            "h/skaha/casa:6.6",
+        ],
+    );
+    let (ok, out) = session.bus.call("Refresh", &[]);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), "uuu 1 0 2");
+    let good = std::fs::read(session.home.merged_menu()).unwrap();
+    assert_ne!(before, good);
+
+    session.home.write("catalog.json", "{ this is not json");
+    let (ok, out) = session.bus.gdbus_call("Refresh", &[]);
+    assert!(!ok, "{out}");
+    assert!(out.contains("net.canfar.Arcade1.Error.SyncFailed"), "{out}");
+    assert_eq!(std::fs::read(session.home.merged_menu()).unwrap(), good);
+    assert!(session.property("LastSyncResult").contains("error:"));
+    assert_eq!(
+        session.entry_names(),
+        ["casa:6.5", "casa:6.6", "terminal:1.0"]
+    );
+}
+
+fn container_running(id: &str) -> bool {
+    let output = images::podman()
+        .args(["ps", "--quiet", "--filter", &format!("name=arcade-{id}")])
+        .output()
+        .unwrap();
+    !output.stdout.is_empty()
+}
+
+#[test]
+fn the_end_of_the_session_stops_the_apps() {
+    let session = Session::new("");
+    let image = images::build(&Spec::new("xterm"));
+    session
+        .home
+        .write_config(&file_source(&session.home, &[&image]));
+    session.activate();
+    let id = session.launch(&image);
+    support::wait_for("the window", Duration::from_secs(30), || {
+        session.xvfb.window_titled(&label_of(&image))
+    });
+    assert!(container_running(&id));
+    let pid = session.daemon_pid();
+    // SAFETY: kill only sends a signal to the daemon this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    support::wait_for("the app to stop", Duration::from_secs(30), || {
+        (!container_running(&id)).then_some(())
+    });
+    support::wait_for("the daemon to exit", Duration::from_secs(10), || {
+        (!session.bus.has_owner("net.canfar.Arcade1")).then_some(())
+    });
+}
+
+#[test]
+fn the_bus_going_away_stops_the_apps() {
+    let session = Session::new("");
+    let image = images::build(&Spec::new("xterm"));
+    session
+        .home
+        .write_config(&file_source(&session.home, &[&image]));
+    session.activate();
+    let id = session.launch(&image);
+    support::wait_for("the window", Duration::from_secs(30), || {
+        session.xvfb.window_titled(&label_of(&image))
+    });
+    let pid = session.daemon_pid();
+    let mut session = session;
+    session.bus.kill();
+    support::wait_for("the app to stop", Duration::from_secs(30), || {
+        (!container_running(&id)).then_some(())
+    });
+    support::wait_for("the daemon to exit", Duration::from_secs(10), || {
+        // SAFETY: signal 0 only asks whether the process exists.
+        (unsafe { libc::kill(pid as i32, 0) } != 0).then_some(())
+    });
+}
+
+#[test]
+fn a_restarted_daemon_finds_running_apps_by_their_labels() {
+    let session = Session::new("");
+    let image = images::build(&Spec::new("xterm"));
+    session
+        .home
+        .write_config(&file_source(&session.home, &[&image]));
+    session.activate();
+    let id = session.launch(&image);
+    support::wait_for("the window", Duration::from_secs(30), || {
+        session.xvfb.window_titled(&label_of(&image))
+    });
+    // A crash: no chance to stop anything.
+    let pid = session.daemon_pid();
+    // SAFETY: kill only sends a signal to the daemon this test started.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    support::wait_for("the name to be free", Duration::from_secs(10), || {
+        (!session.bus.has_owner("net.canfar.Arcade1")).then_some(())
+    });
+    assert!(container_running(&id));
+
+    session.activate();
+    let (ok, out) = session.bus.call("List", &[]);
+    assert!(
+        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"running\""),
+        "{out}"
+    );
+    let pid = session.daemon_pid();
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    support::wait_for("the adopted app to stop", Duration::from_secs(30), || {
+        (!container_running(&id)).then_some(())
+    });
+}
+
+#[test]
+fn session_start_builds_the_menu_at_once_and_starts_the_daemon() {
+    let session = Session::new("");
+    session
+        .home
+        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+    // A first sync leaves a last good catalog; then the menu files go (a fresh desktop).
+    session.arcade().args(["menu", "sync"]).ok();
+    session.arcade().args(["menu", "clean"]).ok();
+    session.arcade().args(["menu", "sync"]).ok();
+    std::fs::remove_dir_all(session.home.config().join("menus")).unwrap();
+    std::fs::remove_dir_all(session.home.applications()).unwrap();
+
+    let run = session.arcade().args(["session-start"]).run();
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        session.home.merged_menu().is_file(),
+        "{}",
+        session.home.listing()
+    );
+    assert!(
+        run.stdout.contains("daemon: started by the session bus"),
+        "{run}"
+    );
+    support::wait_for("the daemon", Duration::from_secs(10), || {
+        session.bus.has_owner("net.canfar.Arcade1").then_some(())
+    });
+    let run = session.arcade().args(["session-start"]).run();
+    assert!(
+        run.stdout.contains("asked the running daemon to refresh"),
+        "{run}"
+    );
+
+    // Without a bus at all it still builds the menu folder and starts a daemon of its own.
+    let lonely = Home::new();
+    lonely.write_config(&file_source(&lonely, &["h/skaha/terminal:1.0"]));
+    let run = lonely.arcade().args(["session-start"]).run();
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(lonely.config().join("menus/applications-merged").is_dir());
+}
+
+#[test]
+fn shipped_session_files_are_valid() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xdg");
+    support::validate_desktop_files(&[root.join("autostart/arcade-session.desktop")]);
+    let service =
+        std::fs::read_to_string(root.join("dbus-1/services/net.canfar.Arcade1.service")).unwrap();
+    assert!(service.contains("Name=net.canfar.Arcade1"));
+    let unit = std::fs::read_to_string(root.join("systemd/user/arcade.service")).unwrap();
+    assert!(unit.contains("BusName=net.canfar.Arcade1") && unit.contains("Type=dbus"));
+}
