@@ -59,11 +59,42 @@ pub enum Command {
         /// The launch id from `arcade ps` (a unique prefix is enough).
         id: String,
     },
+    /// For image authors: check a local image against the platform's requirements, or try it.
+    #[command(subcommand)]
+    Image(ImageCommand),
     /// Run the session's launcher daemon on the D-Bus session bus.
     Daemon,
     /// For the desktop's startup: build the menu from the last good catalog at once, then start
     /// (or poke) the daemon to refresh it from the network. Bounded in time.
     SessionStart,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Check a local image against every requirement of the platform's container guide.
+    Check {
+        /// The local image (never pulled, pushed or changed).
+        image: String,
+        /// The local engine to use.
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        /// How long the image's scripts may take, in seconds.
+        #[arg(long, default_value_t = 20, value_name = "SECONDS")]
+        timeout: u64,
+        /// Print the findings as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Open a local image on this display exactly as the platform would (`launch --local`).
+    Try {
+        /// The local engine to use.
+        #[arg(long, value_enum)]
+        backend: Option<Backend>,
+        image: String,
+        /// The command to run instead of xterm (after `--`).
+        #[arg(last = true, value_name = "CMD")]
+        command: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, Args)]
@@ -211,6 +242,34 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{text}");
             Ok(())
         }
+        Command::Image(ImageCommand::Check {
+            image,
+            backend,
+            timeout,
+            json,
+        }) => {
+            let settings = config::load(&cli.overrides(None))?;
+            image_check(&settings, image, *backend, *timeout, *json).await
+        }
+        Command::Image(ImageCommand::Try {
+            backend,
+            image,
+            command,
+        }) => {
+            let settings = config::load(&cli.overrides(None))?;
+            let args = LaunchArgs {
+                backend: *backend,
+                cores: None,
+                ram: None,
+                gpus: None,
+                url: None,
+                no_wait: false,
+                local: true,
+                target: image.clone(),
+                command: command.clone(),
+            };
+            run_launch(&settings, &args).await
+        }
         Command::Daemon => {
             let overrides = cli.overrides(None);
             let settings = config::load(&overrides)?;
@@ -235,7 +294,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// The exit status for a failure: 1 when something asked for does not exist, 2 otherwise.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.downcast_ref::<NotFound>().is_some() {
+    if err.downcast_ref::<NotFound>().is_some() || err.downcast_ref::<ChecksFailed>().is_some() {
         1
     } else {
         2
@@ -332,6 +391,58 @@ fn print_daemon_outcome(outcome: crate::bus::client::Outcome) -> anyhow::Result<
     }
     Ok(())
 }
+
+/// The local engine for image commands: the one asked for, else the configured local one.
+fn local_engine(
+    settings: &config::Settings,
+    backend: Option<Backend>,
+) -> anyhow::Result<launch::engine::Engine> {
+    let kind = match backend.unwrap_or(settings.launch.backend) {
+        Backend::Skaha
+            if config::which("podman").is_none() && config::which("docker").is_some() =>
+        {
+            Backend::Docker
+        }
+        Backend::Skaha => Backend::Podman,
+        kind => kind,
+    };
+    launch::engine::Engine::find(kind).map_err(|message| anyhow::anyhow!(message))
+}
+
+async fn image_check(
+    settings: &config::Settings,
+    image: &str,
+    backend: Option<Backend>,
+    timeout: u64,
+    json: bool,
+) -> anyhow::Result<()> {
+    let engine = local_engine(settings, backend)?;
+    let report = crate::image::check(
+        &engine,
+        image,
+        std::time::Duration::from_secs(timeout.max(1)),
+        settings.launch.containers_conf.as_deref(),
+    )
+    .await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print!("{}", crate::image::render(&report));
+    }
+    if report.failed() {
+        return Err(ChecksFailed(format!(
+            "{image} fails {} of the platform's requirements",
+            report.count(crate::image::Status::Fail)
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Some checks failed (exit status 1): a verdict, not an error of arcade's.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ChecksFailed(pub String);
 
 /// The desktop startup hook: never blocks the desktop for long, never fails it.
 async fn session_start(settings: &config::Settings) -> anyhow::Result<()> {

@@ -569,6 +569,9 @@ pub fn resolve(
             "url {url:?} must start with https:// or http://"
         )));
     }
+    for candidate in [Some(&url), skaha_url.as_ref()].into_iter().flatten() {
+        refuse_credentials_in(candidate)?;
+    }
     let catalog = overrides.catalog.clone().or(file.catalog);
     if source == Source::File && catalog.is_none() {
         return Err(Error::Invalid(
@@ -677,6 +680,23 @@ pub fn resolve(
         dirs,
         files,
     })
+}
+
+/// Refuses a URL with a user name or password in it: they would travel in every request and
+/// show in every message. The error shows the URL without them.
+fn refuse_credentials_in(url: &str) -> Result<()> {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    if let Some((_, host)) = authority.rsplit_once('@') {
+        let path = &rest[authority.len()..];
+        return Err(Error::Invalid(format!(
+            "url {scheme}://{host}{path} must not carry a user name or password: use \
+             harbor.username with harbor.secret_file (or ARCADE_HARBOR_SECRET), or a skaha token"
+        )));
+    }
+    Ok(())
 }
 
 /// Makes a skaha URL end at the service root: `https://host` becomes `https://host/skaha`.
@@ -880,6 +900,16 @@ refresh_minutes = 10
         let merged = user.or(system);
         assert_eq!(merged.url.as_deref(), Some("https://b"));
         assert_eq!(merged.label.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn urls_with_credentials_are_refused_without_echoing_them() {
+        let err = refuse_credentials_in("http://robot:hunter2@h:8080/api")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("http://h:8080/api"), "{err}");
+        assert!(!err.contains("hunter2") && !err.contains("robot"), "{err}");
+        assert!(refuse_credentials_in("https://h/a@b").is_ok());
     }
 
     #[test]

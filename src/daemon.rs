@@ -492,10 +492,7 @@ async fn watch(core: Arc<Core>) {
         // Others reading the files (every `arcade` command reads the config) is no change, so
         // only relevant events keep the burst open.
         let mut last_change = Instant::now();
-        loop {
-            let Some(left) = SETTLE.checked_sub(last_change.elapsed()) else {
-                break;
-            };
+        while let Some(left) = SETTLE.checked_sub(last_change.elapsed()) {
             match tokio::time::timeout(left, events.recv()).await {
                 Ok(Some(event)) if relevant(&event) => last_change = Instant::now(),
                 Ok(Some(_)) => {}

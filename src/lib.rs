@@ -9,6 +9,7 @@ pub mod config;
 pub mod daemon;
 pub mod harbor;
 pub mod http;
+pub mod image;
 pub mod launch;
 pub mod menu;
 pub mod skaha;

@@ -33,6 +33,21 @@ pub enum Error {
     BadAppId { url: String, answer: String },
     #[error("skaha has no app {app_id} in session {session_id}")]
     NoSuchApp { session_id: String, app_id: String },
+    #[error(
+        "skaha at {url} knows no desktop session {session_id} of yours (404){}; the session id \
+         comes from ARCADE_SESSION_ID, else skaha_sessionid or VNC_PW",
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default()
+    )]
+    NoSuchSession {
+        url: String,
+        session_id: String,
+        message: Option<String>,
+    },
+    #[error(
+        "skaha at {url} did not answer the launch in time (timeout_secs); it may start the app \
+         all the same"
+    )]
+    Unanswered { url: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -162,6 +177,11 @@ impl Skaha {
         }
     }
 
+    /// The versioned API root, `https://host/skaha/v1`, for messages.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `GET /image?type=<label>` as a catalog.
     pub async fn images(&self, label: &str) -> Result<Catalog> {
         let url = format!(
@@ -224,23 +244,37 @@ impl Skaha {
         }
         let decorate = self.decorate();
         let request = decorate(self.client.raw().post(&url).form(&form));
-        let response = request.send().await.map_err(|err| {
-            Error::Http(http::Error::Connect {
-                url: url.clone(),
-                message: http::error_chain(&err),
-            })
-        })?;
+        let unanswered = |err: reqwest::Error| {
+            if err.is_timeout() {
+                // The request may have arrived: the app may be starting, so say so.
+                Error::Unanswered { url: url.clone() }
+            } else {
+                Error::Http(http::Error::Connect {
+                    url: url.clone(),
+                    message: http::error_chain(&err),
+                })
+            }
+        };
+        let response = request.send().await.map_err(unanswered)?;
         let status = response.status();
-        let body = response.text().await.unwrap_or_default();
+        let body = response.text().await.map_err(unanswered)?;
+        let message = body
+            .lines()
+            .map(str::trim)
+            .find(|line| !line.is_empty())
+            .map(|line| line.chars().take(200).collect());
+        if status == reqwest::StatusCode::NOT_FOUND {
+            return Err(Error::NoSuchSession {
+                url,
+                session_id: session_id.to_owned(),
+                message,
+            });
+        }
         if !status.is_success() {
             return Err(self.refine(http::Error::Status {
                 url,
                 status,
-                message: body
-                    .lines()
-                    .map(str::trim)
-                    .find(|line| !line.is_empty())
-                    .map(|line| line.chars().take(200).collect()),
+                message,
                 retry_after: None,
             }));
         }

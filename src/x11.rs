@@ -291,9 +291,7 @@ impl Watcher {
             &ChangeWindowAttributesAux::new().event_mask(EventMask::SUBSTRUCTURE_NOTIFY),
         )
         .map_err(|err| protocol(&name)(err.into()))?;
-        let own = conn
-            .generate_id()
-            .map_err(|err| protocol(&name)(err.into()))?;
+        let own = conn.generate_id().map_err(|err| protocol(&name)(err))?;
         conn.create_window(
             x11rb::COPY_DEPTH_FROM_PARENT,
             own,

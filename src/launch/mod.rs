@@ -258,10 +258,10 @@ pub async fn launch_target(
 ) -> Result<Launched> {
     let target = &target;
     match backend_of(settings, request) {
-        Backend::Skaha => platform::launch(settings, request, &target, started, observer).await,
+        Backend::Skaha => platform::launch(settings, request, target, started, observer).await,
         kind => {
             let engine = Engine::find(kind).map_err(Error::EngineMissing)?;
-            launch_local(settings, request, &target, &engine, started, observer).await
+            launch_local(settings, request, target, &engine, started, observer).await
         }
     }
 }
@@ -483,7 +483,7 @@ async fn launch_local(
     };
 
     enum Outcome {
-        Window(Watcher, Option<(x11::WindowInfo, Instant)>),
+        Window(Box<Watcher>, Option<(x11::WindowInfo, Instant)>),
         WatchFailed(x11::Error),
         Exited(std::io::Result<std::process::ExitStatus>),
         Interrupted,
@@ -492,7 +492,7 @@ async fn launch_local(
         joined = &mut window_task => {
             let (watcher, found) = joined.expect("window watcher panicked");
             match found {
-                Ok(found) => Outcome::Window(watcher, found),
+                Ok(found) => Outcome::Window(Box::new(watcher), found),
                 Err(err) => Outcome::WatchFailed(err),
             }
         }

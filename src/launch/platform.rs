@@ -1,7 +1,12 @@
 //! The skaha backend: the platform runs the app as a Kubernetes Job beside the desktop session and
 //! points it at the desktop's X display; we ask for it, poll it until Running, Failed or a
 //! deadline (never forever), and wait for its window like any other launch.
+//!
+//! skaha serves no output of desktop-apps, so the launch's log (`arcade logs`) is arcade's own
+//! account: the request, the statuses skaha reported, and how it ended.
 
+use std::io::Write as _;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -61,6 +66,30 @@ pub fn pod_host_name(image: &str) -> String {
         .unwrap_or(image)
         .replace([':', '.', '_'], "-")
         .to_lowercase()
+}
+
+/// The launch's log, written as it goes; a log that cannot be written never fails a launch.
+struct Log(Option<std::fs::File>);
+
+impl Log {
+    fn open(path: &Path) -> Log {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(path);
+        if let Err(err) = &file {
+            tracing::debug!("cannot write {}: {err}", path.display());
+        }
+        Log(file.ok())
+    }
+
+    fn note(&mut self, line: &str) {
+        if let Some(file) = &mut self.0 {
+            let _ = writeln!(file, "arcade: {line}");
+        }
+    }
 }
 
 fn is_failed(status: &str) -> bool {
@@ -132,6 +161,16 @@ pub async fn launch(
     let app_id = skaha
         .launch_app(&session, &target.image, cores, ram)
         .await?;
+    let mut log = Log::open(&store.log_path(&id));
+    log.note(&format!(
+        "launching {} on skaha at {}, desktop session {session}",
+        target.image,
+        skaha.base()
+    ));
+    log.note(&format!(
+        "skaha accepted it as app {app_id}; skaha serves no output of desktop-apps, so this log \
+         is arcade's own"
+    ));
     let mut record = Record {
         id: id.clone(),
         app: target.label.clone(),
@@ -179,14 +218,24 @@ pub async fn launch(
         })
     });
 
-    let result = follow(&skaha, &session, &app_id, target, poll_deadline, settings).await;
-    let fail = |record: &mut Record, error: Error| -> Error {
+    let poll = Poll {
+        skaha: &skaha,
+        session: &session,
+        app_id: &app_id,
+        id: &id,
+        target,
+        deadline: poll_deadline,
+        timeout: settings.skaha.poll_timeout,
+    };
+    let result = follow(&poll, &mut log).await;
+    let fail = |record: &mut Record, log: &mut Log, error: Error| -> Error {
         record.state = State::Failed;
         record.message = Some(error.to_string());
         let _ = store.save(record);
+        log.note(&error.to_string());
         error
     };
-    if let Err(error) = result {
+    if let Err(ended) = result {
         cancel.store(true, Ordering::Relaxed);
         if let Some(task) = window_task
             && let Ok((watcher, _)) = task.await
@@ -194,13 +243,23 @@ pub async fn launch(
         {
             startup.end(&watcher);
         }
-        return Err(fail(&mut record, error));
+        return Err(match ended {
+            Ended::Final(error) => fail(&mut record, &mut log, error),
+            Ended::Undecided(error) => {
+                // skaha may still start it: the record stays Starting, and `arcade ps` follows it.
+                record.message = Some(error.to_string());
+                let _ = store.save(&record);
+                log.note(&error.to_string());
+                error
+            }
+        });
     }
     record.state = State::Running;
     let _ = store.save(&record);
 
     let Some(mut task) = window_task else {
         // No display to watch: Running is all we can know.
+        log.note("no display to watch for its window");
         return Ok(Launched {
             record,
             window_after: None,
@@ -228,6 +287,11 @@ pub async fn launch(
             let after = at.duration_since(started);
             record.window_ms = Some(after.as_millis() as u64);
             let _ = store.save(&record);
+            log.note(&format!(
+                "first window from {host} on {} after {:.2} s",
+                record.display,
+                after.as_secs_f64()
+            ));
             observer.event(Event::WindowMapped { id, after });
             Ok(Launched {
                 record,
@@ -237,55 +301,89 @@ pub async fn launch(
         }
         Ok(None) => {
             let error = Error::Platform(format!(
-                "skaha runs {} (app {app_id}) but no window from {host} reached {} within {} s \
-                 (arcade stop {id} removes it)",
+                "skaha at {} runs {} (app {app_id}) but no window from {host} reached {} within \
+                 {} s (arcade stop {id} removes it)",
+                skaha.base(),
                 target.label,
                 record.display,
                 settings.launch.wait.as_secs()
             ));
             record.message = Some(error.to_string());
             let _ = store.save(&record);
+            log.note(&error.to_string());
             Err(error)
         }
-        Err(err) => Err(fail(&mut record, err.into())),
+        Err(err) => Err(fail(&mut record, &mut log, err.into())),
     }
 }
 
-/// Polls the app until skaha reports it Running; fails on a final status or at the deadline.
-async fn follow(
-    skaha: &Skaha,
-    session: &str,
-    app_id: &str,
-    target: &Target,
+/// What the polling needs to know.
+struct Poll<'a> {
+    skaha: &'a Skaha,
+    session: &'a str,
+    app_id: &'a str,
+    /// The launch id, for the way out in messages.
+    id: &'a str,
+    target: &'a Target,
     deadline: Instant,
-    settings: &Settings,
-) -> Result<()> {
+    /// The whole polling time, for messages.
+    timeout: Duration,
+}
+
+/// Why polling ended before Running.
+enum Ended {
+    /// skaha said no: a final status, or a refused or failed request.
+    Final(Error),
+    /// The deadline passed with the app not yet Running; skaha may still start it.
+    Undecided(Error),
+}
+
+/// Polls the app until skaha reports it Running; ends on a final status, an error, or at the
+/// deadline, which also bounds each request (a server that does not answer cannot hold us past it).
+async fn follow(poll: &Poll<'_>, log: &mut Log) -> Result<(), Ended> {
+    let label = &poll.target.label;
+    let app_id = poll.app_id;
+    let mut last = String::new();
     loop {
-        let last;
-        match skaha.app(session, app_id).await {
-            Ok(app) => {
-                last = app.status.unwrap_or_else(|| "unknown".to_owned());
-                if last == "Running" {
-                    return Ok(());
-                }
-                if is_failed(&last) {
-                    return Err(Error::Platform(format!(
-                        "skaha reports {} (app {app_id}) {last}",
-                        target.label
-                    )));
-                }
-            }
+        let read =
+            tokio::time::timeout_at(poll.deadline.into(), poll.skaha.app(poll.session, app_id))
+                .await;
+        let status = match read {
+            Ok(Ok(app)) => app.status.unwrap_or_else(|| "unknown".to_owned()),
             // Right after the POST the Job may not be listed yet; anything else is final.
-            Err(skaha::Error::NoSuchApp { .. }) => last = "not listed yet".to_owned(),
-            Err(err) => return Err(err.into()),
+            Ok(Err(skaha::Error::NoSuchApp { .. })) => "not listed yet".to_owned(),
+            Ok(Err(err)) => return Err(Ended::Final(err.into())),
+            Err(_) => {
+                return Err(Ended::Undecided(Error::Platform(format!(
+                    "skaha at {} did not report on {label} (app {app_id}) within {} s; it may \
+                     still start (arcade stop {} removes it)",
+                    poll.skaha.base(),
+                    poll.timeout.as_secs(),
+                    poll.id
+                ))));
+            }
+        };
+        if status != last {
+            log.note(&format!("skaha reports {status}"));
+            last = status;
         }
-        if Instant::now() + POLL_EVERY > deadline {
-            return Err(Error::Platform(format!(
-                "skaha still reports {} (app {app_id}) {last} after {} s; it may still start: \
-                 arcade stop removes it",
-                target.label,
-                settings.skaha.poll_timeout.as_secs()
-            )));
+        if last == "Running" {
+            return Ok(());
+        }
+        if is_failed(&last) {
+            return Err(Ended::Final(Error::Platform(format!(
+                "skaha at {} reports {label} (app {app_id}) {last}",
+                poll.skaha.base()
+            ))));
+        }
+        if Instant::now() + POLL_EVERY > poll.deadline {
+            return Err(Ended::Undecided(Error::Platform(format!(
+                "skaha at {} still reports {label} (app {app_id}) {last} after {} s; it may \
+                 still start (arcade stop {} removes it)",
+                poll.skaha.base(),
+                poll.timeout.as_secs(),
+                poll.id
+            ))));
         }
         tokio::time::sleep(POLL_EVERY).await;
     }
@@ -300,10 +398,15 @@ pub async fn stop(settings: &Settings, record: &Record) -> Result<()> {
             record.id
         )));
     };
-    match skaha.delete_app(session, app_id).await {
-        Ok(()) | Err(skaha::Error::NoSuchApp { .. }) => Ok(()),
-        Err(err) => Err(err.into()),
-    }
+    let gone = match skaha.delete_app(session, app_id).await {
+        Ok(()) => "skaha deleted it",
+        // Already gone (finished and cleaned up, or deleted before) is what the user wanted.
+        Err(skaha::Error::NoSuchApp { .. }) => "skaha no longer had it",
+        Err(err) => return Err(err.into()),
+    };
+    let store = Store::new(settings.dirs.launch_state());
+    Log::open(&store.log_path(&record.id)).note(&format!("stopped app {app_id}: {gone}"));
+    Ok(())
 }
 
 /// Live states of the session's apps, by skaha app id.

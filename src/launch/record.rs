@@ -69,6 +69,14 @@ pub struct Record {
     pub message: Option<String>,
 }
 
+/// Six random hex digits, for launch ids and throwaway container names.
+pub fn random_id() -> String {
+    format!(
+        "{:06x}",
+        crate::http::jitter(Duration::from_nanos(1 << 24)).as_nanos()
+    )
+}
+
 pub fn now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -102,10 +110,7 @@ impl Store {
     /// A new launch id, unused in this store: six hex digits.
     pub fn new_id(&self) -> String {
         loop {
-            let id = format!(
-                "{:06x}",
-                crate::http::jitter(Duration::from_nanos(1 << 24)).as_nanos()
-            );
+            let id = random_id();
             if !self.record_path(&id).exists() {
                 return id;
             }

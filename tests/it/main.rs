@@ -5,6 +5,8 @@ mod support;
 
 mod daemon;
 mod harbor_source;
+mod image_check;
 mod launch;
 mod menu;
+mod skaha_launch;
 mod skaha_source;

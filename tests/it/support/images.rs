@@ -23,6 +23,8 @@ pub struct Spec {
     pub programs: Vec<&'static str>,
     /// An architecture other than the host's, for images that must be refused.
     pub arch: Option<&'static str>,
+    /// Folders with a mode of their own, e.g. a root-only `/root`.
+    pub dirs: Vec<(&'static str, u32)>,
 }
 
 impl Spec {
@@ -33,7 +35,13 @@ impl Spec {
             files: Vec::new(),
             programs: Vec::new(),
             arch: None,
+            dirs: Vec::new(),
         }
+    }
+
+    pub fn dir(mut self, path: &'static str, mode: u32) -> Spec {
+        self.dirs.push((path, mode));
+        self
     }
 
     pub fn file(mut self, path: &'static str, content: &str, mode: u32) -> Spec {
@@ -158,7 +166,12 @@ fn import(spec: &Spec, reference: &str) {
         std::fs::write(&target, content).unwrap();
         std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode)).unwrap();
     }
-    let tar = Command::new("tar")
+    for (path, mode) in &spec.dirs {
+        let target = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(&target).unwrap();
+        std::fs::set_permissions(&target, std::fs::Permissions::from_mode(*mode)).unwrap();
+    }
+    let mut tar = Command::new("tar")
         .arg("-C")
         .arg(root)
         .args(["-c", "."])
@@ -172,11 +185,15 @@ fn import(spec: &Spec, reference: &str) {
     }
     let status = import
         .args(["-", reference])
-        .stdin(tar.stdout.unwrap())
+        .stdin(tar.stdout.take().unwrap())
         .stdout(Stdio::null())
         .status()
         .expect("run podman import");
     assert!(status.success(), "podman import of {reference} failed");
+    assert!(
+        tar.wait().expect("wait for tar").success(),
+        "tar of the image root failed"
+    );
 }
 
 /// Copies a host program and every shared library `ldd` lists (with the loader) into `root`.

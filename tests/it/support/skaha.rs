@@ -12,6 +12,11 @@
 //! - `GET /session/{id}/app[/{appID}]`, `DELETE /session/{id}/app/{appID}`: the app(s) as skaha's
 //!   session JSON. Each read of one app advances it along its [`AppScript`] (Pending, then
 //!   Running, Failed or Completed); unknown apps are 404.
+//! - The platform's part, optionally: a [`Runner`] starts the app's pod (a real process) when the
+//!   app is first reported `Running`, as skaha's Job would, and the pod is killed when the app is
+//!   deleted, reported finished, or the fake is dropped. A pod that ends on its own makes the app
+//!   `Completed` (exit 0) or `Failed`. [`xterm_pod`] runs what `start-desktop-software.sh` runs on
+//!   the platform: xterm, with the pod's host name and the desktop's `DISPLAY`.
 //! - Authentication: `x-auth-token-skaha: <token>` (the desktop session's callback token) or
 //!   `Authorization: Bearer <token>`; anything else is 401 with a plain-text body, as skaha does.
 //! - Misbehaviour and observation come from the Harbor stand-in's server core: latency,
@@ -19,6 +24,9 @@
 
 #![allow(dead_code)]
 
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -87,6 +95,96 @@ impl AppScript {
     }
 }
 
+/// What the platform knows when it starts an app's pod (`launch-desktop-app.yaml`).
+#[derive(Debug, Clone)]
+pub struct Pod {
+    pub session_id: String,
+    pub app_id: String,
+    pub image: String,
+    /// The pod's host name, which is also the xterm title: the image's last path segment with
+    /// `:`, `.` and `_` as `-`, lowercased (`getImageName`).
+    pub hostname: String,
+    /// `OMP_NUM_THREADS`: the requested cores, else the context's `defaultRequest`, at least 1.
+    pub cores: u32,
+}
+
+/// Starts an app's pod: the platform's job, which the fake stands in for. The process it returns
+/// is the pod; the fake kills it when the app is deleted or finished, and on drop.
+#[derive(Clone)]
+pub struct Runner(Arc<dyn Fn(&Pod) -> std::io::Result<Child> + Send + Sync>);
+
+impl Runner {
+    pub fn new(start: impl Fn(&Pod) -> std::io::Result<Child> + Send + Sync + 'static) -> Runner {
+        Runner(Arc::new(start))
+    }
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Runner(..)")
+    }
+}
+
+/// A pod as the platform would start it for a desktop-app: `xterm` (what
+/// `start-desktop-software-xterm.sh` runs) in a UTS namespace of its own whose host name is the
+/// pod's, so its windows carry `WM_CLIENT_MACHINE` = [`Pod::hostname`], on `display` with the
+/// cookie in `xauthority` (the platform's desktop runs `xhost +` instead). Panics with an install
+/// hint when a tool is missing; as root it needs only `unshare --uts`, otherwise it also maps the
+/// user to root in a user namespace.
+pub fn xterm_pod(display: &str, xauthority: &Path) -> Runner {
+    let unshare = super::require_tool("unshare", "util-linux");
+    let hostname = super::require_tool("hostname", "hostname");
+    let xterm = super::require_tool("xterm", "xterm");
+    let display = display.to_owned();
+    let xauthority: PathBuf = xauthority.to_owned();
+    Runner::new(move |pod: &Pod| {
+        let mut command = Command::new(&unshare);
+        // SAFETY: geteuid only reads the process's credentials.
+        if unsafe { libc::geteuid() } != 0 {
+            command.args(["--user", "--map-root-user"]);
+        }
+        command
+            .args(["--uts", "--", "/bin/sh", "-c"])
+            .arg(r#""$1" "$2" && shift 2 && exec "$@""#)
+            .arg("sh")
+            .arg(&hostname)
+            .arg(&pod.hostname)
+            .arg(&xterm)
+            .args(["-fg", "white", "-bg", "black", "-title", &pod.hostname])
+            .args(["-xrm", "XTerm*bellIsUrgent: false"])
+            .args(["-xrm", "XTerm*bellIsAudible: false"])
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", std::env::temp_dir())
+            .env("SHELL", "/bin/bash")
+            .env("skaha_sessionid", &pod.session_id)
+            .env("DISPLAY", &display)
+            .env("XAUTHORITY", &xauthority)
+            .env("GDK_SYNCHRONIZE", "1")
+            .env("OMP_NUM_THREADS", pod.cores.max(1).to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+    })
+}
+
+/// Where an app's pod stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PodState {
+    /// Not started: the app was never reported `Running`, or there is no runner.
+    None,
+    Running {
+        pid: u32,
+    },
+    /// It ended on its own, with this exit code (`None`: killed by a signal).
+    Exited(Option<i32>),
+    /// The fake killed it: the app was deleted or finished, or the fake was dropped.
+    Killed,
+    /// The runner could not start it; the app reports `Failed`.
+    StartFailed(String),
+}
+
 /// How to start a [`FakeSkaha`].
 #[derive(Debug, Clone)]
 pub struct SkahaConfig {
@@ -105,6 +203,8 @@ pub struct SkahaConfig {
     pub sessions: Vec<String>,
     /// How apps launched from now on behave.
     pub app_script: AppScript,
+    /// Starts an app's pod when it is first reported `Running`; `None`: apps run nothing.
+    pub runner: Option<Runner>,
     /// Registry hosts images must come from; empty accepts any.
     pub trusted_registries: Vec<String>,
     pub latency: Duration,
@@ -122,6 +222,7 @@ impl Default for SkahaConfig {
             bearer_tokens: Vec::new(),
             sessions: vec!["k7x2m9qa".to_owned()],
             app_script: AppScript::RunningAfter(2),
+            runner: None,
             trusted_registries: Vec::new(),
             latency: Duration::ZERO,
             faults: Vec::new(),
@@ -155,6 +256,7 @@ pub struct App {
     /// A status set by the test, which wins over the script.
     pub forced_status: Option<String>,
     pub deleted: bool,
+    pub pod: PodState,
 }
 
 impl App {
@@ -165,7 +267,13 @@ impl App {
             .map(|(_, value)| value.as_str())
     }
 
-    fn status(&self) -> String {
+    /// The pod's host name (`getImageName`).
+    pub fn hostname(&self) -> String {
+        image_name(&self.image)
+    }
+
+    /// What the script (or the test) says, before the pod has its say.
+    fn scripted_status(&self) -> String {
         self.forced_status
             .clone()
             .unwrap_or_else(|| self.script.status(self.reads).to_owned())
@@ -175,7 +283,81 @@ impl App {
 struct State {
     config: SkahaConfig,
     apps: Vec<App>,
+    /// The live pods, by app id.
+    pods: HashMap<String, Child>,
     next_id: u64,
+}
+
+impl State {
+    /// The status of the `index`-th app as skaha would report it now, starting or ending its pod
+    /// to match: the Job's pod runs exactly while the app is `Running`.
+    fn status(&mut self, index: usize) -> String {
+        let app = &self.apps[index];
+        let scripted = app.scripted_status();
+        let app_id = app.app_id.clone();
+        // A pod that ended on its own ends the Job, whatever the script says; the test still wins.
+        if let Some(child) = self.pods.get_mut(&app_id)
+            && let Ok(Some(status)) = child.try_wait()
+        {
+            self.pods.remove(&app_id);
+            self.apps[index].pod = PodState::Exited(status.code());
+        }
+        let app = &self.apps[index];
+        if app.forced_status.is_none() {
+            match &app.pod {
+                PodState::Exited(Some(0)) => return "Completed".to_owned(),
+                PodState::Exited(_) | PodState::StartFailed(_) => return "Failed".to_owned(),
+                _ => {}
+            }
+        }
+        if scripted == "Running" {
+            if app.pod == PodState::None
+                && let Some(runner) = self.config.runner.clone()
+            {
+                let pod = Pod {
+                    session_id: app.session_id.clone(),
+                    app_id: app_id.clone(),
+                    image: app.image.clone(),
+                    hostname: app.hostname(),
+                    cores: app
+                        .field("cores")
+                        .and_then(|cores| cores.parse().ok())
+                        .or_else(|| {
+                            self.config.context["cores"]["defaultRequest"]
+                                .as_u64()
+                                .map(|n| n as u32)
+                        })
+                        .unwrap_or(1),
+                };
+                match (runner.0)(&pod) {
+                    Ok(child) => {
+                        self.apps[index].pod = PodState::Running { pid: child.id() };
+                        self.pods.insert(app_id, child);
+                    }
+                    Err(err) => {
+                        self.apps[index].pod = PodState::StartFailed(err.to_string());
+                        if self.apps[index].forced_status.is_none() {
+                            return "Failed".to_owned();
+                        }
+                    }
+                }
+            }
+        } else if matches!(
+            scripted.as_str(),
+            "Completed" | "Failed" | "Terminating" | "Succeeded" | "Error"
+        ) {
+            self.kill_pod(index);
+        }
+        scripted
+    }
+
+    fn kill_pod(&mut self, index: usize) {
+        if let Some(mut child) = self.pods.remove(&self.apps[index].app_id) {
+            let _ = child.kill();
+            let _ = child.wait();
+            self.apps[index].pod = PodState::Killed;
+        }
+    }
 }
 
 /// A running stand-in skaha; see the module documentation.
@@ -191,6 +373,7 @@ impl FakeSkaha {
         let state = Arc::new(Mutex::new(State {
             config,
             apps: Vec::new(),
+            pods: HashMap::new(),
             next_id: std::process::id().into(),
         }));
         let handler_state = Arc::clone(&state);
@@ -259,6 +442,11 @@ impl FakeSkaha {
         self.state.lock().unwrap().config.app_script = script;
     }
 
+    /// How the pods of apps that become `Running` from now on are started.
+    pub fn set_runner(&self, runner: Option<Runner>) {
+        self.state.lock().unwrap().config.runner = runner;
+    }
+
     /// Makes an app report `status` from now on, whatever its script says.
     pub fn set_app_status(&self, app_id: &str, status: &str) {
         let mut state = self.state.lock().unwrap();
@@ -268,6 +456,19 @@ impl FakeSkaha {
             .find(|app| app.app_id == app_id)
             .unwrap_or_else(|| panic!("the fake skaha has no app {app_id:?}"));
         app.forced_status = Some(status.to_owned());
+    }
+}
+
+impl Drop for FakeSkaha {
+    fn drop(&mut self) {
+        // The pods are the platform's; they end with it. A poisoned lock still holds them.
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for index in 0..state.apps.len() {
+            state.kill_pod(index);
+        }
     }
 }
 
@@ -327,7 +528,7 @@ fn image_name(image: &str) -> String {
         .to_lowercase()
 }
 
-fn app_json(config: &SkahaConfig, app: &App) -> Value {
+fn app_json(config: &SkahaConfig, app: &App, status: &str) -> Value {
     let cores = app.field("cores").unwrap_or("2").to_owned();
     let ram = app.field("ram").unwrap_or("8").to_owned();
     json!({
@@ -339,7 +540,7 @@ fn app_json(config: &SkahaConfig, app: &App) -> Value {
         "appid": app.app_id,
         "image": app.image,
         "type": "desktop-app",
-        "status": app.status(),
+        "status": status,
         "name": image_name(&app.image),
         "startTime": "2026-08-01T10:00:00Z",
         "expiryTime": "2026-08-05T10:00:00Z",
@@ -416,34 +617,36 @@ fn route(state: &mut State, request: &Incoming) -> Response<Body> {
                 text(404, &format!("session {session} not found\n"))
             }
         }
-        (["session", session, "app"], &Method::GET) => json_pretty(&Value::Array(
-            state
-                .apps
-                .iter()
-                .filter(|app| app.session_id == *session && !app.deleted)
-                .map(|app| app_json(&state.config, app))
-                .collect(),
-        )),
+        (["session", session, "app"], &Method::GET) => {
+            let listed: Vec<usize> = (0..state.apps.len())
+                .filter(|&i| state.apps[i].session_id == *session && !state.apps[i].deleted)
+                .collect();
+            let mut list = Vec::new();
+            for index in listed {
+                let status = state.status(index);
+                list.push(app_json(&state.config, &state.apps[index], &status));
+            }
+            json_pretty(&Value::Array(list))
+        }
         (["session", session, "app"], _) => launch(state, session, request, query),
         (["session", _, "app", _], &Method::POST) => text(400, "Cannot modify an existing app.\n"),
         (["session", session, "app", app_id], method) => {
-            let config = state.config.clone();
-            let Some(app) = state
-                .apps
-                .iter_mut()
-                .find(|app| app.session_id == *session && app.app_id == *app_id && !app.deleted)
-            else {
+            let Some(index) = state.apps.iter().position(|app| {
+                app.session_id == *session && app.app_id == *app_id && !app.deleted
+            }) else {
                 return text(
                     404,
                     &format!("app {app_id} not found in session {session}\n"),
                 );
             };
             if *method == Method::DELETE {
-                app.deleted = true;
+                state.kill_pod(index);
+                state.apps[index].deleted = true;
                 return text(200, "");
             }
-            app.reads += 1;
-            json_pretty(&app_json(&config, app))
+            state.apps[index].reads += 1;
+            let status = state.status(index);
+            json_pretty(&app_json(&state.config, &state.apps[index], &status))
         }
         _ => text(404, &format!("not found: {path}\n")),
     }
@@ -551,6 +754,7 @@ fn launch(
         script,
         forced_status: None,
         deleted: false,
+        pod: PodState::None,
     });
     text(200, &format!("{app_id}\n"))
 }

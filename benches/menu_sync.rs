@@ -1,0 +1,346 @@
+//! Menu sync at scale: the real `arcade` binary against the fake Harbor with added latency per
+//! request and a registry of projects × repositories × labelled, tagged artifacts (by default
+//! 100 × 10 × 20, a 20,000-entry menu). Each run uses a fresh throwaway XDG home and times, as
+//! separate `arcade` processes:
+//!
+//! 1. a cold `menu sync --source harbor --url … --json` (empty home);
+//! 2. the same again, which must write nothing;
+//! 3. `menu sync --offline --json` after the data and config folders were deleted (only the
+//!    cached catalog under `$XDG_CACHE_HOME` is left), which rebuilds the whole menu;
+//! 4. `menu sync --offline --json` again, which must write nothing.
+//!
+//! Wall time is measured by this bench from spawn to exit; peak memory is the child's `ru_maxrss`
+//! from `wait4`. The table puts the targets next to the figures and the bench exits non-zero when
+//! one is missed, so a run that prints only passes is a run that met them. It is a bench, run by
+//! hand, never a timed test.
+//!
+//! `cargo bench --bench menu_sync`. Knobs for a quick try: `ARCADE_BENCH_RUNS` (default 5),
+//! `ARCADE_BENCH_PROJECTS` (100), `ARCADE_BENCH_REPOSITORIES` (10), `ARCADE_BENCH_ARTIFACTS` (20),
+//! `ARCADE_BENCH_LATENCY_MS` (25).
+
+#[allow(dead_code)]
+#[path = "../tests/it/support/harbor.rs"]
+mod harbor;
+
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harbor::{FakeHarbor, HarborConfig, HarborData};
+
+/// The issue's targets, for the full-size registry.
+const COLD_TARGET: Duration = Duration::from_secs(2);
+const OFFLINE_TARGET: Duration = Duration::from_secs(1);
+const RSS_TARGET_KIB: u64 = 60 * 1024;
+
+/// A throwaway home with its own XDG folders, removed on drop.
+struct Home {
+    dir: tempfile::TempDir,
+}
+
+impl Home {
+    fn new() -> Home {
+        let dir = tempfile::Builder::new()
+            .prefix("arcade-bench-")
+            .tempdir()
+            .expect("create a temporary home");
+        let home = Home { dir };
+        for sub in [".config", ".local/share", ".cache", ".local/state", "run"] {
+            std::fs::create_dir_all(home.path().join(sub)).expect("create XDG folders");
+        }
+        home
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn data(&self) -> PathBuf {
+        self.path().join(".local/share")
+    }
+
+    fn config(&self) -> PathBuf {
+        self.path().join(".config")
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.path().join(".cache")
+    }
+
+    /// Deletes everything a sync generated but the cached catalog, so the next `--offline` sync
+    /// starts from nothing but that cache (the manifest goes too: it lives in the data folder).
+    fn delete_menu(&self) {
+        for dir in [self.data(), self.config()] {
+            std::fs::remove_dir_all(&dir).expect("delete the generated menu");
+            std::fs::create_dir_all(&dir).expect("recreate an XDG folder");
+        }
+        assert!(
+            self.cache().join("arcade/catalog.json").is_file(),
+            "the cached catalog is kept"
+        );
+    }
+
+    /// `arcade` with only this home's environment, like the integration tests run it.
+    fn arcade(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_arcade"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("XDG_CONFIG_HOME", self.config())
+            .env("XDG_DATA_HOME", self.data())
+            .env("XDG_CACHE_HOME", self.cache())
+            .env("XDG_STATE_HOME", self.path().join(".local/state"))
+            .env("XDG_CONFIG_DIRS", self.path().join("sysconf"))
+            .env("XDG_RUNTIME_DIR", self.path().join("run"))
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+}
+
+/// One `arcade` process: how long it ran, how much memory it peaked at, what it reported.
+struct Measured {
+    wall: Duration,
+    max_rss_kib: u64,
+    written: u64,
+    unchanged: u64,
+    removed: u64,
+    entries: u64,
+}
+
+/// Runs `command` to its end, timing it and taking its peak RSS from `wait4`.
+fn measure(mut command: Command) -> Measured {
+    let started = Instant::now();
+    let mut child = command.spawn().expect("spawn arcade");
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    // Both pipes are drained at once so that neither can fill up and stall the child.
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let mut output = String::new();
+    stdout.read_to_string(&mut output).expect("read stdout");
+    let mut status = 0;
+    // SAFETY: rusage is plain old data, for which all zeroes is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointers are to live locals; the child is ours and not yet reaped (std only
+    // reaps in `wait`, which is never called on it).
+    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed();
+    assert_eq!(rc, pid, "wait4: {}", std::io::Error::last_os_error());
+    let errors = errors.join().expect("stderr reader");
+    let exited_ok = libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    assert!(
+        exited_ok,
+        "arcade {:?} failed (wait status {status}):\n--- stdout\n{output}\n--- stderr\n{errors}",
+        command.get_args().collect::<Vec<_>>()
+    );
+    let json: serde_json::Value = serde_json::from_str(&output)
+        .unwrap_or_else(|err| panic!("arcade printed no JSON ({err}):\n{output}\n{errors}"));
+    let count = |key: &str| {
+        json[key]
+            .as_u64()
+            .unwrap_or_else(|| panic!("no {key} in {json:#}"))
+    };
+    Measured {
+        wall,
+        // Linux reports ru_maxrss in KiB.
+        max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        written: count("written"),
+        unchanged: count("unchanged"),
+        removed: count("removed"),
+        entries: count("entries"),
+    }
+}
+
+fn env_number(name: &str, default: u64) -> u64 {
+    match std::env::var(name) {
+        Ok(text) => text
+            .parse()
+            .unwrap_or_else(|_| panic!("{name}={text:?} is not a number")),
+        Err(_) => default,
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}
+
+/// The figures of one step over every run.
+struct Step {
+    name: &'static str,
+    runs: Vec<Measured>,
+}
+
+impl Step {
+    fn walls(&self) -> Vec<Duration> {
+        let mut walls: Vec<Duration> = self.runs.iter().map(|run| run.wall).collect();
+        walls.sort();
+        walls
+    }
+
+    fn median(&self) -> Duration {
+        let walls = self.walls();
+        walls[walls.len() / 2]
+    }
+
+    fn max_rss_kib(&self) -> u64 {
+        self.runs
+            .iter()
+            .map(|run| run.max_rss_kib)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// `a` when every run reported the same number, else `min–max`.
+    fn span(&self, field: impl Fn(&Measured) -> u64) -> String {
+        let min = self.runs.iter().map(&field).min().unwrap_or(0);
+        let max = self.runs.iter().map(&field).max().unwrap_or(0);
+        if min == max {
+            min.to_string()
+        } else {
+            format!("{min}–{max}")
+        }
+    }
+}
+
+fn main() {
+    if std::env::args().any(|arg| arg == "--list") {
+        return;
+    }
+    let runs = env_number("ARCADE_BENCH_RUNS", 5).max(1) as usize;
+    let projects = env_number("ARCADE_BENCH_PROJECTS", 100) as usize;
+    let repositories = env_number("ARCADE_BENCH_REPOSITORIES", 10) as usize;
+    let artifacts = env_number("ARCADE_BENCH_ARTIFACTS", 20) as usize;
+    let latency = Duration::from_millis(env_number("ARCADE_BENCH_LATENCY_MS", 25));
+    let data = HarborData::synthetic(projects, repositories, artifacts);
+    let expected_entries = data.count_tags_labelled("desktop-app") as u64;
+    let fake = FakeHarbor::start(HarborConfig {
+        data,
+        latency,
+        ..HarborConfig::default()
+    });
+    let url = fake.url();
+
+    let mut cold = Step {
+        name: "cold sync",
+        runs: Vec::new(),
+    };
+    let mut resync = Step {
+        name: "no-op re-sync",
+        runs: Vec::new(),
+    };
+    let mut offline = Step {
+        name: "--offline rebuild",
+        runs: Vec::new(),
+    };
+    let mut offline_noop = Step {
+        name: "--offline no-op",
+        runs: Vec::new(),
+    };
+    let (mut requests, mut in_flight) = (Vec::new(), Vec::new());
+    let online = [
+        "menu", "sync", "--source", "harbor", "--url", &url, "--json",
+    ];
+    let cached = ["menu", "sync", "--offline", "--json"];
+    for run in 0..runs {
+        eprint!("\rrun {}/{runs}", run + 1);
+        let home = Home::new();
+        fake.reset_stats();
+        cold.runs.push(measure(home.arcade(&online)));
+        requests.push(fake.requests().len());
+        in_flight.push(fake.max_in_flight());
+        resync.runs.push(measure(home.arcade(&online)));
+        home.delete_menu();
+        offline.runs.push(measure(home.arcade(&cached)));
+        offline_noop.runs.push(measure(home.arcade(&cached)));
+    }
+    eprintln!();
+
+    println!(
+        "menu sync: {projects} projects × {repositories} repositories × {artifacts} artifacts \
+         = {expected_entries} entries, {} ms latency per request, {runs} runs",
+        latency.as_millis()
+    );
+    println!(
+        "  cold sync: {} HTTP requests, at most {} in flight",
+        requests.iter().max().copied().unwrap_or(0),
+        in_flight.iter().max().copied().unwrap_or(0)
+    );
+    println!();
+    println!(
+        "  {:<18} {:>10} {:>10} {:>10} {:>8} {:>9} {:>7} {:>9}   target",
+        "step", "median ms", "min ms", "max ms", "written", "unchanged", "removed", "peak MiB"
+    );
+    let mut missed = Vec::new();
+    let steps = [
+        (&cold, Some(COLD_TARGET), None),
+        (&resync, None, Some(0)),
+        (&offline, Some(OFFLINE_TARGET), None),
+        (&offline_noop, None, Some(0)),
+    ];
+    for (step, time_target, written_target) in steps {
+        let walls = step.walls();
+        let mut target = Vec::new();
+        if let Some(limit) = time_target {
+            target.push(format!("median ≤ {} ms", limit.as_millis()));
+            if step.median() > limit {
+                missed.push(format!(
+                    "{}: median {:.0} ms > {} ms",
+                    step.name,
+                    ms(step.median()),
+                    limit.as_millis()
+                ));
+            }
+        }
+        if let Some(written) = written_target {
+            target.push(format!("written = {written}"));
+            if let Some(bad) = step.runs.iter().find(|run| run.written != written) {
+                missed.push(format!("{}: wrote {} files", step.name, bad.written));
+            }
+        }
+        target.push(format!("peak ≤ {} MiB", RSS_TARGET_KIB / 1024));
+        if step.max_rss_kib() > RSS_TARGET_KIB {
+            missed.push(format!(
+                "{}: peak RSS {:.1} MiB > {} MiB",
+                step.name,
+                step.max_rss_kib() as f64 / 1024.0,
+                RSS_TARGET_KIB / 1024
+            ));
+        }
+        if let Some(bad) = step.runs.iter().find(|run| run.entries != expected_entries) {
+            missed.push(format!(
+                "{}: {} entries instead of {expected_entries}",
+                step.name, bad.entries
+            ));
+        }
+        println!(
+            "  {:<18} {:>10.0} {:>10.0} {:>10.0} {:>8} {:>9} {:>7} {:>9.1}   {}",
+            step.name,
+            ms(step.median()),
+            ms(walls[0]),
+            ms(walls[walls.len() - 1]),
+            step.span(|run| run.written),
+            step.span(|run| run.unchanged),
+            step.span(|run| run.removed),
+            step.max_rss_kib() as f64 / 1024.0,
+            target.join(", ")
+        );
+    }
+    println!();
+    if missed.is_empty() {
+        println!("  every target met");
+    } else {
+        for miss in &missed {
+            println!("  MISSED: {miss}");
+        }
+        std::process::exit(1);
+    }
+}

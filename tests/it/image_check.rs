@@ -1,0 +1,246 @@
+//! `arcade image check` and `arcade image try` against real images built here: one that meets
+//! every requirement, and one breaking each, each with its own finding.
+
+use crate::support::images::{self, Spec};
+use crate::support::xvfb::Xvfb;
+use crate::support::{Home, Run};
+
+const NSSWITCH_SSS: &str = "passwd:         files sss\nshadow:         files sss\n\
+                            group:          files sss\nhosts:          files\n";
+const INIT_RETURNS: &str = "#!/bin/sh\necho 'setting up'\n";
+const STARTUP_EXECS: &str = "#!/bin/sh\necho \"starting $*\"\nexec \"$@\"\n";
+
+/// An image that meets every requirement of the guide.
+fn good() -> Spec {
+    Spec::new("check-good")
+        .program("/usr/bin/getfacl")
+        .program("/usr/bin/setfacl")
+        .program("/lib/x86_64-linux-gnu/libnss_sss.so.2")
+        .file("/etc/nsswitch.conf", NSSWITCH_SSS, 0o644)
+        .file("/skaha/init.sh", INIT_RETURNS, 0o755)
+        .file("/skaha/startup.sh", STARTUP_EXECS, 0o755)
+}
+
+/// `arcade image check --json` with a short bound for the image's scripts (`extra` may set
+/// another).
+fn check(home: &Home, image: &str, extra: &[&str]) -> Run {
+    let bound: &[&str] = if extra.contains(&"--timeout") {
+        &[]
+    } else {
+        &["--timeout", "5"]
+    };
+    home.arcade()
+        .env("CONTAINERS_CONF", images::containers_conf())
+        .args(["image", "check", "--json", image])
+        .args(bound)
+        .args(extra)
+        .run()
+}
+
+/// The status and the seen text of a finding.
+fn finding(run: &Run, id: &str) -> (String, String) {
+    let report = run.json();
+    let found = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["id"] == id)
+        .unwrap_or_else(|| panic!("no finding {id}:\n{run}"));
+    (
+        found["status"].as_str().unwrap().to_owned(),
+        found["seen"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// Every finding's status, for "nothing else changed" checks.
+fn statuses(run: &Run) -> Vec<(String, String)> {
+    run.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| {
+            (
+                finding["id"].as_str().unwrap().to_owned(),
+                finding["status"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_good_image_passes_everything() {
+    let home = Home::new();
+    let image = images::build(&good());
+    let run = check(&home, &image, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    for (id, status) in statuses(&run) {
+        let expected = if id == "entrypoint" { "info" } else { "pass" };
+        assert_eq!(status, expected, "{id}:\n{run}");
+    }
+    assert!(
+        finding(&run, "startup").1.contains("ran the probe command"),
+        "{run}"
+    );
+    assert!(finding(&run, "nonroot").1.contains("uid 54321"), "{run}");
+
+    // The human table says the same.
+    let table = home
+        .arcade()
+        .env("CONTAINERS_CONF", images::containers_conf())
+        .args(["image", "check", &image])
+        .run();
+    assert_eq!(table.code, Some(0), "{table}");
+    assert!(
+        table.stdout.contains("RESULT") && table.stdout.contains("HOW TO FIX"),
+        "{table}"
+    );
+    assert!(table.stdout.contains("0 failed"), "{table}");
+}
+
+/// Each broken image: the finding it must produce, and that every other finding is as for the good
+/// image.
+fn assert_only(run: &Run, id: &str, status: &str, seen: &str) {
+    let (got, text) = finding(run, id);
+    assert_eq!(got, status, "{id}:\n{run}");
+    assert!(text.contains(seen), "{id}: {text:?} lacks {seen:?}");
+    for (other, other_status) in statuses(run) {
+        if other != id && other != "entrypoint" {
+            assert_eq!(other_status, "pass", "{other} changed too:\n{run}");
+        }
+    }
+    let expected_code = if status == "fail" { 1 } else { 0 };
+    assert_eq!(run.code, Some(expected_code), "{run}");
+}
+
+#[test]
+fn no_xterm_fails() {
+    let home = Home::new();
+    let mut spec = good();
+    spec.name = "check-no-xterm";
+    let image = images::build(&spec.without_xterm());
+    let run = check(&home, &image, &[]);
+    assert_only(&run, "xterm", "fail", "no xterm");
+}
+
+#[test]
+fn a_blocking_init_fails() {
+    let home = Home::new();
+    let mut spec = good().program("/bin/sleep").file(
+        "/skaha/init.sh",
+        "#!/bin/sh\necho 'waiting forever'\nsleep 600\n",
+        0o755,
+    );
+    spec.name = "check-blocking-init";
+    let image = images::build(&spec);
+    let run = check(&home, &image, &["--timeout", "3"]);
+    let (status, seen) = finding(&run, "init");
+    assert_eq!(status, "fail", "{run}");
+    assert!(seen.contains("did not return within 3 s"), "{seen}");
+    // The rest is still checked, without the init that never returns.
+    let (status, seen) = finding(&run, "nonroot");
+    assert_eq!(status, "pass", "{run}");
+    assert!(seen.contains("init.sh skipped"), "{seen}");
+    assert_eq!(run.code, Some(1), "{run}");
+}
+
+#[test]
+fn a_startup_that_ignores_its_argument_is_a_warning() {
+    let home = Home::new();
+    let mut spec = good().file(
+        "/skaha/startup.sh",
+        "#!/bin/sh\necho 'starting ds9 directly'\nexit 0\n",
+        0o755,
+    );
+    spec.name = "check-startup-ignores";
+    let image = images::build(&spec);
+    let run = check(&home, &image, &[]);
+    // The non-root run goes through the same startup.sh, so it cannot see the probe either.
+    let (status, seen) = finding(&run, "startup");
+    assert_eq!(status, "warn", "{run}");
+    assert!(seen.contains("starting ds9 directly"), "{seen}");
+    let (status, _) = finding(&run, "nonroot");
+    assert_eq!(status, "fail", "{run}");
+}
+
+#[test]
+fn nsswitch_without_sss_is_a_warning() {
+    let home = Home::new();
+    let mut spec = good().file(
+        "/etc/nsswitch.conf",
+        "passwd: files\nshadow: files\ngroup: files sss\n",
+        0o644,
+    );
+    spec.name = "check-no-sss";
+    let image = images::build(&spec);
+    let run = check(&home, &image, &[]);
+    assert_only(&run, "nsswitch", "warn", "no sss for passwd, shadow");
+}
+
+#[test]
+fn a_root_only_home_fails_the_non_root_check() {
+    let home = Home::new();
+    let mut spec = good().dir("/root", 0o700).file(
+        "/skaha/startup.sh",
+        "#!/bin/sh\ncd /root || exit 7\nexec \"$@\"\n",
+        0o755,
+    );
+    spec.name = "check-root-home";
+    let image = images::build(&spec);
+    let run = check(&home, &image, &[]);
+    assert_only(&run, "nonroot", "fail", "exit 7");
+}
+
+#[test]
+fn a_non_x86_64_image_fails() {
+    let home = Home::new();
+    let mut spec = good().arch("arm64");
+    spec.name = "check-arm64";
+    let image = images::build(&spec);
+    let run = check(&home, &image, &[]);
+    assert_only(&run, "platform", "fail", "linux/arm64");
+}
+
+#[test]
+fn a_missing_image_or_engine_is_a_clear_error() {
+    let home = Home::new();
+    let run = check(&home, "localhost/arcade-test/never-built:1", &[]);
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.error_line().contains("is not present for podman"),
+        "{run}"
+    );
+
+    let run = home
+        .arcade()
+        .env("PATH", "/nonexistent")
+        .args(["image", "check", "localhost/arcade-test/never-built:1"])
+        .run();
+    assert!(
+        run.error_line().contains("podman is not installed"),
+        "{run}"
+    );
+}
+
+#[test]
+fn image_try_opens_the_image_on_the_display() {
+    let home = Home::new();
+    let xvfb = Xvfb::start();
+    let image = images::build(&good());
+    let run = home
+        .arcade()
+        .env("DISPLAY", xvfb.display())
+        .env("XAUTHORITY", &xvfb.auth)
+        .env("CONTAINERS_CONF", images::containers_conf())
+        .args(["image", "try", &image])
+        .run();
+    let label = image.rsplit('/').next().unwrap().to_owned();
+    let window = xvfb.window_titled(&label);
+    images::remove_containers_on(&xvfb.display());
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("first window after"), "{run}");
+    assert!(
+        window.is_some(),
+        "no window titled {label}: {:?}",
+        xvfb.windows()
+    );
+}
