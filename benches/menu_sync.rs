@@ -5,7 +5,7 @@
 //!
 //! 1. a cold `menu sync --source harbor --url … --json` (empty home);
 //! 2. the same again, which must write nothing;
-//! 3. `menu sync --offline --json` after the data and config folders were deleted (only the
+//! 3. `menu sync --offline --json` after the data and config folders were taken away (only the
 //!    cached catalog under `$XDG_CACHE_HOME` is left), which rebuilds the whole menu;
 //! 4. `menu sync --offline --json` again, which must write nothing.
 //!
@@ -14,9 +14,15 @@
 //! one is missed, so a run that prints only passes is a run that met them. It is a bench, run by
 //! hand, never a timed test.
 //!
+//! Nothing is deleted while measuring: the taken-away folders are moved aside and every home is
+//! removed at the end. On ext4 without a journal (the CI VM's disk), inodes freed in the last
+//! minute make each new file's inode allocation scan past them (`recently_deleted` in ext4's
+//! `ialloc.c`), so a rebuild right after deleting 20,000 files measures that scan, not arcade.
+//!
 //! `cargo bench --bench menu_sync`. Knobs for a quick try: `ARCADE_BENCH_RUNS` (default 5),
 //! `ARCADE_BENCH_PROJECTS` (100), `ARCADE_BENCH_REPOSITORIES` (10), `ARCADE_BENCH_ARTIFACTS` (20),
-//! `ARCADE_BENCH_LATENCY_MS` (25).
+//! `ARCADE_BENCH_LATENCY_MS` (25). `ARCADE_BENCH_BIN` runs another `arcade` binary (to compare
+//! builds); `TMPDIR` chooses where the homes go.
 
 #[allow(dead_code)]
 #[path = "../tests/it/support/harbor.rs"]
@@ -68,11 +74,14 @@ impl Home {
         self.path().join(".cache")
     }
 
-    /// Deletes everything a sync generated but the cached catalog, so the next `--offline` sync
-    /// starts from nothing but that cache (the manifest goes too: it lives in the data folder).
-    fn delete_menu(&self) {
-        for dir in [self.data(), self.config()] {
-            std::fs::remove_dir_all(&dir).expect("delete the generated menu");
+    /// Takes away everything a sync generated but the cached catalog, so the next `--offline`
+    /// sync starts from nothing but that cache (the manifest goes too: it lives in the data
+    /// folder). The folders are moved aside rather than deleted; see the module documentation.
+    fn take_menu_away(&self) {
+        let aside = self.path().join("aside");
+        for (n, dir) in [self.data(), self.config()].into_iter().enumerate() {
+            std::fs::create_dir_all(&aside).expect("make a folder to move the menu into");
+            std::fs::rename(&dir, aside.join(n.to_string())).expect("move the menu aside");
             std::fs::create_dir_all(&dir).expect("recreate an XDG folder");
         }
         assert!(
@@ -83,7 +92,9 @@ impl Home {
 
     /// `arcade` with only this home's environment, like the integration tests run it.
     fn arcade(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_arcade"));
+        let binary = std::env::var_os("ARCADE_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_arcade").into());
+        let mut command = Command::new(binary);
         command
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -158,6 +169,23 @@ fn measure(mut command: Command) -> Measured {
         removed: count("removed"),
         entries: count("entries"),
     }
+}
+
+/// The kind of file system `path` is on, for the report: file creation costs differ a lot.
+fn file_system(path: &Path) -> String {
+    let Ok(text) = std::fs::read_to_string("/proc/self/mounts") else {
+        return "an unknown file system".to_owned();
+    };
+    // The mount with the longest mount point that contains the path is the one it is on.
+    text.lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split(' ').collect();
+            let (device, point, kind) = (fields.first()?, fields.get(1)?, fields.get(2)?);
+            path.starts_with(point)
+                .then(|| (point.len(), format!("{kind} ({device} at {point})")))
+        })
+        .max()
+        .map_or_else(|| "an unknown file system".to_owned(), |(_, found)| found)
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -250,24 +278,33 @@ fn main() {
         "menu", "sync", "--source", "harbor", "--url", &url, "--json",
     ];
     let cached = ["menu", "sync", "--offline", "--json"];
+    // Kept to the end, so that no run creates files just after another deleted its own.
+    let mut homes = Vec::new();
     for run in 0..runs {
         eprint!("\rrun {}/{runs}", run + 1);
-        let home = Home::new();
+        homes.push(Home::new());
+        let home = &homes[run];
         fake.reset_stats();
         cold.runs.push(measure(home.arcade(&online)));
         requests.push(fake.requests().len());
         in_flight.push(fake.max_in_flight());
         resync.runs.push(measure(home.arcade(&online)));
-        home.delete_menu();
+        home.take_menu_away();
         offline.runs.push(measure(home.arcade(&cached)));
         offline_noop.runs.push(measure(home.arcade(&cached)));
     }
     eprintln!();
+    let file_system = file_system(homes[0].path());
+    drop(homes);
 
     println!(
         "menu sync: {projects} projects × {repositories} repositories × {artifacts} artifacts \
          = {expected_entries} entries, {} ms latency per request, {runs} runs",
         latency.as_millis()
+    );
+    println!(
+        "  arcade: {}; homes on {file_system}",
+        std::env::var("ARCADE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_arcade").into())
     );
     println!(
         "  cold sync: {} HTTP requests, at most {} in flight",

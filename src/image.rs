@@ -518,7 +518,7 @@ fn file_findings(files: &Run) -> Vec<Finding> {
         } else {
             Status::Warn
         },
-        seen: if nss.iter().any(|line| *line == "missing") {
+        seen: if nss.contains(&"missing") {
             "no /etc/nsswitch.conf".to_owned()
         } else if missing.is_empty() {
             "passwd, shadow and group list sss".to_owned()

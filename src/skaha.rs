@@ -257,13 +257,24 @@ impl Skaha {
         };
         let response = request.send().await.map_err(unanswered)?;
         let status = response.status();
-        let body = response.text().await.map_err(unanswered)?;
+        let body = response.text().await.map_err(|err| {
+            // The app may be starting, but its id is lost.
+            Error::Http(http::Error::Body {
+                url: url.clone(),
+                message: http::error_chain(&err),
+            })
+        })?;
         let message = body
             .lines()
             .map(str::trim)
             .find(|line| !line.is_empty())
             .map(|line| line.chars().take(200).collect());
-        if status == reqwest::StatusCode::NOT_FOUND {
+        // skaha answers "session <id> not found" (`PostAction.attachDesktopApp`); any other 404
+        // is a wrong URL, and the generic message below says which.
+        let no_session = format!("session {session_id} not found");
+        if status == reqwest::StatusCode::NOT_FOUND
+            && body.to_lowercase().contains(&no_session.to_lowercase())
+        {
             return Err(Error::NoSuchSession {
                 url,
                 session_id: session_id.to_owned(),

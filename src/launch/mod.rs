@@ -418,6 +418,7 @@ async fn launch_local(
         container: Some(spec.name.clone()),
         session_id: None,
         app_id: None,
+        skaha_url: None,
         display: display.name.clone(),
         started_at: record::now(),
         state: State::Starting,
@@ -716,7 +717,7 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         }
     }
     if records.iter().any(|r| r.backend == "skaha")
-        && let Some(apps) = platform::live_states(settings).await
+        && let Some(apps) = platform::live_states(settings, &records).await
     {
         asked.push("skaha".to_owned());
         for (app_id, status) in apps {
@@ -733,13 +734,23 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         .map(|mut record| {
             let live_state = live.remove(&record.id);
             if asked.contains(&record.backend) && !record.state.is_finished() {
-                match live_state.as_deref() {
-                    Some("running") => record.state = State::Running,
-                    Some(_) | None if record.state == State::Running => {
-                        record.state = State::Exited;
-                        let _ = store.save(&record);
-                    }
-                    _ => {}
+                // A launch still starting may not be listed yet; one gone quiet for longer than
+                // a launch may wait is over.
+                let settled = record.state == State::Running
+                    || record::now().saturating_sub(record.started_at)
+                        > settings.launch.wait.as_secs() + settings.skaha.poll_timeout.as_secs();
+                let next = match live_state.as_deref() {
+                    Some("running") => Some(State::Running),
+                    Some("failed" | "error") => Some(State::Failed),
+                    Some("completed" | "succeeded" | "exited" | "stopped") => Some(State::Exited),
+                    None if settled => Some(State::Exited),
+                    _ => None,
+                };
+                if let Some(next) = next
+                    && next != record.state
+                {
+                    record.state = next;
+                    let _ = store.save(&record);
                 }
             }
             Row { record, live_state }
@@ -756,6 +767,7 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
                 container: Some(format!("arcade-{id}")),
                 session_id: None,
                 app_id: None,
+                skaha_url: None,
                 display: String::new(),
                 started_at: 0,
                 state: if state == "running" {

@@ -22,13 +22,21 @@ const POLL_EVERY: Duration = Duration::from_millis(500);
 
 /// The skaha client for launching, from the settings.
 pub fn client(settings: &Settings) -> Result<Skaha> {
-    let url = settings.skaha.url.clone().ok_or_else(|| {
-        Error::Platform(
-            "the skaha backend needs the skaha URL: set --url or ARCADE_URL (inside a platform \
-             desktop $skaha_hostname provides it)"
+    client_at(settings, None)
+}
+
+/// The skaha client for `url` (a launch's own service), else the settings' one.
+pub fn client_at(settings: &Settings, url: Option<&str>) -> Result<Skaha> {
+    let url = url
+        .map(str::to_owned)
+        .or_else(|| settings.skaha.url.clone())
+        .ok_or_else(|| {
+            Error::Platform(
+            "the skaha backend needs the skaha URL: set ARCADE_SKAHA_URL, or --url or ARCADE_URL \
+             for arcade launch (inside a platform desktop $skaha_hostname provides it)"
                 .to_owned(),
         )
-    })?;
+        })?;
     let http = crate::http::Client::new(&crate::http::ClientConfig {
         timeout: settings.timeout,
         ca_file: settings.ca_file.clone(),
@@ -179,6 +187,7 @@ pub async fn launch(
         container: None,
         session_id: Some(session.clone()),
         app_id: Some(app_id.clone()),
+        skaha_url: settings.skaha.url.clone(),
         display: display_name,
         started_at: record::now(),
         state: State::Starting,
@@ -339,15 +348,16 @@ enum Ended {
 }
 
 /// Polls the app until skaha reports it Running; ends on a final status, an error, or at the
-/// deadline, which also bounds each request (a server that does not answer cannot hold us past it).
+/// deadline. The last read is at the deadline, and the deadline bounds each read too (with half a
+/// poll of grace, so the last one can answer): a server that does not answer cannot hold us.
 async fn follow(poll: &Poll<'_>, log: &mut Log) -> Result<(), Ended> {
     let label = &poll.target.label;
     let app_id = poll.app_id;
     let mut last = String::new();
     loop {
+        let read_by = poll.deadline.max(Instant::now() + POLL_EVERY / 2);
         let read =
-            tokio::time::timeout_at(poll.deadline.into(), poll.skaha.app(poll.session, app_id))
-                .await;
+            tokio::time::timeout_at(read_by.into(), poll.skaha.app(poll.session, app_id)).await;
         let status = match read {
             Ok(Ok(app)) => app.status.unwrap_or_else(|| "unknown".to_owned()),
             // Right after the POST the Job may not be listed yet; anything else is final.
@@ -376,7 +386,8 @@ async fn follow(poll: &Poll<'_>, log: &mut Log) -> Result<(), Ended> {
                 poll.skaha.base()
             ))));
         }
-        if Instant::now() + POLL_EVERY > poll.deadline {
+        let now = Instant::now();
+        if now >= poll.deadline {
             return Err(Ended::Undecided(Error::Platform(format!(
                 "skaha at {} still reports {label} (app {app_id}) {last} after {} s; it may \
                  still start (arcade stop {} removes it)",
@@ -385,13 +396,13 @@ async fn follow(poll: &Poll<'_>, log: &mut Log) -> Result<(), Ended> {
                 poll.id
             ))));
         }
-        tokio::time::sleep(POLL_EVERY).await;
+        tokio::time::sleep(POLL_EVERY.min(poll.deadline - now)).await;
     }
 }
 
 /// Deletes an app from the session.
 pub async fn stop(settings: &Settings, record: &Record) -> Result<()> {
-    let skaha = client(settings)?;
+    let skaha = client_at(settings, record.skaha_url.as_deref())?;
     let (Some(session), Some(app_id)) = (&record.session_id, &record.app_id) else {
         return Err(Error::NotFound(format!(
             "launch {} has no skaha app id",
@@ -410,9 +421,15 @@ pub async fn stop(settings: &Settings, record: &Record) -> Result<()> {
 }
 
 /// Live states of the session's apps, by skaha app id.
-pub async fn live_states(settings: &Settings) -> Option<Vec<(String, String)>> {
-    let skaha = client(settings).ok()?;
-    let session = session_id(settings).ok()?;
+/// Live states of the session's apps, by skaha app id, asked of the service and session of the
+/// newest skaha launch (else the settings' ones).
+pub async fn live_states(settings: &Settings, records: &[Record]) -> Option<Vec<(String, String)>> {
+    let newest = records.iter().find(|record| record.backend == "skaha");
+    let skaha = client_at(settings, newest.and_then(|r| r.skaha_url.as_deref())).ok()?;
+    let session = match newest.and_then(|r| r.session_id.clone()) {
+        Some(session) => session,
+        None => session_id(settings).ok()?,
+    };
     let apps = skaha.apps(&session).await.ok()?;
     Some(
         apps.into_iter()

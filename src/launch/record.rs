@@ -56,6 +56,9 @@ pub struct Record {
     pub session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub app_id: Option<String>,
+    /// The skaha service root it was launched on, so `ps` and `stop` reach it from any shell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skaha_url: Option<String>,
     pub display: String,
     /// Seconds since the Unix epoch.
     pub started_at: u64,
@@ -208,6 +211,7 @@ mod tests {
             container: Some(format!("arcade-{id}")),
             session_id: None,
             app_id: None,
+            skaha_url: None,
             display: ":1".into(),
             started_at,
             state,

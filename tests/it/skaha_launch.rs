@@ -24,11 +24,12 @@ fn session() -> String {
     SkahaConfig::default().sessions[0].clone()
 }
 
-/// A platform desktop: a home, its X display, and skaha beside it.
+/// A platform desktop: a home, its X display, and skaha beside it (first, so that its pods end
+/// before their display does).
 struct Desktop {
-    home: Home,
-    xvfb: Xvfb,
     skaha: FakeSkaha,
+    xvfb: Xvfb,
+    home: Home,
 }
 
 /// How a [`Desktop`] is set up.
@@ -79,7 +80,7 @@ impl Desktop {
             "timeout_secs = {}\n[launch]\nwait_secs = {}\n[skaha]\npoll_timeout_secs = {}\n",
             setup.timeout_secs, setup.wait_secs, setup.poll_timeout_secs
         ));
-        Desktop { home, xvfb, skaha }
+        Desktop { skaha, xvfb, home }
     }
 
     /// arcade as inside the desktop: its display, its session id and callback token.
@@ -571,6 +572,26 @@ fn an_unknown_session_is_404_and_one_clear_line() {
         "{line}"
     );
     assert!(line.contains("ARCADE_SESSION_ID"), "{line}");
+
+    // A 404 for a wrong URL is not blamed on the session.
+    let (run, _) = timed(
+        desktop
+            .arcade()
+            .args(["launch", "--backend", "skaha", "--url"])
+            .args([
+                format!("{}/elsewhere", desktop.skaha.root_url()),
+                IMAGE.to_owned(),
+            ]),
+    );
+    let line = failed(&run);
+    assert!(
+        line.contains(&format!(
+            "{}/elsewhere/v1/session/{}/app answered 404 Not Found",
+            desktop.skaha.root_url(),
+            session()
+        )),
+        "{line}"
+    );
     assert!(desktop.skaha.apps().is_empty());
 }
 

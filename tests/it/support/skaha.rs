@@ -111,7 +111,10 @@ pub struct Pod {
 /// Starts an app's pod: the platform's job, which the fake stands in for. The process it returns
 /// is the pod; the fake kills it when the app is deleted or finished, and on drop.
 #[derive(Clone)]
-pub struct Runner(Arc<dyn Fn(&Pod) -> std::io::Result<Child> + Send + Sync>);
+pub struct Runner(Arc<StartPod>);
+
+/// What a [`Runner`] calls.
+pub type StartPod = dyn Fn(&Pod) -> std::io::Result<Child> + Send + Sync;
 
 impl Runner {
     pub fn new(start: impl Fn(&Pod) -> std::io::Result<Child> + Send + Sync + 'static) -> Runner {
@@ -128,7 +131,7 @@ impl std::fmt::Debug for Runner {
 /// A pod as the platform would start it for a desktop-app: `xterm` (what
 /// `start-desktop-software-xterm.sh` runs) in a UTS namespace of its own whose host name is the
 /// pod's, so its windows carry `WM_CLIENT_MACHINE` = [`Pod::hostname`], on `display` with the
-/// cookie in `xauthority` (the platform's desktop runs `xhost +` instead). Panics with an install
+/// cookies of `xauthority` (the platform's desktop runs `xhost +` instead). Panics with an install
 /// hint when a tool is missing; as root it needs only `unshare --uts`, otherwise it also maps the
 /// user to root in a user namespace.
 pub fn xterm_pod(display: &str, xauthority: &Path) -> Runner {
@@ -136,8 +139,15 @@ pub fn xterm_pod(display: &str, xauthority: &Path) -> Runner {
     let hostname = super::require_tool("hostname", "hostname");
     let xterm = super::require_tool("xterm", "xterm");
     let display = display.to_owned();
-    let xauthority: PathBuf = xauthority.to_owned();
+    // Local cookies are filed under the host name, which the pod does not share: give it the same
+    // cookies for any host.
+    let dir = Arc::new(tempfile::tempdir().expect("create a folder for the pod's X cookie"));
+    let cookies = std::fs::read(xauthority)
+        .unwrap_or_else(|err| panic!("read {}: {err}", xauthority.display()));
+    let xauthority: PathBuf = dir.path().join("Xauthority");
+    std::fs::write(&xauthority, wildcard_cookies(&cookies)).expect("write the pod's X cookie");
     Runner::new(move |pod: &Pod| {
+        let _keep = &dir;
         let mut command = Command::new(&unshare);
         // SAFETY: geteuid only reads the process's credentials.
         if unsafe { libc::geteuid() } != 0 {
@@ -167,6 +177,26 @@ pub fn xterm_pod(display: &str, xauthority: &Path) -> Runner {
             .stderr(Stdio::inherit())
             .spawn()
     })
+}
+
+/// An Xauthority file's entries with their address family made FamilyWild, so they match on any
+/// host (as `xauth nlist | sed 's/^..../ffff/' | xauth nmerge -` does).
+fn wildcard_cookies(bytes: &[u8]) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    let mut at = 0;
+    while at + 2 <= out.len() {
+        out[at] = 0xff;
+        out[at + 1] = 0xff;
+        at += 2;
+        // Address, display number, name and data: each a big-endian length and its bytes.
+        for _ in 0..4 {
+            let Some(len) = out.get(at..at + 2) else {
+                return out;
+            };
+            at += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
+        }
+    }
+    out
 }
 
 /// Where an app's pod stands.
