@@ -455,7 +455,8 @@ pub struct LaunchSettings {
     pub ram_gb: Option<u32>,
     pub env: BTreeMap<String, String>,
     pub volumes: Vec<String>,
-    /// The engine's pull policy (`missing`, `never`, `always`, `newer`).
+    /// The engine's pull policy (`missing`, `never`, `always`, `newer`; docker runs `newer` as
+    /// `always`, its nearest).
     pub pull: String,
     /// A `containers.conf` passed to podman through `CONTAINERS_CONF`.
     pub containers_conf: Option<PathBuf>,

@@ -85,7 +85,7 @@ impl Engine {
         ] {
             push(format!("--label={key}={value}"));
         }
-        push(format!("--pull={}", spec.pull));
+        push(format!("--pull={}", self.pull_policy(&spec.pull)));
         push(format!("--network={}", spec.network));
         push(format!("--user={}:{}", spec.uid, spec.gid));
         if self.kind == Backend::Podman && spec.host_uid != 0 {
@@ -132,6 +132,18 @@ impl Engine {
         push(spec.image.clone());
         push(contract::ENTRY.into());
         args
+    }
+
+    /// The `--pull` value for a configured policy. docker knows only `always`, `missing` and
+    /// `never`, and its newer clients refuse podman's `newer` outright (exit 125), which would
+    /// fail every launch of a configuration shared with podman. `always` is docker's nearest: it
+    /// asks the registry each time and downloads only the layers that changed; unlike podman's
+    /// `newer`, it fails when the registry cannot be reached.
+    fn pull_policy<'a>(&self, policy: &'a str) -> &'a str {
+        match (self.kind, policy) {
+            (Backend::Docker, "newer") => "always",
+            _ => policy,
+        }
     }
 
     /// A `tokio` command for this engine with `args`.
@@ -322,6 +334,29 @@ mod tests {
         assert_eq!(args[args.len() - 2], "images.canfar.net/skaha/terminal:1.0");
         assert_eq!(args[args.len() - 1], "/run/arcade/entry.sh");
         assert!(!args.iter().any(|arg| arg.contains("/tmp/.X11-unix:")));
+    }
+
+    #[test]
+    fn docker_gets_a_pull_policy_it_knows() {
+        let args = |kind: Backend, pull: &str| -> Vec<String> {
+            let engine = Engine {
+                kind,
+                program: kind.to_string().into(),
+            };
+            let spec = RunSpec {
+                pull: pull.into(),
+                ..spec()
+            };
+            engine
+                .run_args(&spec)
+                .into_iter()
+                .map(|arg| arg.into_string().unwrap())
+                .filter(|arg| arg.starts_with("--pull="))
+                .collect()
+        };
+        assert_eq!(args(Backend::Docker, "newer"), ["--pull=always"]);
+        assert_eq!(args(Backend::Docker, "never"), ["--pull=never"]);
+        assert_eq!(args(Backend::Podman, "newer"), ["--pull=newer"]);
     }
 
     #[test]

@@ -941,7 +941,7 @@ fn credentials_in_the_url_are_refused_and_never_printed() {
         .fails();
     let line = run.error_line();
     assert!(
-        line.contains("carries credentials") && line.contains(&fake.url()),
+        line.contains("must not carry a user name or password") && line.contains(&fake.url()),
         "{run}"
     );
     assert!(

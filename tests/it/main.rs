@@ -1,9 +1,10 @@
 //! Integration tests: the `arcade` binary against real tools (desktop-file-validate, python-xdg,
-//! Xvfb, dbus-daemon, podman) and stand-ins only for the HTTP services (Harbor, skaha).
+//! Xvfb, dbus-daemon, podman, dockerd) and stand-ins only for the HTTP services (Harbor, skaha).
 
 mod support;
 
 mod daemon;
+mod docker_launch;
 mod harbor_source;
 mod image_check;
 mod launch;

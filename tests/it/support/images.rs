@@ -1,6 +1,6 @@
 //! Real container images for the tests, made in about a second each from the host's own xterm
-//! and shell with their shared libraries, then `podman import`-ed; and the podman settings that
-//! work on this machine (runc, low ulimits).
+//! and shell with their shared libraries, then `podman import`-ed (or `docker import`-ed, see
+//! `docker.rs`); and the podman settings that work on this machine (runc, low ulimits).
 
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash as _, Hasher as _};
@@ -97,19 +97,7 @@ pub fn podman() -> Command {
 /// spec and the host binaries, so a changed spec builds a new image and parallel test processes
 /// agree on names.
 pub fn build(spec: &Spec) -> String {
-    let mut hasher = DefaultHasher::new();
-    spec.hash(&mut hasher);
-    for program in base_programs(spec) {
-        if let Ok(meta) = std::fs::metadata(program) {
-            meta.len().hash(&mut hasher);
-            meta.modified().ok().hash(&mut hasher);
-        }
-    }
-    let reference = format!(
-        "localhost/arcade-test/{}:{:016x}",
-        spec.name,
-        hasher.finish()
-    );
+    let reference = reference(spec);
 
     // One builder at a time across test processes.
     let lock = std::fs::OpenOptions::new()
@@ -130,6 +118,23 @@ pub fn build(spec: &Spec) -> String {
     reference
 }
 
+/// The reference a spec's image gets in any engine: `localhost/arcade-test/<name>:<hash>`.
+pub fn reference(spec: &Spec) -> String {
+    let mut hasher = DefaultHasher::new();
+    spec.hash(&mut hasher);
+    for program in base_programs(spec) {
+        if let Ok(meta) = std::fs::metadata(program) {
+            meta.len().hash(&mut hasher);
+            meta.modified().ok().hash(&mut hasher);
+        }
+    }
+    format!(
+        "localhost/arcade-test/{}:{:016x}",
+        spec.name,
+        hasher.finish()
+    )
+}
+
 fn base_programs(spec: &Spec) -> Vec<&'static str> {
     let mut programs = vec!["/bin/sh"];
     if spec.xterm {
@@ -145,6 +150,18 @@ fn require_xterm() -> &'static str {
 }
 
 fn import(spec: &Spec, reference: &str) {
+    let mut import = podman();
+    import.args(["import", "--quiet"]);
+    if let Some(arch) = spec.arch {
+        import.args(["--arch", arch]);
+    }
+    import.args(["-", reference]);
+    import_root(spec, import);
+}
+
+/// Builds the spec's image root and pipes it as a tar into `import`, an engine's import command
+/// that reads the tar on its standard input.
+pub fn import_root(spec: &Spec, mut import: Command) {
     let root = tempfile::tempdir().expect("create an image root");
     let root = root.path();
     for dir in ["etc", "tmp", "usr/bin", "bin"] {
@@ -178,18 +195,13 @@ fn import(spec: &Spec, reference: &str) {
         .stdout(Stdio::piped())
         .spawn()
         .expect("run tar");
-    let mut import = podman();
-    import.args(["import", "--quiet"]);
-    if let Some(arch) = spec.arch {
-        import.args(["--arch", arch]);
-    }
+    let what = format!("{import:?}");
     let status = import
-        .args(["-", reference])
         .stdin(tar.stdout.take().unwrap())
         .stdout(Stdio::null())
         .status()
-        .expect("run podman import");
-    assert!(status.success(), "podman import of {reference} failed");
+        .unwrap_or_else(|err| panic!("run {what}: {err}"));
+    assert!(status.success(), "{what} failed");
     assert!(
         tar.wait().expect("wait for tar").success(),
         "tar of the image root failed"

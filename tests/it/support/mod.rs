@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod dbus;
+pub mod docker;
 pub mod harbor;
 pub mod images;
 pub mod skaha;

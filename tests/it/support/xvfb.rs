@@ -71,7 +71,13 @@ impl Xvfb {
         }
         let child = command
             .args(["-displayfd", &write_fd.to_string()])
-            .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp", "-auth"])
+            .args(["-screen", "0", "1024x768x24", "-nolisten", "tcp"])
+            // A session's server always has clients (window manager, panel), so it never resets.
+            // Xvfb alone resets each time its last client leaves, and while it does, it refuses
+            // connections: an app started with --no-wait, or a test's own query, then fails to
+            // open the display at random.
+            .arg("-noreset")
+            .arg("-auth")
             .arg(&auth)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
