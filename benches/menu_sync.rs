@@ -16,15 +16,17 @@
 //!
 //! Nothing is deleted while measuring: the taken-away folders are moved aside and every home is
 //! removed at the end. On ext4 without a journal (the CI VM's disk), inodes freed in the last
-//! minute make each new file's inode allocation scan past them (`recently_deleted` in ext4's
-//! `ialloc.c`), so a rebuild right after deleting 20,000 files measures that scan, not arcade.
+//! minute (up to six while their inode table is not yet written back) make each new file's inode
+//! allocation scan past them (`recently_deleted` in ext4's `ialloc.c`), so a rebuild right after
+//! deleting 20,000 files measures that scan, not arcade. For the same reason, give the machine a
+//! few quiet minutes after a previous run (or a build) deleted many files.
 //!
 //! `cargo bench --bench menu_sync`. Knobs for a quick try: `ARCADE_BENCH_RUNS` (default 5),
 //! `ARCADE_BENCH_PROJECTS` (100), `ARCADE_BENCH_REPOSITORIES` (10), `ARCADE_BENCH_ARTIFACTS` (20),
 //! `ARCADE_BENCH_LATENCY_MS` (25). `ARCADE_BENCH_BIN` runs another `arcade` binary (to compare
-//! builds); `TMPDIR` chooses where the homes go.
+//! builds); `TMPDIR` chooses where the homes go. `ARCADE_BENCH_SERVE=1` only starts the fake
+//! Harbor and prints its URL, for profiling `arcade` against it by hand.
 
-#[allow(dead_code)]
 #[path = "../tests/it/support/harbor.rs"]
 mod harbor;
 
@@ -124,6 +126,8 @@ struct Measured {
 }
 
 /// Runs `command` to its end, timing it and taking its peak RSS from `wait4`.
+// The child is reaped by `wait4`, which std's `wait` cannot do while also giving its rusage.
+#[allow(clippy::zombie_processes)]
 fn measure(mut command: Command) -> Measured {
     let started = Instant::now();
     let mut child = command.spawn().expect("spawn arcade");
@@ -186,6 +190,14 @@ fn file_system(path: &Path) -> String {
         })
         .max()
         .map_or_else(|| "an unknown file system".to_owned(), |(_, found)| found)
+}
+
+/// The one-minute load average, as `/proc/loadavg` gives it.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split(' ').next().map(str::to_owned))
+        .unwrap_or_else(|| "?".to_owned())
 }
 
 fn env_number(name: &str, default: u64) -> u64 {
@@ -256,6 +268,12 @@ fn main() {
         ..HarborConfig::default()
     });
     let url = fake.url();
+    if std::env::var_os("ARCADE_BENCH_SERVE").is_some() {
+        println!("{url}");
+        loop {
+            std::thread::park();
+        }
+    }
 
     let mut cold = Step {
         name: "cold sync",
@@ -273,11 +291,12 @@ fn main() {
         name: "--offline no-op",
         runs: Vec::new(),
     };
-    let (mut requests, mut in_flight) = (Vec::new(), Vec::new());
+    let (mut requests, mut in_flight, mut spans) = (Vec::new(), Vec::new(), Vec::new());
     let online = [
         "menu", "sync", "--source", "harbor", "--url", &url, "--json",
     ];
     let cached = ["menu", "sync", "--offline", "--json"];
+    let load_before = load_average();
     // Kept to the end, so that no run creates files just after another deleted its own.
     let mut homes = Vec::new();
     for run in 0..runs {
@@ -286,8 +305,13 @@ fn main() {
         let home = &homes[run];
         fake.reset_stats();
         cold.runs.push(measure(home.arcade(&online)));
-        requests.push(fake.requests().len());
+        let log = fake.requests();
+        requests.push(log.len());
         in_flight.push(fake.max_in_flight());
+        // From the first request's arrival to the last one's answer (one latency after it).
+        if let (Some(first), Some(last)) = (log.first(), log.last()) {
+            spans.push(last.at.duration_since(first.at) + latency);
+        }
         resync.runs.push(measure(home.arcade(&online)));
         home.take_menu_away();
         offline.runs.push(measure(home.arcade(&cached)));
@@ -306,9 +330,20 @@ fn main() {
         "  arcade: {}; homes on {file_system}",
         std::env::var("ARCADE_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_arcade").into())
     );
+    // Other work on the machine shows in every figure; the load says how much there was.
     println!(
-        "  cold sync: {} HTTP requests, at most {} in flight",
-        requests.iter().max().copied().unwrap_or(0),
+        "  load average before and after: {load_before} / {}",
+        load_average()
+    );
+    spans.sort();
+    let span = spans.get(spans.len() / 2).copied().unwrap_or_default();
+    let n_requests = requests.iter().max().copied().unwrap_or(0);
+    // Each request is held `latency` by the fake, so this is how many were answered at once.
+    let average = n_requests as f64 * latency.as_secs_f64() / span.as_secs_f64().max(1e-9);
+    println!(
+        "  cold sync: {n_requests} HTTP requests over {:.0} ms (median), at most {} and on \
+         average {average:.1} in flight",
+        ms(span),
         in_flight.iter().max().copied().unwrap_or(0)
     );
     println!();

@@ -7,6 +7,7 @@
 
 use std::cmp::Ordering;
 use std::fmt;
+use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -148,6 +149,27 @@ impl Image {
         )
     }
 
+    /// Whether two images have the same [`Image::reference`], without building either string.
+    pub fn same_reference(&self, other: &Image) -> bool {
+        fn parts(image: &Image) -> [&str; 7] {
+            [
+                &image.registry,
+                "/",
+                &image.project,
+                "/",
+                &image.repository,
+                ":",
+                &image.tag,
+            ]
+        }
+        let (a, b) = (parts(self), parts(other));
+        let len = |parts: &[&str; 7]| parts.iter().map(|part| part.len()).sum::<usize>();
+        len(&a) == len(&b)
+            && a.iter()
+                .flat_map(|part| part.bytes())
+                .eq(b.iter().flat_map(|part| part.bytes()))
+    }
+
     /// What the menu shows for this version: `repository:tag`, e.g. `terminal:1.0`.
     pub fn label(&self) -> String {
         format!("{}:{}", self.repository, self.tag)
@@ -191,21 +213,45 @@ fn check_text(text: &str) -> Result<(), ReferenceError> {
 /// Orders tags newest first: semver-aware (`1.10` before `1.9`), a leading `v` ignored, tags that
 /// are not versions at all (`latest`) after every version, then by text so the order is total.
 pub fn compare_tags_newest_first(a: &str, b: &str) -> Ordering {
-    fn key(tag: &str) -> Option<versions::Versioning> {
+    TagKey::new(a).cmp(&TagKey::new(b))
+}
+
+/// A tag parsed once for sorting, in the order of [`compare_tags_newest_first`]: parsing a version
+/// costs far more than comparing two, so sorts of thousands of images parse each tag only once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagKey<'a> {
+    version: Option<versions::Versioning>,
+    text: &'a str,
+}
+
+impl<'a> TagKey<'a> {
+    pub fn new(tag: &'a str) -> TagKey<'a> {
         let trimmed = match tag.strip_prefix(['v', 'V']) {
             Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => rest,
             _ => tag,
         };
-        if !trimmed.starts_with(|c: char| c.is_ascii_digit()) {
-            return None;
-        }
-        versions::Versioning::new(trimmed)
+        let version = trimmed
+            .starts_with(|c: char| c.is_ascii_digit())
+            .then(|| versions::Versioning::new(trimmed))
+            .flatten();
+        TagKey { version, text: tag }
     }
-    match (key(a), key(b)) {
-        (Some(ka), Some(kb)) => kb.cmp(&ka).then_with(|| a.cmp(b)),
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (None, None) => a.cmp(b),
+}
+
+impl Ord for TagKey<'_> {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (&self.version, &other.version) {
+            (Some(a), Some(b)) => b.cmp(a).then_with(|| self.text.cmp(other.text)),
+            (Some(_), None) => Ordering::Less,
+            (None, Some(_)) => Ordering::Greater,
+            (None, None) => self.text.cmp(other.text),
+        }
+    }
+}
+
+impl PartialOrd for TagKey<'_> {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -232,12 +278,29 @@ impl Catalog {
     /// Sorts images by project, repository and newest tag first, and drops exact duplicates
     /// (the same reference reported twice, e.g. through a global and a project label).
     pub fn normalize(&mut self) {
-        self.images.sort_by(|a, b| {
-            (&a.registry, &a.project, &a.repository)
-                .cmp(&(&b.registry, &b.project, &b.repository))
-                .then_with(|| compare_tags_newest_first(&a.tag, &b.tag))
-        });
-        self.images.dedup_by(|a, b| a.reference() == b.reference());
+        // Each tag is parsed once up front and the images are sorted through their indices, so
+        // the keys can borrow from the images; the sort is stable, as a plain `sort_by` was.
+        let mut order: Vec<usize> = (0..self.images.len()).collect();
+        {
+            let images = &self.images;
+            let keys: Vec<TagKey> = images.iter().map(|image| TagKey::new(&image.tag)).collect();
+            order.sort_by(|&a, &b| {
+                let (x, y) = (&images[a], &images[b]);
+                (&x.registry, &x.project, &x.repository)
+                    .cmp(&(&y.registry, &y.project, &y.repository))
+                    .then_with(|| keys[a].cmp(&keys[b]))
+            });
+        }
+        let mut slots: Vec<Option<Image>> = std::mem::take(&mut self.images)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.images = order
+            .into_iter()
+            // `order` is a permutation, so every slot is taken exactly once.
+            .filter_map(|index| slots[index].take())
+            .collect();
+        self.images.dedup_by(|a, b| a.same_reference(b));
     }
 
     /// Finds images by a user's short name: a full reference, `name`, `name:tag`, `repo/path:tag`
@@ -341,20 +404,57 @@ pub fn read_file(path: &Path, label: Option<&str>) -> Result<(Catalog, Option<Pr
 
 /// Renders a catalog as a catalog file (object form), the format of the cached last good catalog.
 pub fn to_file_text(catalog: &Catalog, provenance: &Provenance) -> String {
-    let file = CatalogFile {
-        provenance: Some(provenance.clone()),
-        images: catalog
-            .images
-            .iter()
-            .map(|image| FileImage {
+    let mut out = Vec::new();
+    // Writing into a Vec cannot fail, and the text is JSON, so UTF-8.
+    write_file_text(catalog, provenance, &mut out).expect("catalog serializes");
+    String::from_utf8(out).expect("JSON is UTF-8")
+}
+
+/// Writes [`to_file_text`]'s text to `out` as it is produced: for a large catalog this saves
+/// holding the whole text (and a copy of every entry) in memory at once.
+pub fn write_file_text(
+    catalog: &Catalog,
+    provenance: &Provenance,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    /// [`CatalogFile`] with borrowed parts; it serializes to the same text.
+    #[derive(Serialize)]
+    struct FileRef<'a> {
+        provenance: &'a Provenance,
+        images: ImagesRef<'a>,
+    }
+    struct ImagesRef<'a> {
+        images: &'a [Image],
+        label: &'a str,
+    }
+    /// [`FileImage`] with borrowed parts.
+    #[derive(Serialize)]
+    struct ImageRef<'a> {
+        id: String,
+        types: [&'a str; 1],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        digest: Option<&'a str>,
+    }
+    impl Serialize for ImagesRef<'_> {
+        fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+            serializer.collect_seq(self.images.iter().map(|image| ImageRef {
                 id: image.reference(),
-                types: vec![provenance.label.clone()],
-                digest: image.digest.clone(),
-            })
-            .collect(),
+                types: [self.label],
+                digest: image.digest.as_deref(),
+            }))
+        }
+    }
+    let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
+    let file = FileRef {
+        provenance,
+        images: ImagesRef {
+            images: &catalog.images,
+            label: &provenance.label,
+        },
     };
-    // Serializing plain strings and numbers cannot fail.
-    serde_json::to_string_pretty(&file).expect("catalog serializes") + "\n"
+    serde_json::to_writer_pretty(&mut out, &file)?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 #[cfg(test)]
@@ -456,6 +556,45 @@ mod tests {
     }
 
     #[test]
+    fn normalize_sorts_stably_and_drops_duplicates() {
+        let image = |reference: &str, digest: &str| {
+            let mut image = Image::parse(reference).unwrap();
+            image.digest = Some(digest.to_owned());
+            image
+        };
+        let mut catalog = Catalog {
+            images: vec![
+                image("h/p/r:1.9", "a"),
+                image("h/p/a:latest", "b"),
+                image("h/p/r:1.10", "c"),
+                image("h/o/r:1", "d"),
+                image("h/p/r:1.9", "e"),
+                image("h/p/a:2", "f"),
+            ],
+            skipped: Vec::new(),
+        };
+        catalog.normalize();
+        let found: Vec<(String, &str)> = catalog
+            .images
+            .iter()
+            .map(|image| (image.reference(), image.digest.as_deref().unwrap()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("h/o/r:1".to_owned(), "d"),
+                ("h/p/a:2".to_owned(), "f"),
+                ("h/p/a:latest".to_owned(), "b"),
+                ("h/p/r:1.10".to_owned(), "c"),
+                // The first of two equal references is kept.
+                ("h/p/r:1.9".to_owned(), "a"),
+            ]
+        );
+        assert!(image("h/p/r:1", "x").same_reference(&image("h/p/r:1", "y")));
+        assert!(!image("h/p/r:1", "x").same_reference(&image("h/p/r:10", "x")));
+    }
+
+    #[test]
     fn finds_by_short_name() {
         let catalog = from_file_images(
             [
@@ -511,6 +650,16 @@ mod tests {
             fetched_at: 7,
         };
         let text = to_file_text(&catalog, &provenance);
+        // The streamed text is what serializing the owned file form gives.
+        let owned = CatalogFile {
+            provenance: Some(provenance.clone()),
+            images: vec![FileImage {
+                id: "h/p/r:1".into(),
+                types: vec!["desktop-app".into()],
+                digest: Some("sha256:9".into()),
+            }],
+        };
+        assert_eq!(text, serde_json::to_string_pretty(&owned).unwrap() + "\n");
         let (back, back_provenance) =
             parse_file(&text, Path::new("c.json"), Some("desktop-app")).unwrap();
         assert_eq!(back, catalog);

@@ -605,7 +605,9 @@ pub fn resolve(
     .collect();
     let harbor_auth = harbor_auth(&file.harbor)?;
     let skaha_auth = skaha_auth(&file.skaha)?;
-    let concurrency = file.concurrency.unwrap_or(32);
+    // 64 requests in flight keep a whole-registry walk near two seconds; CANFAR's own image
+    // cache used more threads than that against the same Harbor.
+    let concurrency = file.concurrency.unwrap_or(64);
     if concurrency == 0 {
         return Err(Error::Invalid("concurrency must be at least 1".to_owned()));
     }

@@ -165,7 +165,11 @@ pub async fn fetch(
 
 /// Reads the last good catalog.
 pub fn read_cache(settings: &Settings) -> Result<(Catalog, Provenance)> {
-    let path = settings.dirs.cached_catalog();
+    read_cache_at(settings.dirs.cached_catalog(), &settings.label)
+}
+
+/// [`read_cache`] from the cache at `path`, naming `label` when the file does not.
+fn read_cache_at(path: PathBuf, label: &str) -> Result<(Catalog, Provenance)> {
     if !path.exists() {
         return Err(Error::NoCache { path });
     }
@@ -173,7 +177,7 @@ pub fn read_cache(settings: &Settings) -> Result<(Catalog, Provenance)> {
     let provenance = provenance.unwrap_or(Provenance {
         source: "cache".to_owned(),
         url: path.display().to_string(),
-        label: settings.label.clone(),
+        label: label.to_owned(),
         fetched_at: 0,
     });
     Ok((catalog, provenance))
@@ -224,48 +228,64 @@ pub fn target(settings: &Settings) -> install::Target {
 /// Runs a whole sync: fetch (or read the cache), save the catalog, install the menu.
 pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -> Result<Outcome> {
     let started = std::time::Instant::now();
-    let (catalog, provenance) = if mode.offline {
-        read_cache(settings)?
+    // Offline, the cache is read in the blocking task below, by the thread that then plans from
+    // it: memory freed there is reused by the plan instead of staying with another thread's heap.
+    let fetched = if mode.offline {
+        None
     } else {
-        fetch(settings, progress).await?
+        Some(fetch(settings, progress).await?)
     };
-    // The catalog is saved as the last good one only once the menu it describes is installed,
-    // under the same lock, so the cache and the menu always agree.
-    let cache = (!mode.offline && !mode.dry_run).then(|| {
-        (
-            settings.dirs.cached_catalog(),
-            catalog::to_file_text(&catalog, &provenance),
-        )
-    });
-    let skipped = catalog.skipped.clone();
-    let n_images = catalog.images.len();
-    let options = menu_options(settings)?;
+    let cache_path = settings.dirs.cached_catalog();
+    let label = settings.label.clone();
+    let options = menu_options(settings);
     let target = target(settings);
-    // Planning and writing are CPU and file work; keep them off the async workers.
-    let (plan, report, previous) = tokio::task::spawn_blocking(move || {
+    // Reading, planning and writing are CPU and file work; keep them off the async workers.
+    let installed = tokio::task::spawn_blocking(move || -> Result<Installed> {
+        let (catalog, provenance) = match fetched {
+            Some(fetched) => fetched,
+            None => read_cache_at(cache_path.clone(), &label)?,
+        };
+        let options = options?;
         let lock = if mode.dry_run {
             None
         } else {
-            match install::lock(&target) {
-                Ok(lock) => Some(lock),
-                Err(err) => return (menu::Plan::default(), Err(err), menu::Tree::default()),
-            }
+            Some(install::lock(&target)?)
         };
-        let previous = install::Manifest::load(&target).0.tree;
-        let plan = menu::plan(&catalog, &options);
-        let report = install::apply_locked(&plan, &target, mode.dry_run).and_then(|report| {
-            if let Some((path, text)) = &cache {
-                install::write_atomic(path, text.as_bytes(), 0o644, true)?;
-            }
-            Ok(report)
-        });
+        // The manifest is read once: it gives the previous menu for the summary and what the
+        // install owns. Files are written as they are planned.
+        let mut installer =
+            install::Installer::new(&target, install::Manifest::load(&target), mode.dry_run);
+        let plan = menu::plan_each(&catalog, &options, &mut |file| installer.put(file))?;
+        let changes = entry_changes(installer.previous_tree(), &plan.tree);
+        let report = installer.finish(&plan.tree, &plan.shortcuts)?;
+        // The catalog is saved as the last good one only once the menu it describes is
+        // installed, under the same lock, so the cache and the menu always agree. It is written
+        // straight from the catalog: for a large registry its text is megabytes.
+        if !mode.offline && !mode.dry_run {
+            install::write_atomic_with(&cache_path, 0o644, true, |out| {
+                catalog::write_file_text(&catalog, &provenance, out)
+            })?;
+        }
         drop(lock);
-        (plan, report, previous)
+        Ok(Installed {
+            images: catalog.images.len(),
+            skipped: catalog.skipped,
+            provenance,
+            plan,
+            report,
+            changes,
+        })
     })
     .await
-    .expect("menu install task panicked");
-    let report = report?;
-    let (added_entries, removed_entries) = entry_changes(&previous, &plan.tree);
+    .expect("menu install task panicked")?;
+    let Installed {
+        images: n_images,
+        skipped,
+        provenance,
+        plan,
+        report,
+        changes: (added_entries, removed_entries),
+    } = installed;
     Ok(Outcome {
         source: provenance.source,
         url: provenance.url,
@@ -299,10 +319,22 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
     })
 }
 
+/// What the blocking part of [`run`] hands back.
+struct Installed {
+    images: usize,
+    skipped: Vec<String>,
+    provenance: Provenance,
+    /// The plan without its files, which went to disk as they were planned.
+    plan: menu::Plan,
+    report: install::Report,
+    changes: (usize, usize),
+}
+
 /// Counts entries (by image reference) added and removed between two trees.
 pub fn entry_changes(before: &menu::Tree, after: &menu::Tree) -> (usize, usize) {
-    fn collect(tree: &menu::Tree, out: &mut std::collections::HashSet<String>) {
-        out.extend(tree.entries.iter().map(|entry| entry.image.clone()));
+    // Borrowed, not copied: a large menu has tens of thousands of references on each side.
+    fn collect<'a>(tree: &'a menu::Tree, out: &mut std::collections::HashSet<&'a str>) {
+        out.extend(tree.entries.iter().map(|entry| entry.image.as_str()));
         for menu in &tree.menus {
             collect(menu, out);
         }

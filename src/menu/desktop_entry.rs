@@ -6,8 +6,6 @@
 //! run a shell command.
 //! See: <https://specifications.freedesktop.org/desktop-entry-spec/latest/>
 
-use std::fmt::Write as _;
-
 /// The spec version we write. Debian 12's `desktop-file-validate` (0.26) rejects 1.5, and we use
 /// no key newer than 1.4.
 pub const SPEC_VERSION: &str = "1.4";
@@ -16,6 +14,23 @@ pub const SPEC_VERSION: &str = "1.4";
 /// leading and trailing spaces, which readers would otherwise trim.
 pub fn escape_value(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
+    push_escaped(&mut out, value);
+    out
+}
+
+/// Appends [`escape_value`]'s result to `out`.
+fn push_escaped(out: &mut String, value: &str) {
+    let bytes = value.as_bytes();
+    // Most values need no escape at all; they are copied as they are.
+    if bytes.first() != Some(&b' ')
+        && bytes.last() != Some(&b' ')
+        && !bytes
+            .iter()
+            .any(|byte| matches!(byte, b'\\' | b'\n' | b'\t' | b'\r'))
+    {
+        out.push_str(value);
+        return;
+    }
     let last = value.chars().count().saturating_sub(1);
     for (i, c) in value.chars().enumerate() {
         match c {
@@ -27,7 +42,6 @@ pub fn escape_value(value: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 /// Escapes one element of a `;`-separated list value.
@@ -65,10 +79,12 @@ pub fn exec_line<'a>(program: &str, args: impl IntoIterator<Item = &'a str>) -> 
     line
 }
 
-/// A desktop entry under construction: the `[Desktop Entry]` group with keys in insertion order.
-#[derive(Debug, Default)]
+/// A desktop entry under construction: the `[Desktop Entry]` group with keys in insertion order,
+/// written straight into its text (a large menu makes tens of thousands of entries, and a string
+/// per value would be as many allocations again).
+#[derive(Debug)]
 pub struct Entry {
-    keys: Vec<(&'static str, String)>,
+    text: String,
 }
 
 impl Entry {
@@ -81,29 +97,41 @@ impl Entry {
     }
 
     fn with_type(kind: &str) -> Entry {
-        let mut entry = Entry::default();
-        entry.raw("Type", kind.to_owned());
-        entry.raw("Version", SPEC_VERSION.to_owned());
+        // Room for a typical application entry, so the text is rarely moved while it grows.
+        let mut entry = Entry {
+            text: String::with_capacity(768),
+        };
+        entry.text.push_str("[Desktop Entry]\n");
+        entry.raw("Type", kind);
+        entry.raw("Version", SPEC_VERSION);
         entry
     }
 
     /// Adds a `string`, `localestring` or `iconstring` key.
     pub fn string(&mut self, key: &'static str, value: &str) -> &mut Entry {
-        self.raw(key, escape_value(value))
+        self.key(key);
+        push_escaped(&mut self.text, value);
+        self.text.push('\n');
+        self
     }
 
     /// Adds a list key; each item is escaped and terminated by `;`.
     pub fn list(&mut self, key: &'static str, items: &[&str]) -> &mut Entry {
-        let mut value = String::new();
+        self.key(key);
         for item in items {
-            value.push_str(&escape_list_item(item));
-            value.push(';');
+            if item.contains(';') {
+                self.text.push_str(&escape_list_item(item));
+            } else {
+                push_escaped(&mut self.text, item);
+            }
+            self.text.push(';');
         }
-        self.raw(key, value)
+        self.text.push('\n');
+        self
     }
 
     pub fn boolean(&mut self, key: &'static str, value: bool) -> &mut Entry {
-        self.raw(key, value.to_string())
+        self.raw(key, if value { "true" } else { "false" })
     }
 
     /// Adds `Exec` from a program path and arguments, quoted and escaped.
@@ -112,25 +140,34 @@ impl Entry {
         program: &str,
         args: impl IntoIterator<Item = &'a str>,
     ) -> &mut Entry {
-        self.raw("Exec", escape_value(&exec_line(program, args)))
+        self.string("Exec", &exec_line(program, args))
     }
 
-    fn raw(&mut self, key: &'static str, value: String) -> &mut Entry {
+    /// Adds a key whose value needs no escaping.
+    fn raw(&mut self, key: &'static str, value: &str) -> &mut Entry {
+        self.key(key);
+        self.text.push_str(value);
+        self.text.push('\n');
+        self
+    }
+
+    /// Starts a line: the key and `=`.
+    fn key(&mut self, key: &'static str) {
         debug_assert!(
             key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
             "invalid desktop entry key {key}"
         );
-        self.keys.push((key, value));
-        self
+        self.text.push_str(key);
+        self.text.push('=');
     }
 
     pub fn render(&self) -> String {
-        let mut out = String::from("[Desktop Entry]\n");
-        for (key, value) in &self.keys {
-            // Writing into a String cannot fail.
-            let _ = writeln!(out, "{key}={value}");
-        }
-        out
+        self.text.clone()
+    }
+
+    /// The text, without copying it.
+    pub fn into_text(self) -> String {
+        self.text
     }
 }
 

@@ -4,19 +4,26 @@
 //! Invariants:
 //! - a file is written or removed only if the manifest says we wrote it and it is still exactly
 //!   what we wrote (a file the user edited, or one we never wrote, is left alone and reported);
-//! - every write is a rename of a complete temporary file in the same directory;
+//! - every write is atomic: a complete temporary file is renamed over the old one, or, for a path
+//!   that is free, a complete unnamed file (`O_TMPFILE`) is linked in, so readers never see part
+//!   of a file;
 //! - a file whose content would not change is not rewritten, so menu panels do not reload;
 //! - entries and directories are written before the merged menu that refers to them, and stale
 //!   files are removed after it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{HashMap, HashSet};
+use std::ffi::{CString, OsString};
 use std::fs;
 use std::io::{self, Write as _};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 
 use super::{File, Plan, Root, Shortcut, Tree};
 
@@ -34,6 +41,8 @@ pub enum Error {
     },
     #[error("another arcade menu sync still holds {path} after {seconds} s")]
     Locked { path: PathBuf, seconds: u64 },
+    #[error("the threads writing the menu's files stopped unexpectedly")]
+    WritersStopped,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -77,23 +86,96 @@ impl Target {
     }
 }
 
+/// A SHA-256 digest, written as lowercase hex in the manifest. Kept as bytes in memory: a large
+/// menu records tens of thousands of them.
+type Digest = [u8; 32];
+
 /// What we know about one file we wrote.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Record {
-    sha256: String,
+    #[serde(with = "hex_digest")]
+    sha256: Digest,
     len: u64,
     mtime_ns: i128,
 }
 
+/// Serde for a [`Digest`] as 64 lowercase hex digits.
+mod hex_digest {
+    use serde::de::{self, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    use super::Digest;
+
+    pub fn serialize<S: Serializer>(digest: &Digest, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&super::super::hex(digest))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Digest, D::Error> {
+        struct Hex;
+        impl Visitor<'_> for Hex {
+            type Value = Digest;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a SHA-256 digest as 64 hex digits")
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<Digest, E> {
+                let bytes = text.as_bytes();
+                if bytes.len() != 64 {
+                    return Err(E::invalid_value(de::Unexpected::Str(text), &self));
+                }
+                let mut digest = [0; 32];
+                for (out, pair) in digest.iter_mut().zip(bytes.chunks_exact(2)) {
+                    let nibble = |c: u8| (c as char).to_digit(16);
+                    let (Some(high), Some(low)) = (nibble(pair[0]), nibble(pair[1])) else {
+                        return Err(E::invalid_value(de::Unexpected::Str(text), &self));
+                    };
+                    // Two hex digits make at most 255.
+                    *out = (high * 16 + low) as u8;
+                }
+                Ok(digest)
+            }
+        }
+        deserializer.deserialize_str(Hex)
+    }
+}
+
 /// The list of files arcade owns, with the tree they show.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 pub struct Manifest {
     version: u32,
-    files: BTreeMap<PathBuf, Record>,
+    /// A hash map: a large menu looks up tens of thousands of paths, and ordered maps compare
+    /// paths component by component. It is written sorted all the same (see [`ManifestRef`]).
+    files: HashMap<PathBuf, Record>,
     #[serde(default)]
     pub tree: Tree,
     #[serde(default)]
     pub shortcuts: Vec<Shortcut>,
+}
+
+/// A [`Manifest`] with borrowed parts, for writing one without copying the tree. The files come
+/// sorted by their paths' bytes, so equal manifests are equal files.
+#[derive(Serialize)]
+struct ManifestRef<'a> {
+    version: u32,
+    #[serde(serialize_with = "serialize_files")]
+    files: &'a [(PathBuf, Record)],
+    tree: &'a Tree,
+    shortcuts: &'a [Shortcut],
+}
+
+fn serialize_files<S: Serializer>(
+    files: &&[(PathBuf, Record)],
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_map(files.iter().map(|(path, record)| (path, record)))
+}
+
+/// The entries of a file map in the order of their paths' bytes.
+fn sorted(files: &HashMap<PathBuf, Record>) -> Vec<(&PathBuf, &Record)> {
+    let mut entries: Vec<(&PathBuf, &Record)> = files.iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+    entries
 }
 
 impl Manifest {
@@ -207,8 +289,10 @@ pub fn lock(target: &Target) -> Result<Lock> {
     }
 }
 
-fn sha256(bytes: &[u8]) -> String {
-    super::hex(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref())
+fn sha256(bytes: &[u8]) -> Digest {
+    let mut digest = [0; 32];
+    digest.copy_from_slice(ring::digest::digest(&ring::digest::SHA256, bytes).as_ref());
+    digest
 }
 
 fn mtime_ns(meta: &fs::Metadata) -> i128 {
@@ -222,7 +306,7 @@ enum OnDisk {
     AsRecorded,
     /// Something else: edited, replaced, a symlink, or never ours.
     Other {
-        content_hash: Option<String>,
+        content_hash: Option<Digest>,
         /// It carries the mark arcade puts in what it generates (see [`MARKS`]).
         marked: bool,
     },
@@ -260,6 +344,11 @@ fn inspect(path: &Path, record: Option<&Record>) -> Result<OnDisk> {
     {
         return Ok(OnDisk::AsRecorded);
     }
+    // arcade never writes an empty file, so an empty one it recorded with content is what a
+    // crash before the data reached the disk leaves: as good as missing.
+    if record.is_some_and(|record| record.len > 0) && meta.len() == 0 {
+        return Ok(OnDisk::Missing);
+    }
     let bytes = fs::read(path).map_err(io_error("read", path))?;
     let hash = sha256(&bytes);
     if record.is_some_and(|record| record.sha256 == hash) {
@@ -271,18 +360,61 @@ fn inspect(path: &Path, record: Option<&Record>) -> Result<OnDisk> {
     })
 }
 
+/// The process's umask, read once from `/proc/self/status` (calling `umask` to read it would
+/// change it for a moment under other threads); `None` when it cannot be read.
+fn umask() -> Option<u32> {
+    static UMASK: OnceLock<Option<u32>> = OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = fs::read_to_string("/proc/self/status").ok()?;
+        let line = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Umask:"))?;
+        u32::from_str_radix(line.trim(), 8).ok()
+    })
+}
+
+/// Whether a file created with `mode` gets exactly `mode`, so no `fchmod` is needed after.
+fn umask_keeps(mode: u32) -> bool {
+    umask().is_some_and(|umask| mode & umask == 0)
+}
+
 /// Writes `content` to `path` by renaming a complete temporary file over it.
 pub fn write_atomic(path: &Path, content: &[u8], mode: u32, sync: bool) -> Result<fs::Metadata> {
+    write_atomic_with(path, mode, sync, |out| out.write_all(content))
+}
+
+/// [`write_atomic`] with the content written by `write`, for content too large to hold in memory
+/// at once (a large catalog, the manifest).
+pub fn write_atomic_with(
+    path: &Path,
+    mode: u32,
+    sync: bool,
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<fs::Metadata> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    replace(path, mode, sync, write)
+}
+
+/// [`write_atomic_with`] in a folder that exists.
+fn replace(
+    path: &Path,
+    mode: u32,
+    sync: bool,
+    write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
+) -> Result<fs::Metadata> {
+    let dir = path.parent().unwrap_or(Path::new("."));
     let mut temp = tempfile::Builder::new()
         .prefix(".arcade-")
+        .permissions(fs::Permissions::from_mode(mode))
         .tempfile_in(dir)
         .map_err(io_error("create a temporary file in", dir))?;
-    temp.write_all(content).map_err(io_error("write", path))?;
-    temp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(io_error("set permissions of", path))?;
+    write(&mut temp).map_err(io_error("write", path))?;
+    if !umask_keeps(mode) {
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_error("set permissions of", path))?;
+    }
     if sync {
         temp.as_file().sync_all().map_err(io_error("sync", path))?;
     }
@@ -292,147 +424,567 @@ pub fn write_atomic(path: &Path, content: &[u8], mode: u32, sync: bool) -> Resul
     file.metadata().map_err(io_error("inspect", path))
 }
 
+/// Set once linking an unnamed file into place has failed, so later files go straight to
+/// [`replace`] instead of failing the same way each time.
+static CANNOT_LINK: AtomicBool = AtomicBool::new(false);
+
+/// Writes a file at a path that was free, in a folder that exists. The complete file is made
+/// without a name (`O_TMPFILE`) and then linked in, so a reader sees all of it or nothing, as with
+/// a rename, for one change to the folder instead of a temporary name's creation and rename.
+/// Where that cannot be done (a file system without `O_TMPFILE`, no `/proc`) or the name was taken
+/// meanwhile, the file is written by [`replace`], as every file was before.
+fn create_new(path: &Path, content: &[u8], mode: u32) -> Result<fs::Metadata> {
+    if !CANNOT_LINK.load(Ordering::Relaxed)
+        && let Some(meta) = link_new(path, content, mode).map_err(io_error("write", path))?
+    {
+        return Ok(meta);
+    }
+    replace(path, mode, false, |out| out.write_all(content))
+}
+
+/// The unnamed-file half of [`create_new`]; `None` when it must fall back.
+fn link_new(path: &Path, content: &[u8], mode: u32) -> io::Result<Option<fs::Metadata>> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let Ok(target) = CString::new(path.as_os_str().as_bytes()) else {
+        return Ok(None);
+    };
+    let file = match fs::OpenOptions::new()
+        .write(true)
+        .mode(mode)
+        .custom_flags(libc::O_TMPFILE)
+        .open(dir)
+    {
+        Ok(file) => file,
+        // Kernels and file systems without O_TMPFILE answer with one of these.
+        Err(err)
+            if matches!(
+                err.raw_os_error(),
+                Some(libc::EOPNOTSUPP | libc::EISDIR | libc::EINVAL)
+            ) =>
+        {
+            CANNOT_LINK.store(true, Ordering::Relaxed);
+            return Ok(None);
+        }
+        Err(err) => return Err(err),
+    };
+    (&file).write_all(content)?;
+    if !umask_keeps(mode) {
+        file.set_permissions(fs::Permissions::from_mode(mode))?;
+    }
+    // Linking changes neither the size nor the modification time recorded from this.
+    let meta = file.metadata()?;
+    match link(&file, &target) {
+        Ok(()) => Ok(Some(meta)),
+        // A file that appeared at the path since it was inspected is replaced, as before.
+        Err(err) if err.raw_os_error() == Some(libc::EEXIST) => Ok(None),
+        // Linking does not work here (no /proc, a file system that refuses).
+        Err(err) => {
+            tracing::debug!(path = %path.display(), "linking a new file failed ({err}); renaming instead");
+            CANNOT_LINK.store(true, Ordering::Relaxed);
+            Ok(None)
+        }
+    }
+}
+
+/// Set once `linkat` with `AT_EMPTY_PATH` was refused (kernels before 6.10 allow it only with
+/// `CAP_DAC_READ_SEARCH`), so later files go through `/proc` straight away.
+static NO_EMPTY_PATH: AtomicBool = AtomicBool::new(false);
+
+/// Gives the unnamed file `file` the name `target`: through its descriptor where the kernel
+/// allows that, else through its `/proc/self/fd` link (which costs a path lookup).
+fn link(file: &fs::File, target: &CString) -> io::Result<()> {
+    if !NO_EMPTY_PATH.load(Ordering::Relaxed) {
+        // SAFETY: the descriptor is open (`file` is borrowed for the call) and both strings are
+        // NUL-terminated and outlive the call, which only reads them.
+        let rc = unsafe {
+            libc::linkat(
+                file.as_raw_fd(),
+                c"".as_ptr(),
+                libc::AT_FDCWD,
+                target.as_ptr(),
+                libc::AT_EMPTY_PATH,
+            )
+        };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if !matches!(
+            err.raw_os_error(),
+            Some(libc::ENOENT | libc::EPERM | libc::EINVAL)
+        ) {
+            return Err(err);
+        }
+        NO_EMPTY_PATH.store(true, Ordering::Relaxed);
+    }
+    let Ok(source) = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())) else {
+        return Err(io::Error::from(io::ErrorKind::InvalidInput));
+    };
+    // SAFETY: both arguments are NUL-terminated strings that outlive the call, which only reads
+    // them; `file` keeps the descriptor the source names open until after it.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            source.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Applies a plan. `dry_run` decides everything the same way but writes nothing.
 pub fn apply(plan: &Plan, target: &Target, dry_run: bool) -> Result<Report> {
     let _lock = if dry_run { None } else { Some(lock(target)?) };
     apply_locked(plan, target, dry_run)
 }
 
-/// [`apply`] for a caller that already holds the lock (a sync that must also save its catalog
-/// under it).
+/// [`apply`] for a caller that already holds the lock.
 pub fn apply_locked(plan: &Plan, target: &Target, dry_run: bool) -> Result<Report> {
-    let (manifest, warning) = Manifest::load(target);
-    let mut report = Report {
-        dry_run,
-        ..Report::default()
-    };
-    report.warnings.extend(warning);
+    let mut installer = Installer::new(target, Manifest::load(target), dry_run);
+    for file in &plan.files {
+        installer.put(file.clone())?;
+    }
+    installer.finish(&plan.tree, &plan.shortcuts)
+}
 
-    // Entries, directories and icons first; the merged menu, which refers to them, last.
-    let mut files: Vec<&File> = plan.files.iter().collect();
-    files.sort_by_key(|file| file.root == Root::Config);
+/// The names in each folder, read once per folder when a planned file has no record: a file that
+/// is not listed is missing without an `lstat` of its own, which matters when a whole menu of
+/// tens of thousands of files is new.
+#[derive(Default)]
+struct Listings {
+    /// `None` for a folder that could not be listed: its files are inspected one by one.
+    dirs: HashMap<PathBuf, Option<HashSet<OsString>>>,
+}
 
-    let mut owned: BTreeMap<PathBuf, Record> = BTreeMap::new();
-    let mut wanted: HashMap<PathBuf, ()> = HashMap::with_capacity(files.len());
-    for file in files {
-        let path = target.resolve(file.root, &file.path);
-        wanted.insert(path.clone(), ());
+impl Listings {
+    /// Whether `path` may exist; `false` only when its folder's listing says it does not.
+    fn may_exist(&mut self, path: &Path) -> bool {
+        let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+            return true;
+        };
+        if !self.dirs.contains_key(dir) {
+            self.dirs.insert(dir.to_owned(), list(dir));
+        }
+        match self.dirs.get(dir) {
+            Some(Some(names)) => names.contains(name),
+            _ => true,
+        }
+    }
+}
+
+/// The names in a folder: empty when it does not exist, `None` when it cannot be read.
+fn list(dir: &Path) -> Option<HashSet<OsString>> {
+    match fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|entry| entry.ok().map(|entry| entry.file_name()))
+            .collect(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Some(HashSet::new()),
+        Err(_) => None,
+    }
+}
+
+/// One file to put on disk, in a folder that exists.
+struct Pending {
+    path: PathBuf,
+    content: Vec<u8>,
+    sha256: Digest,
+    mode: u32,
+    /// Nothing was at the path when it was inspected.
+    new: bool,
+}
+
+impl Pending {
+    fn run(&self) -> Result<Record> {
+        let meta = if self.new {
+            create_new(&self.path, &self.content, self.mode)?
+        } else {
+            replace(&self.path, self.mode, false, |out| {
+                out.write_all(&self.content)
+            })?
+        };
+        Ok(Record {
+            sha256: self.sha256,
+            len: meta.len(),
+            mtime_ns: mtime_ns(&meta),
+        })
+    }
+}
+
+/// At most this many threads write: the work is mostly the kernel's, in a handful of folders.
+const MAX_WRITERS: usize = 4;
+/// Files planned but not yet written, at most; it bounds the memory their text takes.
+const QUEUE: usize = 256;
+
+/// The threads that write files while the rest of the menu is still being planned: creating a
+/// file is mostly the file system's work, and a whole menu is tens of thousands of them.
+struct Writers {
+    jobs: Option<mpsc::SyncSender<Pending>>,
+    done: mpsc::Receiver<Result<(PathBuf, Record)>>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Set on the first failure, so the files still queued are dropped rather than written.
+    failed: Arc<AtomicBool>,
+}
+
+impl Writers {
+    fn start(target: &Target) -> Result<Writers> {
+        let count = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(MAX_WRITERS);
+        let (jobs, queue) = mpsc::sync_channel::<Pending>(QUEUE);
+        let queue = Arc::new(Mutex::new(queue));
+        let (report, done) = mpsc::channel();
+        let failed = Arc::new(AtomicBool::new(false));
+        let mut writers = Writers {
+            jobs: Some(jobs),
+            done,
+            threads: Vec::with_capacity(count),
+            failed: Arc::clone(&failed),
+        };
+        for _ in 0..count {
+            let (queue, report, failed) = (Arc::clone(&queue), report.clone(), Arc::clone(&failed));
+            let thread = std::thread::Builder::new()
+                .name("arcade-writer".to_owned())
+                .spawn(move || write_queued(&queue, &report, &failed))
+                .map_err(io_error("start a thread writing to", &target.data))?;
+            writers.threads.push(thread);
+        }
+        Ok(writers)
+    }
+
+    /// Queues a file, first taking in what the writers finished; fails with the first failure.
+    fn send(&mut self, pending: Pending, owned: &mut Vec<(PathBuf, Record)>) -> Result<()> {
+        self.collect(owned, false)?;
+        let sent = self.jobs.as_ref().map(|jobs| jobs.send(pending));
+        if let Some(Ok(())) = sent {
+            return Ok(());
+        }
+        // Every writer is gone, which only a panic does: let it surface here.
+        self.join();
+        Err(Error::WritersStopped)
+    }
+
+    /// Records what the writers finished; with `all`, waits for all of it.
+    fn collect(&mut self, owned: &mut Vec<(PathBuf, Record)>, all: bool) -> Result<()> {
+        loop {
+            let next = if all {
+                self.done.recv().ok()
+            } else {
+                self.done.try_recv().ok()
+            };
+            match next {
+                Some(Ok(done)) => owned.push(done),
+                Some(Err(err)) => return Err(err),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Writes what is queued and returns once every file is on disk.
+    fn finish(mut self, owned: &mut Vec<(PathBuf, Record)>) -> Result<()> {
+        self.join();
+        self.collect(owned, true)
+    }
+
+    /// Closes the queue and waits for the threads; a writer's panic is resumed here.
+    fn join(&mut self) {
+        self.jobs = None;
+        for thread in self.threads.drain(..) {
+            if let Err(panic) = thread.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+    }
+}
+
+impl Drop for Writers {
+    /// An install that stops early (an error) drops what is still queued and waits for the
+    /// files being written, so nothing is written after it returned.
+    fn drop(&mut self) {
+        self.failed.store(true, Ordering::Relaxed);
+        self.jobs = None;
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// A writer thread: writes queued files until the queue is closed.
+fn write_queued(
+    queue: &Mutex<mpsc::Receiver<Pending>>,
+    report: &mpsc::Sender<Result<(PathBuf, Record)>>,
+    failed: &AtomicBool,
+) {
+    loop {
+        // The lock is held only while taking the next file. It is poisoned only if another
+        // writer panicked, which `Writers::join` resumes; this one just stops.
+        let next = match queue.lock() {
+            Ok(queue) => queue.recv(),
+            Err(_) => return,
+        };
+        let Ok(pending) = next else {
+            return;
+        };
+        if failed.load(Ordering::Relaxed) {
+            continue;
+        }
+        let result = pending.run().map(|record| (pending.path, record));
+        if result.is_err() {
+            failed.store(true, Ordering::Relaxed);
+        }
+        if report.send(result).is_err() {
+            return;
+        }
+    }
+}
+
+/// Installs a plan's files as they are planned (see [`super::plan_each`]), then finishes with
+/// the plan's tree: the merged menu, the removal of stale files and the manifest. Files under
+/// `$XDG_CONFIG_HOME` (the merged menu, which refers to the others) are decided and written
+/// only once every other file is on disk.
+pub struct Installer<'a> {
+    target: &'a Target,
+    /// What the last sync recorded; each planned file's record is taken out of it, so what is
+    /// left at the end is the stale files.
+    manifest: Manifest,
+    /// Records taken over exactly as they were; when that is all of them and nothing else
+    /// changed, the manifest need not be written again.
+    kept_records: usize,
+    recorded: usize,
+    manifest_was_read: bool,
+    dry_run: bool,
+    report: Report,
+    /// What the manifest will record.
+    owned: Vec<(PathBuf, Record)>,
+    listings: Listings,
+    made_dirs: HashSet<PathBuf>,
+    late: Vec<File>,
+    writers: Option<Writers>,
+    written: bool,
+}
+
+impl<'a> Installer<'a> {
+    /// Starts an install over what `Manifest::load` read.
+    pub fn new(
+        target: &'a Target,
+        (manifest, warning): (Manifest, Option<String>),
+        dry_run: bool,
+    ) -> Installer<'a> {
+        let mut report = Report {
+            dry_run,
+            ..Report::default()
+        };
+        let manifest_was_read = warning.is_none();
+        report.warnings.extend(warning);
+        Installer {
+            target,
+            owned: Vec::with_capacity(manifest.files.len()),
+            kept_records: 0,
+            recorded: manifest.files.len(),
+            manifest,
+            manifest_was_read,
+            dry_run,
+            report,
+            listings: Listings::default(),
+            made_dirs: HashSet::new(),
+            late: Vec::new(),
+            writers: None,
+            written: false,
+        }
+    }
+
+    /// The menu as the previous sync left it.
+    pub fn previous_tree(&self) -> &Tree {
+        &self.manifest.tree
+    }
+
+    /// Decides about one file of the plan and, if it is to be written, queues it.
+    pub fn put(&mut self, file: File) -> Result<()> {
+        if file.root == Root::Config {
+            self.late.push(file);
+            return Ok(());
+        }
+        let Some(pending) = self.decide(file)? else {
+            return Ok(());
+        };
+        let writers = match &mut self.writers {
+            Some(writers) => writers,
+            None => self.writers.insert(Writers::start(self.target)?),
+        };
+        writers.send(pending, &mut self.owned)
+    }
+
+    /// Takes a record over as it was.
+    fn keep(&mut self, path: PathBuf, record: Record) {
+        self.kept_records += 1;
+        self.owned.push((path, record));
+    }
+
+    /// What to do with one file: `Some` when it is to be written, after which its folder exists.
+    fn decide(&mut self, file: File) -> Result<Option<Pending>> {
+        let path = self.target.resolve(file.root, &file.path);
         let hash = sha256(&file.content);
-        let record = manifest.files.get(&path);
-        let state = inspect(&path, record)?;
-        let write = match (&state, record) {
+        let record = if self.manifest.files.is_empty() {
+            None
+        } else {
+            self.manifest.files.remove(&path)
+        };
+        let state = if record.is_none() && !self.listings.may_exist(&path) {
+            OnDisk::Missing
+        } else {
+            inspect(&path, record.as_ref())?
+        };
+        let write = match (&state, &record) {
             (OnDisk::Missing, _) => true,
             (OnDisk::AsRecorded, Some(record)) => record.sha256 != hash,
             (OnDisk::AsRecorded, None) => unreachable!("AsRecorded needs a record"),
-            (OnDisk::Other { content_hash, .. }, _) if content_hash.as_deref() == Some(&hash) => {
+            (OnDisk::Other { content_hash, .. }, _) if *content_hash == Some(hash) => {
                 // Already exactly what we want (e.g. the manifest was lost): adopt it.
                 false
             }
-            (OnDisk::Other { .. }, Some(record)) => {
+            (OnDisk::Other { .. }, Some(_)) => {
                 // Still recorded, so later syncs and `clean` keep reporting it as the user's
                 // change instead of forgetting it (and then calling it "not ours").
-                owned.insert(path.clone(), record.clone());
-                report.kept_modified.push(path);
-                continue;
+                self.report.kept_modified.push(path.clone());
+                if let Some(record) = record {
+                    self.keep(path, record);
+                }
+                return Ok(None);
             }
             // Generated by arcade, at arcade's path, but the manifest forgot it: ours again.
             (OnDisk::Other { marked: true, .. }, None) => true,
             (OnDisk::Other { .. }, None) => {
-                report.skipped_foreign.push(path);
-                continue;
+                self.report.skipped_foreign.push(path);
+                return Ok(None);
             }
         };
-        let mode = if file.executable { 0o755 } else { 0o644 };
         if !write {
-            report.unchanged += 1;
-            let record = match (record, &state) {
-                (Some(record), OnDisk::AsRecorded) => record.clone(),
+            self.report.unchanged += 1;
+            match (record, &state) {
+                (Some(record), OnDisk::AsRecorded) => self.keep(path, record),
                 _ => {
                     let meta = fs::metadata(&path).map_err(io_error("inspect", &path))?;
-                    Record {
+                    let record = Record {
                         sha256: hash,
                         len: meta.len(),
                         mtime_ns: mtime_ns(&meta),
+                    };
+                    self.owned.push((path, record));
+                }
+            }
+            return Ok(None);
+        }
+        self.report.written += 1;
+        if self.dry_run {
+            return Ok(None);
+        }
+        let dir = path.parent().unwrap_or(Path::new("."));
+        if !self.made_dirs.contains(dir) {
+            fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+            self.made_dirs.insert(dir.to_owned());
+        }
+        self.written = true;
+        Ok(Some(Pending {
+            path,
+            sha256: hash,
+            mode: if file.executable { 0o755 } else { 0o644 },
+            new: matches!(state, OnDisk::Missing),
+            content: file.content,
+        }))
+    }
+
+    /// Writes what is still queued, then the merged menu, removes stale files and saves the
+    /// manifest recording `tree` and `shortcuts`.
+    pub fn finish(mut self, tree: &Tree, shortcuts: &[Shortcut]) -> Result<Report> {
+        if let Some(writers) = self.writers.take() {
+            writers.finish(&mut self.owned)?;
+        }
+        for file in std::mem::take(&mut self.late) {
+            if let Some(pending) = self.decide(file)? {
+                let record = pending.run()?;
+                self.owned.push((pending.path, record));
+            }
+        }
+        self.listings = Listings::default();
+
+        // What is left in the manifest was not planned this time: stale files, removed in path
+        // order so reports list them in a stable order.
+        let stale = std::mem::take(&mut self.manifest.files);
+        let mut removed_any = false;
+        for (path, record) in sorted(&stale) {
+            match inspect(path, Some(record))? {
+                OnDisk::Missing => {}
+                OnDisk::AsRecorded => {
+                    self.report.removed += 1;
+                    removed_any = true;
+                    if !self.dry_run {
+                        remove(path)?;
                     }
                 }
-            };
-            owned.insert(path, record);
-            continue;
-        }
-        report.written += 1;
-        if dry_run {
-            continue;
-        }
-        // Individual files are not fsynced (20,000 fsyncs would take minutes); one syncfs
-        // below makes them durable before the manifest that records them.
-        let meta = write_atomic(&path, &file.content, mode, false)?;
-        owned.insert(
-            path,
-            Record {
-                sha256: hash,
-                len: meta.len(),
-                mtime_ns: mtime_ns(&meta),
-            },
-        );
-    }
-
-    for (path, record) in &manifest.files {
-        if wanted.contains_key(path) {
-            continue;
-        }
-        match inspect(path, Some(record))? {
-            OnDisk::Missing => {}
-            OnDisk::AsRecorded => {
-                report.removed += 1;
-                if !dry_run {
-                    remove(path)?;
+                OnDisk::Other { .. } => {
+                    self.report.kept_modified.push(path.clone());
+                    self.keep(path.clone(), record.clone());
                 }
             }
-            OnDisk::Other { .. } => {
-                owned.insert(path.clone(), record.clone());
-                report.kept_modified.push(path.clone());
-            }
         }
-    }
 
-    if !dry_run {
-        sync_filesystem(&target.data);
-        let manifest = Manifest {
-            version: MANIFEST_VERSION,
-            files: owned,
-            tree: plan.tree.clone(),
-            shortcuts: plan.shortcuts.clone(),
-        };
-        save_manifest(target, &manifest)?;
-        remove_empty_dirs(target);
+        if !self.dry_run {
+            // A sync that changed nothing leaves the manifest as it is: rewriting (and syncing)
+            // a large one costs more than everything else such a sync does.
+            let unchanged = self.manifest_was_read
+                && !self.written
+                && !removed_any
+                && self.kept_records == self.recorded
+                && self.owned.len() == self.recorded
+                && self.manifest.tree == *tree
+                && self.manifest.shortcuts == shortcuts
+                && self.target.manifest_path().exists();
+            if !unchanged {
+                self.owned
+                    .sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+                save_manifest(
+                    self.target,
+                    &ManifestRef {
+                        version: MANIFEST_VERSION,
+                        files: &self.owned,
+                        tree,
+                        shortcuts,
+                    },
+                )?;
+            }
+            remove_empty_dirs(self.target);
+        }
+        Ok(self.report)
     }
-    Ok(report)
 }
 
-fn save_manifest(target: &Target, manifest: &Manifest) -> Result<()> {
+/// Writes the manifest (synced to disk, then renamed into place).
+///
+/// The files it records are not synced one by one (20,000 fsyncs would take minutes) nor with a
+/// `syncfs` (which flushes every process's data on the disk and took seconds here). A crash can
+/// then leave a recorded file empty; [`inspect`] treats an empty file where the manifest recorded
+/// content as crash damage and has it written again, since arcade never writes an empty file.
+fn save_manifest(target: &Target, manifest: &ManifestRef) -> Result<()> {
     let path = target.manifest_path();
-    // Paths and strings always serialize.
-    let bytes = serde_json::to_vec(manifest).expect("manifest serializes");
-    write_atomic(&path, &bytes, 0o644, true)?;
-    Ok(())
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    replace(&path, 0o644, true, |out| {
+        let mut out = io::BufWriter::with_capacity(64 << 10, out);
+        serde_json::to_writer(&mut out, manifest)?;
+        out.flush()
+    })
+    .map(drop)
 }
 
 fn remove(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Err(err) if err.kind() != io::ErrorKind::NotFound => Err(io_error("remove", path)(err)),
         _ => Ok(()),
-    }
-}
-
-/// Makes everything written so far durable with one `syncfs` instead of one fsync per file.
-fn sync_filesystem(dir: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Ok(handle) = fs::File::open(dir) {
-        // SAFETY: syncfs only reads the descriptor, which `handle` keeps open for the call.
-        let rc = unsafe { libc::syncfs(handle.as_raw_fd()) };
-        if rc != 0 {
-            tracing::warn!(dir = %dir.display(), "syncfs failed: {}", io::Error::last_os_error());
-        }
     }
 }
 
@@ -456,7 +1008,7 @@ pub fn clean(target: &Target, dry_run: bool) -> Result<Report> {
         ..Report::default()
     };
     report.warnings.extend(warning);
-    for (path, record) in &manifest.files {
+    for (path, record) in sorted(&manifest.files) {
         match inspect(path, Some(record))? {
             OnDisk::Missing => {}
             OnDisk::AsRecorded => {
@@ -505,6 +1057,21 @@ mod tests {
                 .collect(),
             ..Plan::default()
         }
+    }
+
+    #[test]
+    fn an_emptied_file_is_crash_damage_and_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        // What a crash before the data reached the disk leaves: the file, empty.
+        fs::write(target.data.join("a/x"), "").unwrap();
+        // A file the user edited stays theirs.
+        fs::write(target.data.join("a/y"), "mine").unwrap();
+        let report = apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        assert_eq!(report.written, 1);
+        assert_eq!(report.kept_modified, [target.data.join("a/y")]);
+        assert_eq!(fs::read_to_string(target.data.join("a/x")).unwrap(), "1");
     }
 
     #[test]
@@ -604,6 +1171,85 @@ mod tests {
         let locked = second._file.metadata().unwrap().ino();
         assert_eq!(locked, fs::metadata(target.lock_path()).unwrap().ino());
         assert_ne!(locked, old);
+    }
+
+    #[test]
+    fn many_files_go_through_the_writer_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        let names: Vec<(String, String)> = (0..1000)
+            .map(|n| (format!("a/{n}.desktop"), format!("content {n}")))
+            .collect();
+        let files: Vec<(&str, &str)> = names
+            .iter()
+            .map(|(path, content)| (path.as_str(), content.as_str()))
+            .collect();
+        let report = apply(&plan_of(&files), &target, false).unwrap();
+        assert_eq!((report.written, report.unchanged), (1000, 0));
+        for (path, content) in &names {
+            assert_eq!(
+                fs::read_to_string(target.data.join(path)).unwrap(),
+                *content
+            );
+            let mode = fs::metadata(target.data.join(path)).unwrap().mode();
+            assert_eq!(mode & 0o777, 0o644, "{path}");
+        }
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(target.data.join("a")).unwrap().count(), 1000);
+        let report = apply(&plan_of(&files), &target, false).unwrap();
+        assert_eq!((report.written, report.unchanged), (0, 1000));
+    }
+
+    #[test]
+    fn a_sync_that_changes_nothing_leaves_the_manifest_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        let before = fs::metadata(target.manifest_path()).unwrap().ino();
+        apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        assert_eq!(fs::metadata(target.manifest_path()).unwrap().ino(), before);
+        // Any change, even a removal only, records the new state.
+        apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        assert_ne!(fs::metadata(target.manifest_path()).unwrap().ino(), before);
+    }
+
+    #[test]
+    fn the_manifest_keeps_its_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        apply(&plan_of(&[("a/y", "2"), ("a/x", "1")]), &target, false).unwrap();
+        let text = fs::read_to_string(target.manifest_path()).unwrap();
+        let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let files = json["files"].as_object().unwrap();
+        let x = target.data.join("a/x").display().to_string();
+        let y = target.data.join("a/y").display().to_string();
+        assert_eq!(files.keys().collect::<Vec<_>>(), [&x, &y], "sorted by path");
+        assert_eq!(files[&x]["sha256"], super::super::hex(&sha256(b"1")));
+        assert_eq!(files[&x]["len"], 1);
+        // What an earlier arcade wrote is read back as it was.
+        let (manifest, warning) = Manifest::load(&target);
+        assert_eq!(warning, None);
+        assert_eq!(manifest.files[Path::new(&x)].sha256, sha256(b"1"));
+        fs::write(
+            target.manifest_path(),
+            text.replace(&files[&x]["sha256"].as_str().unwrap()[..2], "zz"),
+        )
+        .unwrap();
+        assert!(
+            Manifest::load(&target).1.is_some(),
+            "a digest that is not hex is refused"
+        );
+    }
+
+    #[test]
+    fn a_file_that_appears_before_it_is_linked_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.desktop");
+        fs::write(&path, "someone else's").unwrap();
+        let meta = create_new(&path, b"ours", 0o644).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "ours");
+        assert_eq!(meta.len(), 4);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 
     #[test]

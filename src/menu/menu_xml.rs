@@ -39,29 +39,52 @@ impl Menu {
     }
 }
 
-/// Renders the whole merged file: root `Applications` (ignored when merging, as the spec says),
-/// our top menu, and its submenus.
+/// Everything before our top menu: root `Applications` (ignored when merging, as the spec says).
+const HEADER: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+     <!DOCTYPE Menu PUBLIC \"-//freedesktop//DTD Menu 1.0//EN\"\n \
+     \"http://www.freedesktop.org/standards/menu-spec/1.0/menu.dtd\">\n\
+     <!-- Written by arcade menu sync, which rewrites it: do not edit. -->\n\
+     <Menu>\n  <Name>Applications</Name>\n";
+
+/// Renders the whole merged file: root `Applications`, our top menu, and its submenus.
 pub fn render(top_name: &str, top_directory: &str, menus: &[Menu]) -> String {
-    let mut out = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <!DOCTYPE Menu PUBLIC \"-//freedesktop//DTD Menu 1.0//EN\"\n \
-         \"http://www.freedesktop.org/standards/menu-spec/1.0/menu.dtd\">\n\
-         <!-- Written by arcade menu sync, which rewrites it: do not edit. -->\n\
-         <Menu>\n  <Name>Applications</Name>\n",
-    );
-    let top = Menu {
-        name: top_name.to_owned(),
-        directory: top_directory.to_owned(),
-        include: Vec::new(),
-        layout: menus
-            .iter()
-            .map(|menu| LayoutItem::Menu(menu.name.clone()))
-            .collect(),
-        menus: menus.to_vec(),
-    };
-    write_menu(&mut out, &top, 1);
-    out.push_str("</Menu>\n");
-    out
+    let mut merged = Merged::new(top_name, top_directory);
+    for menu in menus {
+        merged.add(menu);
+    }
+    merged.finish()
+}
+
+/// The merged file written one submenu of the top menu at a time, so a large menu's submenus need
+/// not all be held until the end; [`render`] gives the same text.
+pub struct Merged {
+    out: String,
+    layout: Vec<LayoutItem>,
+}
+
+impl Merged {
+    pub fn new(top_name: &str, top_directory: &str) -> Merged {
+        let mut out = String::from(HEADER);
+        let _ = writeln!(out, "  <Menu>");
+        let _ = writeln!(out, "    <Name>{}</Name>", escape(top_name));
+        let _ = writeln!(out, "    <Directory>{}</Directory>", escape(top_directory));
+        Merged {
+            out,
+            layout: Vec::new(),
+        }
+    }
+
+    /// Writes the next submenu of the top menu.
+    pub fn add(&mut self, menu: &Menu) {
+        write_menu(&mut self.out, menu, 2);
+        self.layout.push(LayoutItem::Menu(menu.name.clone()));
+    }
+
+    pub fn finish(mut self) -> String {
+        write_layout(&mut self.out, "  ", &self.layout);
+        self.out.push_str("  </Menu>\n</Menu>\n");
+        self.out
+    }
 }
 
 fn write_menu(out: &mut String, menu: &Menu, depth: usize) {
@@ -87,27 +110,33 @@ fn write_menu(out: &mut String, menu: &Menu, depth: usize) {
     for submenu in &menu.menus {
         write_menu(out, submenu, depth + 1);
     }
-    if !menu.layout.is_empty() {
-        let _ = writeln!(out, "{pad}  <Layout>");
-        for item in &menu.layout {
-            match item {
-                LayoutItem::Menu(name) => {
-                    let _ = writeln!(
-                        out,
-                        "{pad}    <Menuname>{}</Menuname>",
-                        escape(name.as_str())
-                    );
-                }
-                LayoutItem::File(id) => {
-                    let _ = writeln!(out, "{pad}    <Filename>{}</Filename>", escape(id.as_str()));
-                }
+    write_layout(out, &pad, &menu.layout);
+    let _ = writeln!(out, "{pad}</Menu>");
+}
+
+/// A menu's `<Layout>`, when it has one; `pad` is the menu's own indentation.
+fn write_layout(out: &mut String, pad: &str, layout: &[LayoutItem]) {
+    if layout.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{pad}  <Layout>");
+    for item in layout {
+        match item {
+            LayoutItem::Menu(name) => {
+                let _ = writeln!(
+                    out,
+                    "{pad}    <Menuname>{}</Menuname>",
+                    escape(name.as_str())
+                );
+            }
+            LayoutItem::File(id) => {
+                let _ = writeln!(out, "{pad}    <Filename>{}</Filename>", escape(id.as_str()));
             }
         }
-        // Anything a menu implementation adds that we did not list goes at the end.
-        let _ = writeln!(out, "{pad}    <Merge type=\"all\"/>");
-        let _ = writeln!(out, "{pad}  </Layout>");
     }
-    let _ = writeln!(out, "{pad}</Menu>");
+    // Anything a menu implementation adds that we did not list goes at the end.
+    let _ = writeln!(out, "{pad}    <Merge type=\"all\"/>");
+    let _ = writeln!(out, "{pad}  </Layout>");
 }
 
 #[cfg(test)]

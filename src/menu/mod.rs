@@ -2,6 +2,7 @@
 //!
 //! [`plan`] is pure: it turns a catalog and the menu options into the exact bytes of every file
 //! (entries, directories, the merged menu, icons, desktop shortcuts) plus the [`Tree`] they show.
+//! [`plan_each`] hands out the same files one at a time, so a sync can write them as they come.
 //! [`install`] owns the disk: it applies a plan atomically, touching only files it wrote.
 //!
 //! Layout on disk (all per user, nothing under `/etc`):
@@ -134,12 +135,36 @@ enum Item<'a> {
 
 struct Version<'a> {
     image: &'a Image,
+    /// `image.reference()`, built once: the file name, the entry and the tree all use it.
+    reference: String,
     label: String,
     file_name: String,
 }
 
 /// Turns a catalog into the files of its menu.
 pub fn plan(catalog: &Catalog, options: &Options) -> Plan {
+    let mut files = Vec::new();
+    let planned = plan_each(catalog, options, &mut |file| {
+        files.push(file);
+        Ok::<(), std::convert::Infallible>(())
+    });
+    let mut plan = match planned {
+        Ok(plan) => plan,
+        Err(never) => match never {},
+    };
+    plan.files = files;
+    plan
+}
+
+/// [`plan`], handing each file to `put` as soon as it is made instead of collecting them, and
+/// returning the plan without its files. A large menu's file texts are most of a sync's memory,
+/// and this way they can be written while the rest is still being planned. The files come in the
+/// order [`plan`] lists them; an error from `put` stops the planning and is returned.
+pub fn plan_each<E>(
+    catalog: &Catalog,
+    options: &Options,
+    put: &mut dyn FnMut(File) -> Result<(), E>,
+) -> Result<Plan, E> {
     let mut plan = Plan::default();
     let mut names = UniqueNames::default();
     let launcher = options.launcher.to_string_lossy();
@@ -156,50 +181,56 @@ pub fn plan(catalog: &Catalog, options: &Options) -> Plan {
             .push(image);
     }
 
-    let mut top_menus = Vec::new();
+    // The merged menu is written project by project as each is planned, so the menus' lists of
+    // entries need not all be kept until the end.
+    let mut merged = menu_xml::Merged::new(TOP_NAME, TOP_DIRECTORY);
     let mut top_tree = Tree {
         name: TOP_NAME.to_owned(),
         ..Tree::default()
     };
-    plan.files
-        .push(directory_file(TOP_DIRECTORY, TOP_NAME, icons::ASTRO));
+    put(directory_file(TOP_DIRECTORY, TOP_NAME, icons::ASTRO))?;
 
     for (project, repositories) in &projects {
         let project_id = names.claim(&format!("project-{}", slug(project)), project);
         let project_directory = format!("{VENDOR}-{project_id}.directory");
-        plan.files
-            .push(directory_file(&project_directory, project, "folder"));
-        let project_category = format!("{CATEGORY}-{}", slug(project));
+        put(directory_file(&project_directory, project, "folder"))?;
+        let project_slug = slug(project);
+        let project_category = format!("{CATEGORY}-{project_slug}");
 
         let mut items = Vec::new();
         for (repository, images) in repositories {
             let mut images = images.clone();
-            images.sort_by(|a, b| crate::catalog::compare_tags_newest_first(&a.tag, &b.tag));
+            // Each tag is parsed once, not once per comparison.
+            images.sort_by_cached_key(|image| {
+                let image: &Image = image;
+                crate::catalog::TagKey::new(&image.tag)
+            });
             let labels = version_labels(&images);
+            let repository_slug = slug(repository);
             let versions: Vec<Version> = images
                 .iter()
                 .zip(labels)
-                .map(|(image, label)| Version {
-                    image,
-                    file_name: format!(
+                .map(|(image, label)| {
+                    let reference = image.reference();
+                    let file_name = format!(
                         "{}.desktop",
                         names.claim(
-                            &format!(
-                                "{}-{}-{}",
-                                slug(project),
-                                slug(repository),
-                                slug(&image.tag)
-                            ),
-                            &image.reference(),
+                            &format!("{project_slug}-{repository_slug}-{}", slug(&image.tag)),
+                            &reference,
                         )
-                    ),
-                    label,
+                    );
+                    Version {
+                        image,
+                        reference,
+                        label,
+                        file_name,
+                    }
                 })
                 .collect();
             let icon = icons::for_app(images[0].app_name());
             if versions.len() > options.submenu_threshold {
                 let id = names.claim(
-                    &format!("app-{}-{}", slug(project), slug(repository)),
+                    &format!("app-{project_slug}-{repository_slug}"),
                     &format!("{project}/{repository}"),
                 );
                 items.push(Item::Submenu {
@@ -230,22 +261,21 @@ pub fn plan(catalog: &Catalog, options: &Options) -> Plan {
                     versions,
                 } => {
                     let directory = format!("{VENDOR}-{id}.directory");
-                    plan.files.push(directory_file(&directory, name, icon));
+                    put(directory_file(&directory, name, icon))?;
                     let mut submenu = menu_xml::Menu::new(id.clone(), directory);
                     let mut sub_tree = Tree {
                         name: name.clone(),
                         ..Tree::default()
                     };
                     for version in versions {
-                        add_version(
-                            &mut plan,
+                        put(add_version(
                             &mut submenu,
                             &mut sub_tree,
                             version,
                             &launcher,
                             &project_category,
                             options,
-                        );
+                        ))?;
                     }
                     project_menu
                         .layout
@@ -255,70 +285,74 @@ pub fn plan(catalog: &Catalog, options: &Options) -> Plan {
                 }
                 Item::Entries(versions) => {
                     for version in versions {
-                        add_version(
-                            &mut plan,
+                        put(add_version(
                             &mut project_menu,
                             &mut project_tree,
                             version,
                             &launcher,
                             &project_category,
                             options,
-                        );
+                        ))?;
                     }
                 }
             }
         }
-        top_menus.push(project_menu);
+        merged.add(&project_menu);
         top_tree.menus.push(project_tree);
     }
 
-    let merged = menu_xml::render(TOP_NAME, TOP_DIRECTORY, &top_menus);
-    plan.files.push(File {
+    put(File {
         root: Root::Config,
         path: Path::new("menus/applications-merged").join(MENU_FILE),
-        content: merged.into_bytes(),
+        content: merged.finish().into_bytes(),
         executable: false,
-    });
-    plan.files.extend(icons::files());
-    plan_shortcuts(&mut plan, catalog, options);
+    })?;
+    for file in icons::files() {
+        put(file)?;
+    }
+    for file in plan_shortcuts(&mut plan, catalog, options) {
+        put(file)?;
+    }
     plan.tree = top_tree;
-    plan
+    Ok(plan)
 }
 
+/// The entry file of one version; records it in the menu and the tree.
 fn add_version(
-    plan: &mut Plan,
     menu: &mut menu_xml::Menu,
     tree: &mut Tree,
     version: &Version,
     launcher: &str,
     project_category: &str,
     options: &Options,
-) {
+) -> File {
     let desktop_id = format!("{VENDOR}-{}", version.file_name);
     let content = application_entry(
         version.image,
+        &version.reference,
         &version.label,
         launcher,
         project_category,
         options,
     );
-    plan.files.push(File {
+    let file = File {
         root: Root::Data,
         path: Path::new("applications")
             .join(APPLICATIONS_SUBDIR)
             .join(&version.file_name),
         content: content.into_bytes(),
         executable: false,
-    });
+    };
     menu.include.push(desktop_id.clone());
     menu.layout
         .push(menu_xml::LayoutItem::File(desktop_id.clone()));
     tree.entries.push(TreeEntry {
         name: version.label.clone(),
-        image: version.image.reference(),
+        image: version.reference.clone(),
         digest: version.image.digest.clone(),
         desktop_id,
     });
+    file
 }
 
 /// Labels for the versions of one repository: `repo:tag`, with the registry added where two
@@ -343,12 +377,12 @@ fn version_labels(images: &[&Image]) -> Vec<String> {
 
 fn application_entry(
     image: &Image,
+    reference: &str,
     label: &str,
     launcher: &str,
     project_category: &str,
     options: &Options,
 ) -> String {
-    let reference = image.reference();
     let app = image.app_name();
     let wm_class = options
         .wm_classes
@@ -360,18 +394,18 @@ fn application_entry(
         .string("Comment", &format!("{reference} in a container"))
         .string("Icon", icons::for_app(app))
         .string("TryExec", launcher)
-        .exec(launcher, ["launch", reference.as_str()])
+        .exec(launcher, ["launch", reference])
         .boolean("Terminal", false)
         .list("Categories", &[CATEGORY, project_category])
         .list("Keywords", &keywords(&[app, &image.project, "astronomy"]))
         .boolean("StartupNotify", true)
         .string("StartupWMClass", wm_class)
-        .string("X-Arcade-Image", &reference)
+        .string("X-Arcade-Image", reference)
         .string("X-Arcade-Project", &image.project);
     if let Some(digest) = &image.digest {
         entry.string("X-Arcade-Digest", digest);
     }
-    entry.render()
+    entry.into_text()
 }
 
 /// Search words for `Keywords`: a `;` inside a name splits it into two words instead of being
@@ -396,14 +430,16 @@ fn directory_file(file_name: &str, name: &str, icon: &str) -> File {
     File {
         root: Root::Data,
         path: Path::new("desktop-directories").join(file_name),
-        content: entry.render().into_bytes(),
+        content: entry.into_text().into_bytes(),
         executable: false,
     }
 }
 
-fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) {
+/// The desktop shortcuts' files; records them (and those without an image) in the plan.
+fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<File> {
     let launcher = options.launcher.to_string_lossy();
     let mut names = UniqueNames::default();
+    let mut files = Vec::new();
     for wanted in &options.shortcuts {
         let Some(image) = catalog.find(wanted).into_iter().next() else {
             plan.missing_shortcuts.push(wanted.clone());
@@ -436,10 +472,10 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) {
             "{VENDOR}-{}.desktop",
             names.claim(&format!("shortcut-{}", slug(wanted)), wanted)
         );
-        plan.files.push(File {
+        files.push(File {
             root: Root::Desktop,
             path: PathBuf::from(file_name),
-            content: entry.render().into_bytes(),
+            content: entry.into_text().into_bytes(),
             executable: true,
         });
         plan.shortcuts.push(Shortcut {
@@ -447,6 +483,7 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) {
             image: reference,
         });
     }
+    files
 }
 
 /// Makes a file-name-safe, readable fragment: lowercase ASCII letters and digits, other runs of
@@ -496,9 +533,11 @@ impl UniqueNames {
 }
 
 pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 15)]));
     }
     out
 }
