@@ -422,13 +422,25 @@ pub mod client {
         .ok()
     }
 
+    /// Why the daemon refused a launch: what was asked for does not exist, or anything else.
+    pub enum Refused {
+        NotFound(String),
+        Other(String),
+    }
+
+    impl From<String> for Refused {
+        fn from(message: String) -> Refused {
+            Refused::Other(message)
+        }
+    }
+
     /// Launches through the daemon (activating it if it is installed but not running). Returns
     /// `Ok(None)` when no daemon is there to ask, so the caller launches in-process.
     pub async fn launch(
         connection: &zbus::Connection,
         request: &launch::Request,
         wait: std::time::Duration,
-    ) -> Result<Option<Outcome>, String> {
+    ) -> Result<Option<Outcome>, Refused> {
         let proxy = LauncherProxy::new(connection)
             .await
             .map_err(|err| err.to_string())?;
@@ -480,15 +492,17 @@ pub mod client {
             {
                 return Ok(None);
             }
-            Err(Error::ZBus(zbus::Error::MethodError(_, Some(message), _))) => return Err(message),
-            Err(Error::ZBus(err)) => return Err(err.to_string()),
+            Err(Error::ZBus(zbus::Error::MethodError(_, Some(message), _))) => {
+                return Err(Refused::Other(message));
+            }
+            Err(Error::ZBus(err)) => return Err(Refused::Other(err.to_string())),
+            Err(Error::NotFound(message)) => return Err(Refused::NotFound(message)),
             Err(
-                Error::NotFound(message)
-                | Error::NoDisplay(message)
+                Error::NoDisplay(message)
                 | Error::BackendFailed(message)
                 | Error::InvalidArgs(message)
                 | Error::SyncFailed(message),
-            ) => return Err(message),
+            ) => return Err(Refused::Other(message)),
         };
         if request.no_wait {
             return Ok(Some(Outcome::Started(id)));

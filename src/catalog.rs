@@ -200,6 +200,11 @@ fn check_text(text: &str) -> Result<(), ReferenceError> {
     if text.chars().any(char::is_control) {
         return Err(ReferenceError::ControlCharacter);
     }
+    // A reference goes on an engine's command line after its options; one that starts like an
+    // option would be read as one.
+    if text.starts_with('-') {
+        return Err(ReferenceError::Unrepresentable('-'));
+    }
     // `Exec` is an ASCII `string` in the Desktop Entry spec, and readers disagree on what `%%`
     // inside a quoted argument means (GLib reads `%`, others keep `%%`), so neither can reach the
     // launcher unchanged. Real image names never contain them; leaving such an image out, and
@@ -504,6 +509,10 @@ mod tests {
         assert_eq!(
             Image::parse(&format!("h/p/{}:1", "a".repeat(2000))),
             Err(ReferenceError::TooLong)
+        );
+        assert_eq!(
+            Image::parse("--volume=/:/h:ro/p/r:1"),
+            Err(ReferenceError::Unrepresentable('-'))
         );
         assert_eq!(
             Image::parse("h/p/r:100%"),

@@ -100,7 +100,7 @@ pub enum ImageCommand {
 #[derive(Debug, Clone, Args)]
 pub struct LaunchArgs {
     /// Where the app runs.
-    #[arg(long, env = "ARCADE_BACKEND", value_enum)]
+    #[arg(long, value_enum)]
     pub backend: Option<Backend>,
     /// CPU cores for the app.
     #[arg(long, value_name = "N")]
@@ -111,8 +111,8 @@ pub struct LaunchArgs {
     /// GPUs for the app.
     #[arg(long, value_name = "N")]
     pub gpus: Option<u32>,
-    /// The skaha URL, for the skaha backend.
-    #[arg(long, env = "ARCADE_URL")]
+    /// The skaha URL, for the skaha backend (ARCADE_SKAHA_URL, else ARCADE_URL).
+    #[arg(long)]
     pub url: Option<String>,
     /// Return once the app is started, without waiting for its window.
     #[arg(long)]
@@ -150,16 +150,16 @@ pub enum MenuCommand {
 #[derive(Debug, Clone, Args)]
 pub struct SourceArgs {
     /// Where the catalog comes from.
-    #[arg(long, env = "ARCADE_SOURCE", value_enum)]
+    #[arg(long, value_enum)]
     pub source: Option<Source>,
     /// The Harbor or skaha URL.
-    #[arg(long, env = "ARCADE_URL")]
+    #[arg(long)]
     pub url: Option<String>,
     /// The Harbor label (skaha image type) that marks desktop apps.
-    #[arg(long, env = "ARCADE_LABEL")]
+    #[arg(long)]
     pub label: Option<String>,
     /// A JSON catalog file, for `--source file`.
-    #[arg(long, env = "ARCADE_CATALOG", value_name = "PATH")]
+    #[arg(long, value_name = "PATH")]
     pub catalog: Option<PathBuf>,
 }
 
@@ -275,10 +275,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = config::load(&overrides)?;
             crate::daemon::run(settings, overrides).await
         }
-        Command::SessionStart => {
-            let settings = config::load(&cli.overrides(None))?;
-            session_start(&settings).await
-        }
+        Command::SessionStart => session_start(config::load(&cli.overrides(None))).await,
     }
 }
 
@@ -338,7 +335,10 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         match crate::bus::client::launch(&connection, &request, wait).await {
             Ok(Some(outcome)) => return print_daemon_outcome(outcome),
             Ok(None) => tracing::debug!("no arcade daemon on the session bus; launching here"),
-            Err(message) => anyhow::bail!("{message}"),
+            Err(crate::bus::client::Refused::NotFound(message)) => {
+                return Err(NotFound(message).into());
+            }
+            Err(crate::bus::client::Refused::Other(message)) => anyhow::bail!("{message}"),
         }
     }
     let mut request = request;
@@ -444,22 +444,40 @@ async fn image_check(
 #[error("{0}")]
 pub struct ChecksFailed(pub String);
 
-/// The desktop startup hook: never blocks the desktop for long, never fails it.
-async fn session_start(settings: &config::Settings) -> anyhow::Result<()> {
+/// The desktop startup hook: never blocks the desktop for long, never fails it (a problem is a
+/// warning, and the exit status stays 0).
+async fn session_start(settings: config::Result<config::Settings>) -> anyhow::Result<()> {
+    let settings = match settings {
+        Ok(settings) => Some(settings),
+        Err(err) => {
+            eprintln!("arcade: warning: {err}; the menu stays as it is");
+            None
+        }
+    };
     // Menu panels watch only merge folders that exist when they load, so make ours first.
-    let merged = settings.dirs.config_home.join("menus/applications-merged");
-    if let Err(err) = std::fs::create_dir_all(&merged) {
-        eprintln!(
-            "arcade: warning: failed to create {}: {err}",
-            merged.display()
-        );
+    let config_home = match &settings {
+        Some(settings) => Some(settings.dirs.config_home.clone()),
+        None => config::Dirs::from_env().ok().map(|dirs| dirs.config_home),
+    };
+    if let Some(config_home) = config_home {
+        let merged = config_home.join("menus/applications-merged");
+        if let Err(err) = std::fs::create_dir_all(&merged) {
+            eprintln!(
+                "arcade: warning: failed to create {}: {err}",
+                merged.display()
+            );
+        }
     }
-    if settings.dirs.cached_catalog().exists() {
+    if let Some(settings) = &settings
+        && settings.dirs.cached_catalog().exists()
+    {
         let offline = sync::run(
             settings,
             sync::Mode {
                 offline: true,
                 dry_run: false,
+                // A sync holding the lock is already bringing the menu up to date.
+                no_lock_wait: true,
             },
             Arc::new(()),
         );
@@ -479,7 +497,7 @@ async fn session_start(settings: &config::Settings) -> anyhow::Result<()> {
         Ok(Err(err)) => {
             // No bus, or the daemon is not installed as a D-Bus service: start it ourselves.
             tracing::debug!("cannot reach the daemon over the bus: {err}");
-            match spawn_daemon(settings) {
+            match spawn_daemon(settings.as_ref()) {
                 Ok(pid) => println!("daemon: started (pid {pid})"),
                 Err(err) => eprintln!("arcade: warning: failed to start the daemon: {err}"),
             }
@@ -490,10 +508,14 @@ async fn session_start(settings: &config::Settings) -> anyhow::Result<()> {
 }
 
 /// Starts `arcade daemon` in a session of its own, logging into the state folder.
-fn spawn_daemon(settings: &config::Settings) -> anyhow::Result<u32> {
+fn spawn_daemon(settings: Option<&config::Settings>) -> anyhow::Result<u32> {
     use std::os::unix::process::CommandExt as _;
     let exe = std::env::current_exe().context("failed to find the arcade binary")?;
-    let log_dir = settings.dirs.state_home.join("arcade");
+    let state_home = match settings {
+        Some(settings) => settings.dirs.state_home.clone(),
+        None => config::Dirs::from_env()?.state_home,
+    };
+    let log_dir = state_home.join("arcade");
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("failed to create {}", log_dir.display()))?;
     let log_path = log_dir.join("daemon.log");
@@ -586,6 +608,7 @@ async fn menu_sync(settings: &config::Settings, args: &SyncArgs) -> anyhow::Resu
         sync::Mode {
             offline: args.offline,
             dry_run: args.dry_run,
+            no_lock_wait: false,
         },
         progress,
     )

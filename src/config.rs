@@ -484,6 +484,25 @@ fn env_nonempty(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|value| !value.is_empty())
 }
 
+/// A choice (`harbor`, `podman`, …) from the environment; a value that is none of them is an
+/// error naming the variable.
+fn env_choice<T: clap::ValueEnum>(var: &str) -> Result<Option<T>> {
+    let Some(value) = env_nonempty(var) else {
+        return Ok(None);
+    };
+    T::from_str(&value, true).map(Some).map_err(|_| {
+        let names: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|variant| variant.to_possible_value())
+            .map(|possible| possible.get_name().to_owned())
+            .collect();
+        Error::Invalid(format!(
+            "{var}={value:?} must be one of {}",
+            names.join(", ")
+        ))
+    })
+}
+
 /// Reads the config files that exist, lowest precedence first.
 pub fn read_files(dirs: &Dirs, explicit: Option<&Path>) -> Result<(FileConfig, Vec<PathBuf>)> {
     let mut candidates: Vec<PathBuf> = dirs
@@ -531,26 +550,45 @@ pub fn resolve(
     overrides: &Overrides,
 ) -> Result<Settings> {
     let platform = in_platform_session();
-    let source = overrides.source.or(file.source).unwrap_or(if platform {
-        Source::Skaha
-    } else {
-        Source::Harbor
-    });
+    // The environment sits between flags and files, for every command alike (the daemon and
+    // `arcade config` included), so it is read here and nowhere else.
+    let env_source = env_choice::<Source>("ARCADE_SOURCE")?;
+    let env_backend = env_choice::<Backend>("ARCADE_BACKEND")?;
+    let env_url = env_nonempty("ARCADE_URL");
+    let source = overrides
+        .source
+        .or(env_source)
+        .or(file.source)
+        .unwrap_or(if platform {
+            Source::Skaha
+        } else {
+            Source::Harbor
+        });
+    let source_url = overrides
+        .url
+        .clone()
+        .or(env_url.clone())
+        .or(file.url.clone());
+    // The service apps are launched on: named for it, or the catalog source's when that is
+    // skaha, or the platform desktop's; `ARCADE_URL` only as a last resort, since it usually
+    // names the catalog source (a Harbor).
     let skaha_url = overrides
         .skaha_url
         .clone()
+        .or_else(|| env_nonempty("ARCADE_SKAHA_URL"))
         .or(match source {
-            Source::Skaha => overrides.url.clone().or(file.url.clone()),
+            Source::Skaha => source_url.clone(),
             _ => None,
         })
-        .or_else(|| env_nonempty("ARCADE_SKAHA_URL"))
         .or_else(platform_skaha_url)
+        .or(match source {
+            Source::Skaha => None,
+            _ => env_url.clone(),
+        })
         .map(|url| skaha_root(&url));
     let url = match source {
-        Source::Harbor => overrides
-            .url
+        Source::Harbor => source_url
             .clone()
-            .or(file.url.clone())
             .unwrap_or_else(|| "https://images.canfar.net".to_owned()),
         Source::Skaha => skaha_url.clone().ok_or_else(|| {
             Error::Invalid(
@@ -563,6 +601,10 @@ pub fn resolve(
     }
     .trim_end_matches('/')
     .to_owned();
+    // Credentials first, so no later message can echo them.
+    for candidate in [Some(&url), skaha_url.as_ref()].into_iter().flatten() {
+        refuse_credentials_in(candidate)?;
+    }
     if matches!(source, Source::Harbor | Source::Skaha)
         && !(url.starts_with("https://") || url.starts_with("http://"))
     {
@@ -570,10 +612,11 @@ pub fn resolve(
             "url {url:?} must start with https:// or http://"
         )));
     }
-    for candidate in [Some(&url), skaha_url.as_ref()].into_iter().flatten() {
-        refuse_credentials_in(candidate)?;
-    }
-    let catalog = overrides.catalog.clone().or(file.catalog);
+    let catalog = overrides
+        .catalog
+        .clone()
+        .or_else(|| env_nonempty("ARCADE_CATALOG").map(PathBuf::from))
+        .or(file.catalog);
     if source == Source::File && catalog.is_none() {
         return Err(Error::Invalid(
             "the file source needs a catalog: set --catalog, ARCADE_CATALOG or catalog in the config"
@@ -583,6 +626,7 @@ pub fn resolve(
     let label = overrides
         .label
         .clone()
+        .or_else(|| env_nonempty("ARCADE_LABEL"))
         .or(file.label)
         .unwrap_or_else(|| "desktop-app".to_owned());
     if label.is_empty() {
@@ -613,6 +657,7 @@ pub fn resolve(
     }
     let backend = overrides
         .backend
+        .or(env_backend)
         .or(file.launch.backend)
         .unwrap_or_else(|| default_backend(platform));
 
@@ -624,24 +669,20 @@ pub fn resolve(
         timeout: Duration::from_secs(file.timeout_secs.unwrap_or(10).max(1)),
         deadline: Duration::from_secs(file.deadline_secs.unwrap_or(120).max(1)),
         concurrency,
-        ca_file: file
-            .ca_file
-            .or_else(|| env_nonempty("ARCADE_CA_FILE").map(PathBuf::from)),
+        ca_file: env_nonempty("ARCADE_CA_FILE")
+            .map(PathBuf::from)
+            .or(file.ca_file),
         allow_empty: overrides.allow_empty || file.allow_empty.unwrap_or(false),
         harbor_auth,
         secret_files,
         skaha: SkahaSettings {
             url: skaha_url,
-            api_version: file
-                .skaha
-                .api_version
-                .or_else(|| env_nonempty("SKAHA_API_VERSION"))
+            api_version: env_nonempty("SKAHA_API_VERSION")
+                .or(file.skaha.api_version)
                 .unwrap_or_else(|| "v1".to_owned()),
             auth: skaha_auth,
-            session_id: file
-                .skaha
-                .session_id
-                .or_else(|| env_nonempty("ARCADE_SESSION_ID"))
+            session_id: env_nonempty("ARCADE_SESSION_ID")
+                .or(file.skaha.session_id)
                 .or_else(|| env_nonempty("skaha_sessionid"))
                 .or_else(|| env_nonempty("VNC_PW")),
             poll_timeout: Duration::from_secs(file.skaha.poll_timeout_secs.unwrap_or(600)),
@@ -671,10 +712,9 @@ pub fn resolve(
             env: file.launch.env.unwrap_or_default(),
             volumes: file.launch.volumes.unwrap_or_default(),
             pull: file.launch.pull.unwrap_or_else(|| "missing".to_owned()),
-            containers_conf: file
-                .launch
-                .containers_conf
-                .or_else(|| env_nonempty("CONTAINERS_CONF").map(PathBuf::from)),
+            containers_conf: env_nonempty("CONTAINERS_CONF")
+                .map(PathBuf::from)
+                .or(file.launch.containers_conf),
         },
         daemon: DaemonSettings {
             refresh: Duration::from_secs(file.daemon.refresh_minutes.unwrap_or(30).max(1) * 60),

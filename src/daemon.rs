@@ -120,23 +120,52 @@ impl Core {
         let store = Store::new(settings.dirs.launch_state());
         let id = store.new_id();
         request.id = Some(id.clone());
+        // Known from now on, so the end of the session stops it even while it still starts.
+        if backend != Backend::Skaha {
+            self.started
+                .lock()
+                .expect("started lock")
+                .insert(id.clone(), (backend, format!("arcade-{id}")));
+        }
         let core = Arc::clone(self);
         let app = target.label.clone();
         tokio::spawn(async move {
             let observer: Arc<dyn launch::Observer> = Arc::new(Forward(core.notices.clone()));
             let result =
                 launch::launch_target(&settings, &request, target, started, observer).await;
+            let id = request.id.clone().unwrap_or_default();
             match result {
-                Ok(launched) => {
-                    if let Some(child) = launched.child {
-                        core.follow(launched.record, child).await;
+                Ok(launched) => match launched.child {
+                    Some(mut child) => {
+                        let code = child
+                            .wait()
+                            .await
+                            .ok()
+                            .and_then(|status| status.code())
+                            .unwrap_or(-1);
+                        core.finished(&id, code);
                     }
-                }
+                    None => {
+                        core.started.lock().expect("started lock").remove(&id);
+                    }
+                },
                 Err(err) => {
                     let reason = err.to_string();
-                    tracing::warn!(id = request.id.as_deref(), "launch failed: {reason}");
+                    tracing::warn!(id, "launch failed: {reason}");
+                    match err {
+                        // The container runs on, without a window yet or without our watch:
+                        // follow it by its name until it ends.
+                        launch::Error::NoWindow { .. } | launch::Error::X(_)
+                            if backend != Backend::Skaha =>
+                        {
+                            Arc::clone(&core).follow_container(backend, id.clone());
+                        }
+                        _ => {
+                            core.started.lock().expect("started lock").remove(&id);
+                        }
+                    }
                     core.notify(Notice::Launch(Event::Failed {
-                        id: request.id.clone().unwrap_or_default(),
+                        id,
                         reason: reason.clone(),
                     }));
                     core.notify(Notice::Desktop {
@@ -149,33 +178,30 @@ impl Core {
         Ok(id)
     }
 
-    /// Waits for a local app to exit, then records and announces its exit code.
-    async fn follow(&self, record: launch::record::Record, mut child: tokio::process::Child) {
-        let backend = if record.backend == "docker" {
-            Backend::Docker
-        } else {
-            Backend::Podman
-        };
-        let name = record
-            .container
-            .clone()
-            .unwrap_or_else(|| format!("arcade-{}", record.id));
-        self.started
-            .lock()
-            .expect("started lock")
-            .insert(record.id.clone(), (backend, name));
-        let code = child
-            .wait()
-            .await
-            .ok()
-            .and_then(|status| status.code())
-            .unwrap_or(-1);
-        self.finished(&record.id, code);
+    /// Follows a container by name (one this daemon did not start the client of, or lost the
+    /// window of) until it exits.
+    fn follow_container(self: Arc<Self>, kind: Backend, id: String) {
+        tokio::spawn(async move {
+            let Ok(engine) = Engine::find(kind) else {
+                return;
+            };
+            let name = format!("arcade-{id}");
+            // `wait` prints the exit code once the container exits.
+            let code = engine
+                .output(["wait", name.as_str()])
+                .await
+                .ok()
+                .and_then(|text| text.trim().parse().ok())
+                .unwrap_or(-1);
+            self.finished(&id, code);
+        });
     }
 
     fn finished(&self, id: &str, code: i32) {
         self.started.lock().expect("started lock").remove(id);
-        let store = Store::new(self.settings().dirs.launch_state());
+        let settings = self.settings();
+        launch::remove_launch_dir(&settings, id);
+        let store = Store::new(settings.dirs.launch_state());
         if let Some(mut record) = store.load(id)
             && !record.state.is_finished()
         {
@@ -292,7 +318,10 @@ impl Core {
                 continue;
             };
             for (id, state) in containers {
-                if state != "running" {
+                // Launches this daemon took since it began serving are followed already.
+                if state != "running"
+                    || self.started.lock().expect("started lock").contains_key(&id)
+                {
                     continue;
                 }
                 let name = format!("arcade-{id}");
@@ -304,19 +333,8 @@ impl Core {
                 self.started
                     .lock()
                     .expect("started lock")
-                    .insert(id.clone(), (kind, name.clone()));
-                let core = Arc::clone(self);
-                let engine = engine.clone();
-                tokio::spawn(async move {
-                    // `wait` prints the exit code once the container exits.
-                    let code = engine
-                        .output(["wait", name.as_str()])
-                        .await
-                        .ok()
-                        .and_then(|text| text.trim().parse().ok())
-                        .unwrap_or(-1);
-                    core.finished(&id, code);
-                });
+                    .insert(id.clone(), (kind, name));
+                Arc::clone(self).follow_container(kind, id);
             }
         }
     }

@@ -128,6 +128,16 @@ impl Harbor {
             url: url.to_owned(),
             detail: err.to_string(),
         })?;
+        if let Some(auth) = &auth
+            && parsed.scheme() == "http"
+        {
+            tracing::warn!(
+                user = auth.username,
+                "sending Harbor credentials over plain http to {}; use https outside a trusted \
+                 network",
+                parsed.host_str().unwrap_or_default()
+            );
+        }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             // Both setters only fail for URLs that cannot have credentials in the first place.
             let _ = parsed.set_username("");

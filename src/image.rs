@@ -239,7 +239,12 @@ async fn run(
         },
         Err(_) => {
             // The client was killed on drop; the container must go too.
-            let _ = engine.output(["rm", "--force", "--time", "0", &name]).await;
+            if let Err(err) = engine.remove(&name).await {
+                tracing::warn!(
+                    container = name,
+                    "failed to remove a timed-out check: {err}"
+                );
+            }
             Run {
                 timed_out: true,
                 ..Run::default()

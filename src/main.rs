@@ -20,7 +20,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(arcade::cli::run(cli)) {
+    let result = runtime.block_on(arcade::cli::run(cli));
+    // Work left on blocking threads (a sync the startup hook stopped waiting for) must not hold
+    // the process: give it a moment, then go.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if arcade::cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

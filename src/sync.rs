@@ -52,6 +52,9 @@ pub struct Mode {
     pub offline: bool,
     /// Decide everything, write nothing.
     pub dry_run: bool,
+    /// Give up at once when another sync holds the lock, instead of waiting for it (the desktop
+    /// startup hook must not wait).
+    pub no_lock_wait: bool,
 }
 
 /// What a sync did, for the CLI summary, `--json` and the daemon's `Refresh()`.
@@ -194,7 +197,8 @@ pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
         .find(|c| !c.is_ascii() || c.is_ascii_control() || *c == '%')
     {
         return Err(Error::Launcher(std::io::Error::other(format!(
-            "its path {text:?} contains {c:?}, which a desktop entry's Exec cannot carry;              install arcade under another path"
+            "its path {text:?} contains {c:?}, which a desktop entry's Exec cannot carry; \
+             install arcade under another path"
         ))));
     }
     Ok(menu::Options {
@@ -249,7 +253,11 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
         let lock = if mode.dry_run {
             None
         } else {
-            Some(install::lock(&target)?)
+            Some(if mode.no_lock_wait {
+                install::lock_within(&target, std::time::Duration::ZERO)?
+            } else {
+                install::lock(&target)?
+            })
         };
         // The manifest is read once: it gives the previous menu for the summary and what the
         // install owns. Files are written as they are planned.
@@ -306,11 +314,13 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
             .warnings
             .into_iter()
             .chain(
-                (settings.menu.desktop_dir.is_none() && !settings.menu.shortcuts.is_empty())
-                    .then(|| {
-                        "no desktop shortcuts: the desktop folder is turned off                          (XDG_DESKTOP_DIR is the home folder)"
+                (settings.menu.desktop_dir.is_none() && !settings.menu.shortcuts.is_empty()).then(
+                    || {
+                        "no desktop shortcuts: the desktop folder is turned off \
+                         (XDG_DESKTOP_DIR is the home folder)"
                             .to_owned()
-                    }),
+                    },
+                ),
             )
             .collect(),
         dry_run: mode.dry_run,

@@ -35,7 +35,11 @@ pub struct RunSpec {
     /// The per-launch folder mounted at [`contract::MOUNT`].
     pub launch_dir: PathBuf,
     pub display: Display,
+    /// Variables given as `NAME=VALUE` (nothing secret: ours, and those the engine client reads).
     pub env: Vec<(String, String)>,
+    /// Variables given as `--env NAME`, their values taken from the engine client's environment
+    /// so they never show in a command line.
+    pub env_names: Vec<String>,
     pub cores: Option<u32>,
     pub ram_gb: Option<u32>,
     pub gpus: Option<u32>,
@@ -128,6 +132,10 @@ impl Engine {
             push("--env".into());
             push(format!("{key}={value}"));
         }
+        for key in &spec.env_names {
+            push("--env".into());
+            push(key.clone());
+        }
         push("--entrypoint=/bin/sh".into());
         push(spec.image.clone());
         push(contract::ENTRY.into());
@@ -210,6 +218,15 @@ impl Engine {
             .collect())
     }
 
+    /// Removes a container at once, whatever its state (`--time` is podman's alone).
+    pub async fn remove(&self, name: &str) -> Result<(), String> {
+        match self.kind {
+            Backend::Docker => self.output(["rm", "--force", name]).await,
+            _ => self.output(["rm", "--force", "--time", "0", name]).await,
+        }
+        .map(|_| ())
+    }
+
     /// Stops a container, giving the app a few seconds to exit cleanly.
     pub async fn stop(&self, name: &str) -> Result<(), String> {
         self.output(["stop", "--time", "5", name]).await.map(|_| ())
@@ -222,6 +239,17 @@ impl Engine {
             _ => self.output(["image", "exists", image]).await.is_ok(),
         }
     }
+}
+
+/// Whether the engine client itself reads this variable, so it cannot carry a value meant only
+/// for the container (such values go on the command line instead).
+pub fn engine_reads(name: &str) -> bool {
+    matches!(
+        name,
+        "HOME" | "PATH" | "USER" | "TMPDIR" | "REGISTRY_AUTH_FILE"
+    ) || ["XDG_", "CONTAINERS_", "DOCKER_", "BUILDAH_", "PODMAN_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
 }
 
 /// The last non-empty line of some output.
@@ -292,6 +320,7 @@ mod tests {
             launch_dir: "/run/user/0/arcade/abc123".into(),
             display: Display::parse(":5").unwrap(),
             env: vec![("DISPLAY".into(), ":5".into())],
+            env_names: vec!["SECRET_TOKEN".into()],
             cores: Some(2),
             ram_gb: Some(4),
             gpus: None,
@@ -331,6 +360,12 @@ mod tests {
                 "{expected} missing: {args:?}"
             );
         }
+        let secret = args.iter().position(|arg| arg == "SECRET_TOKEN").unwrap();
+        assert_eq!(
+            args[secret - 1],
+            "--env",
+            "a named variable carries no value"
+        );
         assert_eq!(args[args.len() - 2], "images.canfar.net/skaha/terminal:1.0");
         assert_eq!(args[args.len() - 1], "/run/arcade/entry.sh");
         assert!(!args.iter().any(|arg| arg.contains("/tmp/.X11-unix:")));

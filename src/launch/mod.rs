@@ -196,6 +196,11 @@ pub fn resolve_in(cached: Option<&catalog::Catalog>, target: &str) -> Result<Tar
             return Ok(target_of(first));
         }
     }
+    if target.starts_with('-') {
+        return Err(Error::Invalid(format!(
+            "{target:?} is not an image reference (it starts with '-')"
+        )));
+    }
     if target.contains('/') {
         // A reference the catalog does not know: the engine resolves it.
         return Ok(match Image::parse(target) {
@@ -319,6 +324,13 @@ fn launch_dir(settings: &Settings, id: &str) -> PathBuf {
         .join(id)
 }
 
+/// Removes a finished launch's folder (its scripts and its copy of the X cookie).
+pub fn remove_launch_dir(settings: &Settings, id: &str) {
+    if record::is_id(id) {
+        let _ = std::fs::remove_dir_all(launch_dir(settings, id));
+    }
+}
+
 fn host_name(app: &str, id: &str) -> String {
     let mut slug = crate::menu::slug(app);
     slug.truncate(40);
@@ -340,25 +352,46 @@ async fn launch_local(
     if display.host.is_some() && settings.launch.network == "none" {
         return Err(Error::RemoteDisplay(display.name.clone()));
     }
-    // Connect before starting anything: a display we cannot open fails fast, and windows created
-    // from now on are seen.
-    let (mut watcher, cookie) = {
-        let display = display.clone();
-        let xauthority = request.xauthority.clone();
-        tokio::task::spawn_blocking(move || Watcher::connect(&display, xauthority.as_deref()))
-            .await
-            .expect("x11 connect task panicked")?
-    };
     let (uid, gid) = engine::app_user(&settings.launch.user).map_err(Error::Invalid)?;
     // SAFETY: getuid only reads the process's credentials.
     let host_uid = unsafe { libc::getuid() };
-
     let store = Store::new(settings.dirs.launch_state());
     std::fs::create_dir_all(store.dir()).map_err(io_error("create", store.dir()))?;
     let id = request.id.clone().unwrap_or_else(|| store.new_id());
-    let dir = launch_dir(settings, &id);
-    prepare_dir(&dir, &cookie, &display, request, target, uid, gid)?;
 
+    // Connect before starting anything: a display we cannot open fails fast, and windows created
+    // from now on are seen. The busy cursor starts here too, unless the menu started it, or
+    // nothing will wait to end it (`--no-wait`).
+    let (mut watcher, cookie, startup) = {
+        let display = display.clone();
+        let xauthority = request.xauthority.clone();
+        let given = request.startup_id.clone();
+        let own = !request.no_wait;
+        let (id, target) = (id.clone(), target.clone());
+        tokio::task::spawn_blocking(move || -> Result<_> {
+            let (mut watcher, cookie) = Watcher::connect(&display, xauthority.as_deref())?;
+            let startup = match given {
+                Some(given) => Some(Startup { id: given }),
+                None if own => Some(Startup::begin(&mut watcher, None, &id, &target)),
+                None => None,
+            };
+            Ok((watcher, cookie, startup))
+        })
+        .await
+        .expect("x11 connect task panicked")?
+    };
+    // Until the watcher thread takes over, a failure must still end the busy cursor.
+    let fail = |watcher: Watcher, startup: Option<Startup>, error: Error| async move {
+        if let Some(startup) = startup {
+            let _ = tokio::task::spawn_blocking(move || startup.end(&watcher)).await;
+        }
+        error
+    };
+
+    let dir = launch_dir(settings, &id);
+    if let Err(err) = prepare_dir(&dir, &cookie, &display, request, target, uid, gid) {
+        return Err(fail(watcher, startup, err).await);
+    }
     let hostname = host_name(&target.app, &id);
     let mut env: Vec<(String, String)> = vec![
         ("DISPLAY".into(), format!(":{}", display.number)),
@@ -378,15 +411,18 @@ async fn launch_local(
     if let Some(cores) = request.cores.or(settings.launch.cores) {
         env.push(("OMP_NUM_THREADS".into(), cores.max(1).to_string()));
     }
-    let startup = Startup::begin(&mut watcher, request.startup_id.as_deref(), &id, target);
-    env.push(("DESKTOP_STARTUP_ID".into(), startup.id.clone()));
-    env.extend(
-        settings
-            .launch
-            .env
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone())),
-    );
+    if let Some(startup) = &startup {
+        env.push(("DESKTOP_STARTUP_ID".into(), startup.id.clone()));
+    }
+    // The operator's variables may hold secrets: they reach the container through the engine
+    // client's environment (`--env NAME`), never through its command line.
+    let (passed, private): (Vec<_>, Vec<_>) = settings
+        .launch
+        .env
+        .iter()
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .partition(|(key, _)| engine::engine_reads(key));
+    env.extend(passed);
 
     let spec = RunSpec {
         id: id.clone(),
@@ -400,6 +436,7 @@ async fn launch_local(
         launch_dir: dir.clone(),
         display: display.clone(),
         env,
+        env_names: private.iter().map(|(key, _)| key.clone()).collect(),
         cores: request.cores.or(settings.launch.cores),
         ram_gb: request.ram_gb.or(settings.launch.ram_gb),
         gpus: request.gpus,
@@ -409,7 +446,12 @@ async fn launch_local(
     };
 
     let log_path = store.log_path(&id);
-    let log = open_log(&log_path, target, &display, engine)?;
+    let log = match open_log(&log_path, target, &display, engine)
+        .and_then(|log| Ok((log.try_clone().map_err(io_error("open", &log_path))?, log)))
+    {
+        Ok(logs) => logs,
+        Err(err) => return Err(fail(watcher, startup, err).await),
+    };
     let mut record = Record {
         id: id.clone(),
         app: target.label.clone(),
@@ -426,18 +468,16 @@ async fn launch_local(
         window_ms: None,
         message: None,
     };
-    store
-        .save(&record)
-        .map_err(io_error("write the launch record in", store.dir()))?;
-    observer.event(Event::Starting {
-        id: id.clone(),
-        app: target.label.clone(),
-    });
+    if let Err(err) = store.save(&record) {
+        let err = io_error("write the launch record in", store.dir())(err);
+        return Err(fail(watcher, startup, err).await);
+    }
 
     let mut command = engine.command(engine.run_args(&spec));
     command
-        .stdout(log.try_clone().map_err(io_error("open", &log_path))?)
-        .stderr(log)
+        .envs(private)
+        .stdout(log.0)
+        .stderr(log.1)
         // Its own process group: closing the terminal `arcade launch` was typed in, or Ctrl-C
         // there after the window is up, must not take the app down.
         .process_group(0);
@@ -445,13 +485,31 @@ async fn launch_local(
         command.env("CONTAINERS_CONF", conf);
     }
     tracing::info!(id, image = %target.image, on = %spec.display.name, "starting {}", engine.name());
-    let mut child = command.spawn().map_err(|err| Error::EngineFailed {
-        engine: engine.name(),
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(err) => {
+            let error = Error::EngineFailed {
+                engine: engine.name(),
+                app: target.label.clone(),
+                message: format!("failed to run {}: {err}", engine.program.display()),
+            };
+            record.state = State::Failed;
+            record.message = Some(error.to_string());
+            let _ = store.save(&record);
+            return Err(fail(watcher, startup, error).await);
+        }
+    };
+    observer.event(Event::Starting {
+        id: id.clone(),
         app: target.label.clone(),
-        message: format!("failed to run {}: {err}", engine.program.display()),
-    })?;
+    });
 
     if request.no_wait {
+        if let Some(startup) = startup {
+            // The menu's sequence: nothing here will see the window, so the window manager's
+            // WMCLASS match or its timeout ends it; ours was never started.
+            drop(startup);
+        }
         record.state = State::Running;
         let _ = store.save(&record);
         return Ok(Launched {
@@ -461,54 +519,49 @@ async fn launch_local(
         });
     }
 
-    // Watch for the window on a thread of its own while waiting for the engine client here.
+    // Watch for the window on a thread of its own while waiting for the engine client here. The
+    // thread ends the busy cursor as soon as it is done, whichever way it is done.
     let cancel = Arc::new(AtomicBool::new(false));
     let deadline = started + settings.launch.wait;
     let matcher = {
         let id = id.clone();
         let hostname = hostname.clone();
-        let startup_id = startup.id.clone();
+        let startup_id = startup.as_ref().map(|startup| startup.id.clone());
         move |info: &x11::WindowInfo| {
             info.pid
                 .is_some_and(|pid| x11::process_has_env(pid, "ARCADE_LAUNCH_ID", &id))
                 || info.client_machine.as_deref() == Some(hostname.as_str())
-                || info.startup_id.as_deref() == Some(startup_id.as_str())
+                || (startup_id.is_some() && info.startup_id == startup_id)
         }
     };
     let mut window_task = {
         let cancel = Arc::clone(&cancel);
         tokio::task::spawn_blocking(move || {
             let found = watcher.wait_for_window(&matcher, deadline, &cancel);
-            (watcher, found)
+            if let Some(startup) = &startup {
+                startup.end(&watcher);
+            }
+            found
         })
     };
 
     enum Outcome {
-        Window(Box<Watcher>, Option<(x11::WindowInfo, Instant)>),
+        Window(Option<(x11::WindowInfo, Instant)>),
         WatchFailed(x11::Error),
         Exited(std::io::Result<std::process::ExitStatus>),
         Interrupted,
     }
     let outcome = tokio::select! {
-        joined = &mut window_task => {
-            let (watcher, found) = joined.expect("window watcher panicked");
-            match found {
-                Ok(found) => Outcome::Window(Box::new(watcher), found),
-                Err(err) => Outcome::WatchFailed(err),
-            }
-        }
+        joined = &mut window_task => match joined.expect("window watcher panicked") {
+            Ok(found) => Outcome::Window(found),
+            Err(err) => Outcome::WatchFailed(err),
+        },
         status = child.wait() => Outcome::Exited(status),
         _ = interrupted() => Outcome::Interrupted,
     };
 
-    let finish = |watcher: Option<&Watcher>| {
-        if let Some(watcher) = watcher {
-            startup.end(watcher);
-        }
-    };
     match outcome {
-        Outcome::Window(watcher, Some((info, at))) => {
-            finish(Some(&watcher));
+        Outcome::Window(Some((info, at))) => {
             let after = at.duration_since(started);
             tracing::info!(id, window = info.window, pid = ?info.pid, ?after, "window mapped");
             record.state = State::Running;
@@ -524,8 +577,7 @@ async fn launch_local(
                 child: Some(child),
             })
         }
-        Outcome::Window(watcher, None) => {
-            finish(Some(&watcher));
+        Outcome::Window(None) => {
             // The deadline passed; the app may still be pulling or starting, so leave it be.
             let error = Error::NoWindow {
                 app: target.label.clone(),
@@ -544,9 +596,7 @@ async fn launch_local(
         }
         Outcome::Exited(status) => {
             cancel.store(true, Ordering::Relaxed);
-            if let Ok((watcher, _)) = window_task.await {
-                finish(Some(&watcher));
-            }
+            let _ = window_task.await;
             let code = status.ok().and_then(|status| status.code()).unwrap_or(-1);
             let error = exit_error(engine, target, code, store.log_tail(&id, 3));
             record.state = State::Failed;
@@ -558,11 +608,14 @@ async fn launch_local(
         }
         Outcome::Interrupted => {
             cancel.store(true, Ordering::Relaxed);
-            if let Ok((watcher, _)) = window_task.await {
-                finish(Some(&watcher));
-            }
-            let _ = engine.stop(&spec.name).await;
-            let _ = child.wait().await;
+            let _ = window_task.await;
+            // The client is in a process group of its own, so the signal did not reach it; and
+            // while it still pulls or creates, there is no container to stop yet. Stop what
+            // exists, end the client, then remove a container that appeared meanwhile.
+            let _ = tokio::time::timeout(Duration::from_secs(10), engine.stop(&spec.name)).await;
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(10), engine.remove(&spec.name)).await;
             record.state = State::Stopped;
             record.message = Some("cancelled".to_owned());
             let _ = store.save(&record);
@@ -751,6 +804,9 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
                 {
                     record.state = next;
                     let _ = store.save(&record);
+                    if next.is_finished() {
+                        remove_launch_dir(settings, &record.id);
+                    }
                 }
             }
             Row { record, live_state }
@@ -818,7 +874,7 @@ pub async fn stop(settings: &Settings, id: &str) -> Result<Record> {
     }
     record.state = State::Stopped;
     let _ = store.save(&record);
-    let _ = std::fs::remove_dir_all(launch_dir(settings, &record.id));
+    remove_launch_dir(settings, &record.id);
     Ok(record)
 }
 

@@ -131,29 +131,6 @@ pub async fn launch(
             .map_err(Error::Invalid)?;
     }
 
-    // The app's windows arrive on this desktop's display; watch it when there is one.
-    let display = match &request.display {
-        Some(name) => Display::parse(name).ok(),
-        None => Display::from_env().ok(),
-    };
-    let watcher = match display {
-        Some(display) => {
-            let xauthority = request.xauthority.clone();
-            let connected = tokio::task::spawn_blocking(move || {
-                Watcher::connect(&display, xauthority.as_deref())
-            })
-            .await
-            .expect("x11 connect task panicked");
-            Some(connected?.0)
-        }
-        None => None,
-    };
-    let display_name = request
-        .display
-        .clone()
-        .or_else(|| std::env::var("DISPLAY").ok())
-        .unwrap_or_default();
-
     let store = Store::new(settings.dirs.launch_state());
     std::fs::create_dir_all(store.dir()).map_err(|source| Error::Io {
         action: "create",
@@ -161,14 +138,49 @@ pub async fn launch(
         source,
     })?;
     let id = request.id.clone().unwrap_or_else(|| store.new_id());
-    let mut watcher = watcher;
-    let startup = watcher
-        .as_mut()
-        .map(|watcher| Startup::begin(watcher, request.startup_id.as_deref(), &id, target));
 
-    let app_id = skaha
-        .launch_app(&session, &target.image, cores, ram)
-        .await?;
+    // The app's windows arrive on this desktop's display; watch it when there is one. The busy
+    // cursor starts with the watch, unless the menu started it or nothing will wait to end it.
+    let display = match &request.display {
+        Some(name) => Display::parse(name).ok(),
+        None => Display::from_env().ok(),
+    };
+    let (watcher, startup) = match display {
+        Some(display) => {
+            let xauthority = request.xauthority.clone();
+            let given = request.startup_id.clone();
+            let own = !request.no_wait;
+            let (id, target) = (id.clone(), target.clone());
+            let connected = tokio::task::spawn_blocking(move || -> Result<_> {
+                let (mut watcher, _) = Watcher::connect(&display, xauthority.as_deref())?;
+                let startup = match given {
+                    Some(given) => Some(Startup { id: given }),
+                    None if own => Some(Startup::begin(&mut watcher, None, &id, &target)),
+                    None => None,
+                };
+                Ok((watcher, startup))
+            })
+            .await
+            .expect("x11 connect task panicked")?;
+            (Some(connected.0), connected.1)
+        }
+        None => (None, None),
+    };
+    let display_name = request
+        .display
+        .clone()
+        .or_else(|| std::env::var("DISPLAY").ok())
+        .unwrap_or_default();
+
+    let app_id = match skaha.launch_app(&session, &target.image, cores, ram).await {
+        Ok(app_id) => app_id,
+        Err(err) => {
+            if let (Some(watcher), Some(startup)) = (watcher, startup) {
+                let _ = tokio::task::spawn_blocking(move || startup.end(&watcher)).await;
+            }
+            return Err(err.into());
+        }
+    };
     let mut log = Log::open(&store.log_path(&id));
     log.note(&format!(
         "launching {} on skaha at {}, desktop session {session}",
@@ -201,9 +213,8 @@ pub async fn launch(
         app: target.label.clone(),
     });
     if request.no_wait {
-        if let (Some(watcher), Some(startup)) = (&watcher, &startup) {
-            startup.end(watcher);
-        }
+        // Nothing here will see the window: a sequence the menu started ends by the window
+        // manager's WMCLASS match or its timeout.
         return Ok(Launched {
             record,
             window_after: None,
@@ -223,7 +234,11 @@ pub async fn launch(
             let matches =
                 |info: &x11::WindowInfo| info.client_machine.as_deref() == Some(host.as_str());
             let found = watcher.wait_for_window(&matches, deadline, &cancel);
-            (watcher, found)
+            // The busy cursor ends as soon as the watch does, whichever way it ends.
+            if let Some(startup) = &startup {
+                startup.end(&watcher);
+            }
+            found
         })
     });
 
@@ -246,11 +261,8 @@ pub async fn launch(
     };
     if let Err(ended) = result {
         cancel.store(true, Ordering::Relaxed);
-        if let Some(task) = window_task
-            && let Ok((watcher, _)) = task.await
-            && let Some(startup) = &startup
-        {
-            startup.end(&watcher);
+        if let Some(task) = window_task {
+            let _ = task.await;
         }
         return Err(match ended {
             Ended::Final(error) => fail(&mut record, &mut log, error),
@@ -281,16 +293,13 @@ pub async fn launch(
         joined = &mut task => Some(joined.expect("window watcher panicked")),
         _ = &mut window_deadline => None,
     };
-    let (watcher, found) = match found {
+    let found = match found {
         Some(done) => done,
         None => {
             cancel.store(true, Ordering::Relaxed);
             task.await.expect("window watcher panicked")
         }
     };
-    if let Some(startup) = &startup {
-        startup.end(&watcher);
-    }
     match found {
         Ok(Some((_, at))) => {
             let after = at.duration_since(started);

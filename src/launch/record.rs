@@ -72,6 +72,12 @@ pub struct Record {
     pub message: Option<String>,
 }
 
+/// Whether `id` can be a launch id (or a prefix of one): hex digits only, so an id from the
+/// command line or the bus never becomes a path of its own.
+pub fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 6 && id.chars().all(|c| c.is_ascii_hexdigit())
+}
+
 /// Six random hex digits, for launch ids and throwaway container names.
 pub fn random_id() -> String {
     format!(
@@ -130,8 +136,13 @@ impl Store {
     }
 
     pub fn load(&self, id: &str) -> Option<Record> {
+        if !is_id(id) {
+            return None;
+        }
         let bytes = fs::read(self.record_path(id)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        serde_json::from_slice::<Record>(&bytes)
+            .ok()
+            .filter(|record| record.id == id)
     }
 
     /// Every record, newest first; finished ones older than a week are forgotten on the way.
@@ -145,7 +156,13 @@ impl Store {
             .filter(|entry| entry.path().extension().is_some_and(|ext| ext == "json"))
             .filter_map(|entry| {
                 let bytes = fs::read(entry.path()).ok()?;
-                serde_json::from_slice::<Record>(&bytes).ok()
+                // A record names its own file; one that names another is not ours to trust.
+                serde_json::from_slice::<Record>(&bytes)
+                    .ok()
+                    .filter(|record| {
+                        is_id(&record.id)
+                            && entry.path().file_stem() == Some(std::ffi::OsStr::new(&record.id))
+                    })
             })
             .filter(|record| {
                 let expired = record.state.is_finished() && record.started_at < cutoff;
@@ -162,6 +179,9 @@ impl Store {
 
     /// Finds a record by id or unique id prefix.
     pub fn find(&self, id: &str) -> Result<Record, String> {
+        if !is_id(id) {
+            return Err(format!("{id:?} is not a launch id (see arcade ps)"));
+        }
         if let Some(record) = self.load(id) {
             return Ok(record);
         }

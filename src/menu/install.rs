@@ -240,6 +240,11 @@ pub struct Lock {
 /// `clean` removes the lock file while holding it, so a lock taken on a file that is no longer at
 /// `path` guards nothing; in that case the file is opened afresh and locked again.
 pub fn lock(target: &Target) -> Result<Lock> {
+    lock_within(target, LOCK_WAIT)
+}
+
+/// [`lock`], giving up after `wait` (zero: at once) with [`Error::Locked`].
+pub fn lock_within(target: &Target, wait: Duration) -> Result<Lock> {
     let path = target.lock_path();
     let started = Instant::now();
     loop {
@@ -269,10 +274,10 @@ pub fn lock(target: &Target) -> Result<Lock> {
                 tracing::debug!(path = %path.display(), "lock file was replaced; locking again");
             }
             Err(fs::TryLockError::WouldBlock) => {
-                if started.elapsed() >= LOCK_WAIT {
+                if started.elapsed() >= wait {
                     return Err(Error::Locked {
                         path,
-                        seconds: LOCK_WAIT.as_secs(),
+                        seconds: wait.as_secs(),
                     });
                 }
                 tracing::debug!(path = %path.display(), "waiting for another sync");

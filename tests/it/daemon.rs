@@ -305,8 +305,13 @@ fn arcade_launch_goes_through_the_daemon_when_there_is_one() {
         .arcade()
         .args(["launch", "localhost/arcade-test/nothing-here:1"])
         .run();
-    assert!(run.code.is_some_and(|code| code != 0), "{run}");
+    assert_eq!(run.code, Some(2), "{run}");
     assert!(run.error_line().contains("nothing-here"), "{run}");
+
+    // What does not exist is status 1, through the daemon as without it.
+    let run = session.arcade().args(["launch", "no-such-app"]).run();
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.error_line().contains("no app named"), "{run}");
 }
 
 #[test]

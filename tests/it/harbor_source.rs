@@ -973,7 +973,6 @@ fn requests_run_concurrently_within_the_configured_bound() {
         let mut config = HarborConfig::new(HarborData::synthetic(4, 10, 1));
         config.latency = Duration::from_millis(25);
         let fake = FakeHarbor::start(config);
-        let started = Instant::now();
         let outcome = sync_json(&home, &fake);
         assert_eq!(outcome["entries"], 40);
         let max = fake.max_in_flight();
@@ -981,8 +980,6 @@ fn requests_run_concurrently_within_the_configured_bound() {
             max > 1 && max <= concurrency,
             "concurrency = {concurrency}: {max} requests were in flight at once"
         );
-        // 50 requests of 25 ms each one after the other would take 1.25 s.
-        assert!(started.elapsed() < Duration::from_secs(5));
         if concurrency == 7 {
             assert!(max > 3, "a higher bound is used: at most {max} in flight");
         }
@@ -1070,15 +1067,10 @@ fn failure_timeout() {
     let (home, before) = good_menu(&fake, "timeout_secs = 1\ndeadline_secs = 3\n");
     fake.add_fault(Fault::always(FaultKind::Hang).on("/repositories"));
     fake.reset_stats();
-    let started = Instant::now();
+    // The request hangs for good: only the 3 s deadline ends the sync, and the message says so.
     let run = sync(&home, &fake).fails();
     let line = check_failure(&run, &fake.url());
     assert!(line.contains("within 3 s"), "{run}");
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
     assert_same_files(&before, &snapshot(&home));
     // Each request timed out after a second and was tried again.
     let hung = fake.requests_to("/projects/skaha/repositories");
@@ -1321,8 +1313,18 @@ fn https_with_a_private_ca_needs_ca_file() {
     assert!(fake.url().starts_with("https://127.0.0.1:"));
 
     let home = Home::new();
-    let started = Instant::now();
-    let run = sync(&home, &fake).fails();
+    let run = home
+        .arcade()
+        .args([
+            "menu",
+            "sync",
+            "--source",
+            "harbor",
+            "--url",
+            &fake.url(),
+            "-vv",
+        ])
+        .fails();
     let line = check_failure(&run, &fake.url());
     assert!(
         line.contains("not trusted") && line.contains("ca_file"),
@@ -1330,11 +1332,7 @@ fn https_with_a_private_ca_needs_ca_file() {
     );
     assert_eq!(line.matches(&fake.url()).count(), 1, "the URL once: {line}");
     // Not retried: no amount of trying makes a certificate trusted.
-    assert!(
-        started.elapsed() < Duration::from_millis(1500),
-        "{:?}",
-        started.elapsed()
-    );
+    assert!(!run.stderr.contains("retrying"), "{run}");
     assert!(!home.applications().exists());
     assert!(
         fake.requests().is_empty(),

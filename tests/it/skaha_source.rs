@@ -3,7 +3,7 @@
 //! lifecycle, driven through arcade's skaha client, since the launch tests build on it.
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arcade::config::{Secret, SkahaAuth};
 use arcade::{http, skaha};
@@ -268,13 +268,8 @@ fn a_slow_server_within_the_timeout_is_fine_and_a_slower_one_times_out() {
 
     fake.add_fault(Fault::always(FaultKind::Delay(Duration::from_secs(5))).on("/image"));
     fake.reset_stats();
-    let started = Instant::now();
+    // Each answer takes 5 s, so only the 3 s deadline makes this fail (and says so).
     let run = sync_in_session(&home, &fake).fails();
-    assert!(
-        started.elapsed() < Duration::from_millis(4500),
-        "{:?}",
-        started.elapsed()
-    );
     let line = check_failure(&run, &fake.url());
     assert!(line.contains("within"), "{run}");
     assert_same_files(&before, &snapshot(&home));
