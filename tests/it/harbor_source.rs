@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::contract::Contract;
 use crate::support::harbor::{
     Artifact, FakeHarbor, Fault, FaultKind, HarborConfig, HarborData, Label, LoggedRequest,
     Project, Repository, Robot, User, base64_encode,
@@ -305,14 +306,25 @@ impl Got {
 
 /// `GET base + path_and_query` exactly as written (no re-encoding), optionally with Basic auth.
 fn get(base: &str, path_and_query: &str, auth: Option<(&str, &str)>) -> Got {
+    let authorization = auth.map(|(user, secret)| {
+        format!(
+            "Basic {}",
+            base64_encode(format!("{user}:{secret}").as_bytes())
+        )
+    });
+    get_as(base, path_and_query, authorization.as_deref())
+}
+
+/// [`get`] with the `Authorization` header given whole.
+fn get_as(base: &str, path_and_query: &str, authorization: Option<&str>) -> Got {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
     runtime.block_on(async {
         let mut request = reqwest::Client::new().get(format!("{base}{path_and_query}"));
-        if let Some((user, secret)) = auth {
-            request = request.basic_auth(user, Some(secret));
+        if let Some(authorization) = authorization {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
         let response = request.send().await.unwrap();
         Got {
@@ -563,6 +575,191 @@ fn fake_harbor_misbehaves_on_demand() {
     assert_eq!(log[0].status, Some(429));
     assert_eq!(log[0].param("scope").as_deref(), Some("g"));
     assert_eq!(log[2].status, Some(502));
+}
+
+/// Every syncing account of [`registry`]: anonymous, a local user, a robot, an OIDC CLI secret.
+fn sync_as_everyone(fake: &FakeHarbor) {
+    let accounts: [Option<(&str, &str)>; 4] = [
+        None,
+        Some(("alice", ALICE_PASSWORD)),
+        Some(("robot$secret+menu", ROBOT_SECRET)),
+        Some(("bob", OIDC_SECRET)),
+    ];
+    for account in accounts {
+        let home = Home::new();
+        let mut run = sync(&home, fake);
+        if let Some((user, secret)) = account {
+            run = run
+                .env("ARCADE_HARBOR_USERNAME", user)
+                .env("ARCADE_HARBOR_SECRET", secret);
+        }
+        run.ok();
+    }
+}
+
+/// Asserts that the fake's answer to `path_and_query` is one Harbor's swagger declares.
+#[track_caller]
+fn assert_answer_in_contract(url: &str, path_and_query: &str, authorization: Option<&str>) -> u16 {
+    let got = get_as(url, path_and_query, authorization);
+    let path = path_and_query.split('?').next().unwrap_or_default();
+    let problems = Contract::harbor().response_problems(
+        "GET",
+        path,
+        got.status,
+        &|name| got.header(name).map(str::to_owned),
+        &got.body,
+    );
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    got.status
+}
+
+#[test]
+fn arcade_asks_harbor_only_what_its_swagger_declares() {
+    let fake = FakeHarbor::start(HarborConfig::new(registry()));
+    sync_as_everyone(&fake);
+    let log = fake.requests();
+    assert!(log.iter().all(|r| r.status == Some(200)), "{log:#?}");
+    Contract::harbor().assert_requests(&log);
+
+    // Paging past a hundred of everything, where `page` and `page_size` matter.
+    let big = FakeHarbor::start(HarborConfig::new(HarborData::synthetic(130, 3, 2)));
+    sync(&Home::new(), &big).ok();
+    Contract::harbor().assert_requests(&big.requests());
+}
+
+#[test]
+fn the_contract_check_catches_what_harbor_would_not_accept_or_send() {
+    let contract = Contract::harbor();
+    let request = |path: &str, query: &str| LoggedRequest {
+        method: "GET".to_owned(),
+        path: path.to_owned(),
+        query: query.to_owned(),
+        authorization: None,
+        skaha_token: None,
+        content_type: None,
+        user_agent: None,
+        body: String::new(),
+        status: Some(200),
+        at: Instant::now(),
+    };
+    let projects = "/api/v2.0/projects";
+    assert!(
+        contract
+            .request_problems(&request(projects, "page=2&page_size=100"))
+            .is_empty()
+    );
+    for (path, query, problem) in [
+        (projects, "page_size=101", "above the maximum 100"),
+        (projects, "page=first", "should be an integer"),
+        (projects, "with_detail=yes", "should be true or false"),
+        (
+            projects,
+            "labels=12",
+            "declares no query parameter \"labels\"",
+        ),
+        ("/api/v2.0/images", "", "matches no path"),
+        ("/api/v1.0/projects", "", "outside the contract's base path"),
+    ] {
+        let problems = contract.request_problems(&request(path, query));
+        assert!(
+            problems.iter().any(|p| p.contains(problem)),
+            "{path}?{query}: {problems:?}"
+        );
+    }
+
+    let answer = |status: u16, total: Option<&str>, body: &str| {
+        let total = total.map(str::to_owned);
+        contract.response_problems("GET", projects, status, &move |_| total.clone(), body)
+    };
+    let project = r#"{"project_id": 1, "name": "skaha", "metadata": {"public": "true"}}"#;
+    assert!(answer(200, Some("1"), &format!("[{project}]")).is_empty());
+    assert!(answer(200, Some("0"), "null").is_empty(), "Go's nil slice");
+    for (status, total, body, problem) in [
+        (200, None, "[]", "header X-Total-Count is missing"),
+        (
+            200,
+            Some("1"),
+            r#"[{"project_id": "1"}]"#,
+            "project_id should be integer",
+        ),
+        (
+            200,
+            Some("1"),
+            r#"[{"name": "x", "owner": 1}]"#,
+            "body[0].owner is not declared",
+        ),
+        (200, Some("1"), r#"{"name": "x"}"#, "body should be array"),
+        (200, Some("1"), "[{", "not JSON"),
+        (418, Some("1"), "[]", "declares no such status"),
+    ] {
+        let problems = answer(status, total, body);
+        assert!(
+            problems.iter().any(|p| p.contains(problem)),
+            "{status} {body}: {problems:?}"
+        );
+    }
+}
+
+#[test]
+fn fake_harbor_answers_as_its_swagger_declares() {
+    let fake = FakeHarbor::start(HarborConfig::new(registry()));
+    let url = fake.url();
+    // Everything arcade asks, as each account, answered again the same way.
+    sync_as_everyone(&fake);
+    let log = fake.requests();
+    for request in &log {
+        let status =
+            assert_answer_in_contract(&url, &request.uri(), request.authorization.as_deref());
+        assert_eq!(Some(status), request.status);
+    }
+    // And what the fake answers besides: single objects, other filters, and its refusals.
+    let alice = format!(
+        "Basic {}",
+        base64_encode(format!("alice:{ALICE_PASSWORD}").as_bytes())
+    );
+    let casa = "/api/v2.0/projects/cirada/repositories/astro%252Fcasa/artifacts";
+    let cases: [(&str, Option<&str>, u16); 15] = [
+        ("/api/v2.0/systeminfo", None, 200),
+        ("/api/v2.0/systeminfo", Some(&alice), 200),
+        ("/api/v2.0/projects/skaha", None, 200),
+        ("/api/v2.0/projects/secret", Some(&alice), 200),
+        ("/api/v2.0/projects/secret", None, 401),
+        (
+            "/api/v2.0/projects?page_size=0&with_detail=true",
+            Some(&alice),
+            200,
+        ),
+        (
+            "/api/v2.0/labels?scope=p&project_id=2&name=desktop",
+            None,
+            200,
+        ),
+        (&format!("{casa}?with_label=true&with_tag=true"), None, 200),
+        (&format!("{casa}?q=tags%3Dnil"), None, 200),
+        (&format!("{casa}/6.5.6?with_label=true"), None, 200),
+        ("/api/v2.0/projects/nowhere/repositories", Some(&alice), 403),
+        // Harbor lists a repository that does not exist as empty, without looking it up.
+        (
+            "/api/v2.0/projects/skaha/repositories/none/artifacts",
+            None,
+            200,
+        ),
+        // A nested name encoded once is split by Harbor's router: no such path.
+        (
+            "/api/v2.0/projects/cirada/repositories/astro%2Fcasa/artifacts",
+            None,
+            404,
+        ),
+        ("/api/v2.0/projects?page_size=500", None, 422),
+        (&format!("{casa}?q=labels%3D12"), None, 400),
+    ];
+    for (path_and_query, authorization, status) in cases {
+        assert_eq!(
+            assert_answer_in_contract(&url, path_and_query, authorization),
+            status,
+            "{path_and_query}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::support::contract::Contract;
 use crate::support::harbor::{Fault, FaultKind};
 use crate::support::skaha::{self, AppScript, FakeSkaha, PodState, SkahaConfig};
 use crate::support::xvfb::Xvfb;
@@ -283,6 +284,9 @@ fn the_pod_window_maps_and_stop_deletes_the_app() {
         desktop.pod_windows().is_empty().then_some(())
     });
     assert_eq!(desktop.only_row()["state"], "stopped");
+
+    // Every call arcade made (context, POST, polls, ps, DELETE) is one skaha's OpenAPI declares.
+    Contract::skaha().assert_requests(&desktop.skaha.requests());
 }
 
 #[test]

@@ -11,7 +11,8 @@ use arcade::{http, skaha};
 use crate::harbor_source::{
     assert_same_files, check_entries_exec, check_failure, menu_entries, menu_images, snapshot,
 };
-use crate::support::harbor::{Fault, FaultKind};
+use crate::support::contract::Contract;
+use crate::support::harbor::{Fault, FaultKind, LoggedRequest};
 use crate::support::skaha::{AppScript, FakeSkaha, SkahaConfig, SkahaImage};
 use crate::support::{self, Arcade, Home};
 
@@ -106,6 +107,7 @@ fn the_session_token_builds_a_menu_grouped_by_project() {
     assert_eq!(request.param("type").as_deref(), Some("desktop-app"));
     assert_eq!(request.skaha_token.as_deref(), Some(SESSION_TOKEN));
     assert_eq!(request.authorization, None);
+    Contract::skaha().assert_requests(&requests);
 }
 
 #[test]
@@ -434,5 +436,46 @@ fn fake_skaha_runs_desktop_apps_through_their_lifecycle() {
             .contains("image=images.canfar.net%2Fskaha%2Fterminal%3A1.0"),
         "{}",
         post.body
+    );
+}
+
+#[test]
+fn the_contract_check_reads_skahas_form_fields_as_its_parameters() {
+    let post = |body: &str| LoggedRequest {
+        method: "POST".to_owned(),
+        path: "/skaha/v1/session/abc123/app".to_owned(),
+        query: String::new(),
+        authorization: None,
+        skaha_token: Some("token".to_owned()),
+        content_type: Some("application/x-www-form-urlencoded".to_owned()),
+        user_agent: None,
+        body: body.to_owned(),
+        status: Some(200),
+        at: std::time::Instant::now(),
+    };
+    let contract = Contract::skaha();
+    assert!(
+        contract
+            .request_problems(&post(
+                "image=images.canfar.net%2Fskaha%2Fterminal%3A1.0&cores=2"
+            ))
+            .is_empty()
+    );
+    for (body, problem) in [
+        ("image=x&gpus=1", "declares no query parameter \"gpus\""),
+        ("cores=2", "the required parameter image is missing"),
+    ] {
+        let problems = contract.request_problems(&post(body));
+        assert!(
+            problems.iter().any(|p| p.contains(problem)),
+            "{body}: {problems:?}"
+        );
+    }
+    let mut put = post("image=x");
+    put.method = "PUT".to_owned();
+    let problems = contract.request_problems(&put);
+    assert!(
+        problems.iter().any(|p| p.contains("not an operation")),
+        "{problems:?}"
     );
 }
