@@ -96,6 +96,7 @@ fn request_from(
         "display",
         "xauthority",
         "no-wait",
+        "skaha-url",
     ];
     if let Some(unknown) = options.keys().find(|key| !known.contains(&key.as_str())) {
         return Err(Error::InvalidArgs(format!(
@@ -135,6 +136,12 @@ fn request_from(
         display: option::<&str>(options, "display")?.map(str::to_owned),
         xauthority: option::<&str>(options, "xauthority")?.map(Into::into),
         id: None,
+        skaha_url: option::<&str>(options, "skaha-url")?
+            .map(|url| {
+                crate::config::checked_skaha_url(url)
+                    .map_err(|err| Error::InvalidArgs(format!("option \"skaha-url\": {err}")))
+            })
+            .transpose()?,
     })
 }
 
@@ -149,7 +156,7 @@ fn request_from(
 impl Launcher {
     /// Starts an app (an image reference or a menu name) and returns its launch id at once;
     /// signals report how it goes. Options: cores, ram, gpus (u), command (as), backend,
-    /// startup-id, display, xauthority (s), no-wait (b).
+    /// startup-id, display, xauthority, skaha-url (s), no-wait (b).
     async fn launch(
         &self,
         image: &str,
@@ -434,12 +441,13 @@ pub mod client {
         }
     }
 
-    /// Launches through the daemon (activating it if it is installed but not running). Returns
-    /// `Ok(None)` when no daemon is there to ask, so the caller launches in-process.
+    /// Launches through the daemon (activating it if it is installed but not running), waiting
+    /// up to `wait` for the window, or not at all with `None`. Returns `Ok(None)` when no daemon
+    /// is there to ask, so the caller launches in-process.
     pub async fn launch(
         connection: &zbus::Connection,
         request: &launch::Request,
-        wait: std::time::Duration,
+        wait: Option<std::time::Duration>,
     ) -> Result<Option<Outcome>, Refused> {
         let proxy = LauncherProxy::new(connection)
             .await
@@ -478,6 +486,9 @@ pub mod client {
         if let Some(id) = &request.startup_id {
             put("startup-id", id.clone().into());
         }
+        if let Some(url) = &request.skaha_url {
+            put("skaha-url", url.clone().into());
+        }
         if let Ok(display) = std::env::var("DISPLAY") {
             put("display", display.into());
         }
@@ -504,9 +515,9 @@ pub mod client {
                 | Error::SyncFailed(message),
             ) => return Err(Refused::Other(message)),
         };
-        if request.no_wait {
+        let Some(wait) = wait else {
             return Ok(Some(Outcome::Started(id)));
-        }
+        };
         let deadline = tokio::time::sleep(wait);
         tokio::pin!(deadline);
         loop {

@@ -117,6 +117,10 @@ pub struct LaunchArgs {
     /// Return once the app is started, without waiting for its window.
     #[arg(long)]
     pub no_wait: bool,
+    /// Started by a menu entry: when the arcade daemon takes the launch, return at once (the
+    /// daemon ends the busy cursor when the window maps); without a daemon, launch here and wait.
+    #[arg(long)]
+    pub from_menu: bool,
     /// Run the image here with a local engine, as the platform would, without the daemon.
     #[arg(long)]
     pub local: bool,
@@ -264,6 +268,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 gpus: None,
                 url: None,
                 no_wait: false,
+                from_menu: false,
                 local: true,
                 target: image.clone(),
                 command: command.clone(),
@@ -327,12 +332,25 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         display: None,
         xauthority: None,
         id: None,
+        skaha_url: None,
     };
     if !args.local
         && let Some(connection) = crate::bus::client::connect().await
     {
-        let wait = settings.launch.wait + settings.skaha.poll_timeout;
-        match crate::bus::client::launch(&connection, &request, wait).await {
+        // The daemon launches with this caller's settings where they differ from its own
+        // (its environment is the bus's, not this shell's): the backend, and for skaha the
+        // service.
+        let backend = launch::backend_of(settings, &request);
+        let handed = launch::Request {
+            backend: Some(backend),
+            skaha_url: (backend == Backend::Skaha)
+                .then(|| settings.skaha.url.clone())
+                .flatten(),
+            ..request.clone()
+        };
+        let wait = (!args.no_wait && !args.from_menu)
+            .then(|| settings.launch.wait + settings.skaha.poll_timeout);
+        match crate::bus::client::launch(&connection, &handed, wait).await {
             Ok(Some(outcome)) => return print_daemon_outcome(outcome),
             Ok(None) => tracing::debug!("no arcade daemon on the session bus; launching here"),
             Err(crate::bus::client::Refused::NotFound(message)) => {

@@ -254,11 +254,14 @@ struct HarborFile {
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SkahaFile {
+    /// The skaha service apps are launched on, when the catalog comes from elsewhere.
+    url: Option<String>,
     api_version: Option<String>,
     token_file: Option<PathBuf>,
     cert_file: Option<PathBuf>,
     session_id: Option<String>,
     poll_timeout_secs: Option<u64>,
+    watch_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -325,6 +328,7 @@ impl FileConfig {
                 secret_file: self.harbor.secret_file.or(lower.harbor.secret_file),
             },
             skaha: SkahaFile {
+                url: self.skaha.url.or(lower.skaha.url),
                 api_version: self.skaha.api_version.or(lower.skaha.api_version),
                 token_file: self.skaha.token_file.or(lower.skaha.token_file),
                 cert_file: self.skaha.cert_file.or(lower.skaha.cert_file),
@@ -333,6 +337,7 @@ impl FileConfig {
                     .skaha
                     .poll_timeout_secs
                     .or(lower.skaha.poll_timeout_secs),
+                watch_secs: self.skaha.watch_secs.or(lower.skaha.watch_secs),
             },
             menu: MenuFile {
                 submenu_threshold: self.menu.submenu_threshold.or(lower.menu.submenu_threshold),
@@ -431,6 +436,8 @@ pub struct SkahaSettings {
     pub session_id: Option<String>,
     /// How long a launch waits for skaha to report the app Running.
     pub poll_timeout: Duration,
+    /// How often the daemon asks skaha whether an app it launched still runs.
+    pub watch: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -577,7 +584,12 @@ pub fn resolve(
         .clone()
         .or_else(|| env_nonempty("ARCADE_SKAHA_URL"))
         .or(match source {
-            Source::Skaha => source_url.clone(),
+            Source::Skaha => overrides.url.clone().or(env_url.clone()),
+            _ => None,
+        })
+        .or(file.skaha.url.clone())
+        .or(match source {
+            Source::Skaha => file.url.clone(),
             _ => None,
         })
         .or_else(platform_skaha_url)
@@ -686,6 +698,7 @@ pub fn resolve(
                 .or_else(|| env_nonempty("skaha_sessionid"))
                 .or_else(|| env_nonempty("VNC_PW")),
             poll_timeout: Duration::from_secs(file.skaha.poll_timeout_secs.unwrap_or(600)),
+            watch: Duration::from_secs(file.skaha.watch_secs.unwrap_or(15).max(1)),
         },
         menu: MenuSettings {
             submenu_threshold: file.menu.submenu_threshold.unwrap_or(5),
@@ -740,6 +753,18 @@ fn refuse_credentials_in(url: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A skaha URL from outside the settings (a daemon client's), checked as the settings' own are
+/// and made to end at the service root.
+pub fn checked_skaha_url(url: &str) -> Result<String> {
+    refuse_credentials_in(url)?;
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(Error::Invalid(format!(
+            "url {url:?} must start with https:// or http://"
+        )));
+    }
+    Ok(skaha_root(url))
 }
 
 /// Makes a skaha URL end at the service root: `https://host` becomes `https://host/skaha`.
@@ -839,14 +864,25 @@ pub struct View {
     pub skaha_api_version: String,
     pub skaha_auth: String,
     pub skaha_session_id: Option<String>,
+    pub skaha_poll_timeout_secs: u64,
+    pub skaha_watch_secs: u64,
     pub menu_submenu_threshold: usize,
     pub menu_shortcuts: Vec<String>,
     pub menu_desktop_dir: Option<PathBuf>,
+    pub menu_wm_class: BTreeMap<String, String>,
     pub launch_backend: Backend,
     pub launch_network: String,
     pub launch_user: String,
     pub launch_wait_secs: u64,
+    pub launch_cores: Option<u32>,
+    pub launch_ram_gb: Option<u32>,
+    /// Only the names: operators may pass tokens to apps this way.
+    pub launch_env: Vec<String>,
+    pub launch_volumes: Vec<String>,
+    pub launch_pull: String,
+    pub launch_containers_conf: Option<PathBuf>,
     pub daemon_refresh_minutes: u64,
+    pub daemon_stop_apps_on_exit: bool,
     pub dirs: Dirs,
 }
 
@@ -879,14 +915,24 @@ impl Settings {
                 SkahaAuth::Anonymous => "anonymous".to_owned(),
             },
             skaha_session_id: self.skaha.session_id.clone(),
+            skaha_poll_timeout_secs: self.skaha.poll_timeout.as_secs(),
+            skaha_watch_secs: self.skaha.watch.as_secs(),
             menu_submenu_threshold: self.menu.submenu_threshold,
             menu_shortcuts: self.menu.shortcuts.clone(),
             menu_desktop_dir: self.menu.desktop_dir.clone(),
+            menu_wm_class: self.menu.wm_classes.clone(),
             launch_backend: self.launch.backend,
             launch_network: self.launch.network.clone(),
             launch_user: self.launch.user.clone(),
             launch_wait_secs: self.launch.wait.as_secs(),
+            launch_cores: self.launch.cores,
+            launch_ram_gb: self.launch.ram_gb,
+            launch_env: self.launch.env.keys().cloned().collect(),
+            launch_volumes: self.launch.volumes.clone(),
+            launch_pull: self.launch.pull.clone(),
+            launch_containers_conf: self.launch.containers_conf.clone(),
             daemon_refresh_minutes: self.daemon.refresh.as_secs() / 60,
+            daemon_stop_apps_on_exit: self.daemon.stop_apps_on_exit,
             dirs: self.dirs.clone(),
         }
     }
@@ -963,6 +1009,20 @@ refresh_minutes = 10
             skaha_root("http://127.0.0.1:9/skaha"),
             "http://127.0.0.1:9/skaha"
         );
+    }
+
+    #[test]
+    fn a_clients_skaha_url_is_checked_like_the_settings_own() {
+        assert_eq!(
+            checked_skaha_url("https://host").unwrap(),
+            "https://host/skaha"
+        );
+        assert_eq!(
+            checked_skaha_url("http://127.0.0.1:9/skaha/").unwrap(),
+            "http://127.0.0.1:9/skaha"
+        );
+        assert!(checked_skaha_url("https://me:pw@host/skaha").is_err());
+        assert!(checked_skaha_url("file:///etc/passwd").is_err());
     }
 
     #[test]

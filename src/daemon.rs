@@ -105,7 +105,13 @@ impl Core {
     /// Checks a request, gives it an id, and starts it in the background.
     pub async fn launch(self: &Arc<Self>, mut request: Request) -> Result<String, Error> {
         let started = Instant::now();
-        let settings = self.settings();
+        let mut settings = self.settings();
+        // The client's skaha service, when it named one (checked when the call was read).
+        if let Some(url) = request.skaha_url.take() {
+            let mut own = (*settings).clone();
+            own.skaha.url = Some(url);
+            settings = Arc::new(own);
+        }
         let catalog = self.catalog.read().expect("catalog lock").clone();
         let target = launch::resolve_in(catalog.as_deref(), &request.target)?;
         let backend = launch::backend_of(&settings, &request);
@@ -145,6 +151,9 @@ impl Core {
                             .unwrap_or(-1);
                         core.finished(&id, code);
                     }
+                    None if backend == Backend::Skaha => {
+                        Arc::clone(&core).follow_skaha(&settings, launched.record);
+                    }
                     None => {
                         core.started.lock().expect("started lock").remove(&id);
                     }
@@ -159,6 +168,13 @@ impl Core {
                             if backend != Backend::Skaha =>
                         {
                             Arc::clone(&core).follow_container(backend, id.clone());
+                        }
+                        // Running on skaha, but its window was not seen: follow it there.
+                        launch::Error::NoWindow { .. } | launch::Error::X(_) => {
+                            let store = Store::new(settings.dirs.launch_state());
+                            if let Some(record) = store.load(&id) {
+                                Arc::clone(&core).follow_skaha(&settings, record);
+                            }
                         }
                         _ => {
                             core.started.lock().expect("started lock").remove(&id);
@@ -195,6 +211,80 @@ impl Core {
                 .unwrap_or(-1);
             self.finished(&id, code);
         });
+    }
+
+    /// Follows an app on skaha until skaha reports it over or no longer has it, so that its end
+    /// is recorded and signalled as a local app's is. It asks every `skaha.watch_secs` and only
+    /// while such an app runs: an idle daemon does not wake.
+    fn follow_skaha(self: Arc<Self>, settings: &Settings, record: launch::record::Record) {
+        let (Some(session), Some(app_id)) = (record.session_id.clone(), record.app_id.clone())
+        else {
+            return;
+        };
+        let skaha = match launch::platform::client_at(settings, record.skaha_url.as_deref()) {
+            Ok(skaha) => skaha,
+            Err(err) => {
+                tracing::warn!(id = record.id, "cannot follow the app on skaha: {err}");
+                return;
+            }
+        };
+        let every = settings.skaha.watch;
+        let store = Store::new(settings.dirs.launch_state());
+        tokio::spawn(async move {
+            let id = record.id;
+            loop {
+                tokio::time::sleep(every).await;
+                // Stopped meanwhile (`Stop`, `arcade stop`): nothing left to follow.
+                if store
+                    .load(&id)
+                    .is_none_or(|record| record.state.is_finished())
+                {
+                    return;
+                }
+                let status = match skaha.app(&session, &app_id).await {
+                    Ok(app) => app.status.unwrap_or_default().to_ascii_lowercase(),
+                    Err(crate::skaha::Error::NoSuchApp { .. }) => "gone".to_owned(),
+                    // The service may be busy or briefly away; ask again next time.
+                    Err(err) => {
+                        tracing::debug!(id, "failed to ask skaha about the app: {err}");
+                        continue;
+                    }
+                };
+                match status.as_str() {
+                    "completed" | "succeeded" => return self.finished(&id, 0),
+                    // Deleted by someone else, or gone from skaha's list: the code is unknown.
+                    "gone" | "terminating" => return self.finished(&id, -1),
+                    "failed" | "error" => {
+                        let reason = format!(
+                            "{} ended: skaha at {} reports app {app_id} {status}",
+                            record.app,
+                            skaha.base()
+                        );
+                        return self.failed(&id, reason);
+                    }
+                    _ => {}
+                }
+            }
+        });
+    }
+
+    /// Records and signals an app that ended in failure after it had started.
+    fn failed(&self, id: &str, reason: String) {
+        let settings = self.settings();
+        launch::remove_launch_dir(&settings, id);
+        let store = Store::new(settings.dirs.launch_state());
+        if let Some(mut record) = store.load(id)
+            && !record.state.is_finished()
+        {
+            record.state = launch::record::State::Failed;
+            record.message = Some(reason.clone());
+            let _ = store.save(&record);
+        }
+        tracing::warn!(id, "{reason}");
+        self.notify(Notice::Launch(Event::Failed {
+            id: id.to_owned(),
+            reason,
+        }));
     }
 
     fn finished(&self, id: &str, code: i32) {
@@ -335,6 +425,13 @@ impl Core {
                     .expect("started lock")
                     .insert(id.clone(), (kind, name));
                 Arc::clone(self).follow_container(kind, id);
+            }
+        }
+        // Apps on skaha that an earlier daemon followed.
+        for record in store.all() {
+            if record.backend == Backend::Skaha.to_string() && !record.state.is_finished() {
+                tracing::info!(id = record.id, "following an app on skaha again");
+                Arc::clone(self).follow_skaha(&settings, record);
             }
         }
     }

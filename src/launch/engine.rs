@@ -125,8 +125,13 @@ impl Engine {
         match (self.kind, spec.gpus) {
             (_, None | Some(0)) => {}
             (Backend::Docker, Some(n)) => push(format!("--gpus={n}")),
-            // podman reaches GPUs through CDI device names.
-            (_, Some(_)) => push("--device=nvidia.com/gpu=all".into()),
+            // podman reaches GPUs through CDI device names: the first N by index, as docker's
+            // `--gpus=N` picks them.
+            (_, Some(n)) => {
+                for index in 0..n {
+                    push(format!("--device=nvidia.com/gpu={index}"));
+                }
+            }
         }
         for (key, value) in &spec.env {
             push("--env".into());
@@ -392,6 +397,30 @@ mod tests {
         assert_eq!(args(Backend::Docker, "newer"), ["--pull=always"]);
         assert_eq!(args(Backend::Docker, "never"), ["--pull=never"]);
         assert_eq!(args(Backend::Podman, "newer"), ["--pull=newer"]);
+    }
+
+    #[test]
+    fn gpus_are_counted_as_each_engine_counts_them() {
+        let args = |kind: Backend, gpus: Option<u32>| -> Vec<String> {
+            let engine = Engine {
+                kind,
+                program: kind.to_string().into(),
+            };
+            let spec = RunSpec { gpus, ..spec() };
+            engine
+                .run_args(&spec)
+                .into_iter()
+                .map(|arg| arg.into_string().unwrap())
+                .filter(|arg| arg.contains("gpu"))
+                .collect()
+        };
+        assert_eq!(args(Backend::Docker, Some(2)), ["--gpus=2"]);
+        assert_eq!(
+            args(Backend::Podman, Some(2)),
+            ["--device=nvidia.com/gpu=0", "--device=nvidia.com/gpu=1"]
+        );
+        assert!(args(Backend::Podman, Some(0)).is_empty());
+        assert!(args(Backend::Docker, None).is_empty());
     }
 
     #[test]

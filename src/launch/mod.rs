@@ -122,6 +122,8 @@ pub struct Request {
     pub xauthority: Option<PathBuf>,
     /// The launch id, when the caller chose it (the daemon answers with it before starting).
     pub id: Option<String>,
+    /// The skaha service, if not the configured one (the daemon gets its clients' this way).
+    pub skaha_url: Option<String>,
 }
 
 /// What the launch is about: the image and what to call it.
@@ -408,8 +410,15 @@ async fn launch_local(
     if !cookie.is_empty() {
         env.push(("XAUTHORITY".into(), contract::XAUTHORITY.into()));
     }
-    if let Some(cores) = request.cores.or(settings.launch.cores) {
-        env.push(("OMP_NUM_THREADS".into(), cores.max(1).to_string()));
+    // What the platform's Job gives every desktop-app (`launch-desktop-app.yaml`), so a local
+    // launch behaves as the platform's would.
+    let cores = request.cores.or(settings.launch.cores).unwrap_or(1);
+    env.push(("OMP_NUM_THREADS".into(), cores.max(1).to_string()));
+    env.push(("GDK_SYNCHRONIZE".into(), "1".into()));
+    env.push(("SHELL".into(), "/bin/bash".into()));
+    env.push(("PWD".into(), contract::HOME.into()));
+    if let Some(session) = &settings.skaha.session_id {
+        env.push(("skaha_sessionid".into(), session.clone()));
     }
     if let Some(startup) = &startup {
         env.push(("DESKTOP_STARTUP_ID".into(), startup.id.clone()));
@@ -814,37 +823,81 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         .collect();
     // Containers with our label but no record (the state folder was wiped, say) still show.
     for (id, state) in live {
+        let running = state == "running";
         rows.push(Row {
-            record: Record {
-                id: id.clone(),
-                app: "?".to_owned(),
-                image: "?".to_owned(),
-                backend: "podman/docker".to_owned(),
-                container: Some(format!("arcade-{id}")),
-                session_id: None,
-                app_id: None,
-                skaha_url: None,
-                display: String::new(),
-                started_at: 0,
-                state: if state == "running" {
-                    State::Running
-                } else {
-                    State::Exited
-                },
-                exit_code: None,
-                window_ms: None,
-                message: None,
-            },
+            record: unrecorded(&id, "podman/docker", running),
             live_state: Some(state),
         });
     }
     rows
 }
 
+/// What is known of an arcade container without a record (the state folder was wiped, say):
+/// its id, from its name and labels.
+fn unrecorded(id: &str, backend: &str, running: bool) -> Record {
+    Record {
+        id: id.to_owned(),
+        app: "?".to_owned(),
+        image: "?".to_owned(),
+        backend: backend.to_owned(),
+        container: Some(format!("arcade-{id}")),
+        session_id: None,
+        app_id: None,
+        skaha_url: None,
+        display: String::new(),
+        started_at: 0,
+        state: if running {
+            State::Running
+        } else {
+            State::Exited
+        },
+        exit_code: None,
+        window_ms: None,
+        message: None,
+    }
+}
+
+/// Stops an arcade container that has no record, found by its labels as `arcade ps` finds it.
+async fn stop_unrecorded(id: &str) -> Option<Result<Record>> {
+    // SAFETY: getuid only reads the process's credentials.
+    let host_uid = unsafe { libc::getuid() };
+    for kind in [Backend::Podman, Backend::Docker] {
+        let Ok(engine) = Engine::find(kind) else {
+            continue;
+        };
+        let Ok(containers) = engine.list(host_uid).await else {
+            continue;
+        };
+        if containers.iter().any(|(found, _)| found == id) {
+            let record = unrecorded(id, &kind.to_string(), false);
+            let name = format!("arcade-{id}");
+            return Some(match engine.stop(&name).await {
+                Ok(()) => Ok(Record {
+                    state: State::Stopped,
+                    ..record
+                }),
+                Err(message) => Err(Error::EngineFailed {
+                    engine: engine.name(),
+                    app: name,
+                    message,
+                }),
+            });
+        }
+    }
+    None
+}
+
 /// Stops a launch by id (or unique prefix).
 pub async fn stop(settings: &Settings, id: &str) -> Result<Record> {
     let store = Store::new(settings.dirs.launch_state());
-    let mut record = store.find(id).map_err(Error::NotFound)?;
+    let mut record = match store.find(id) {
+        Ok(record) => record,
+        Err(message) => {
+            return stop_unrecorded(id)
+                .await
+                .unwrap_or(Err(Error::NotFound(message)));
+        }
+    };
     match record.backend.as_str() {
         "skaha" => platform::stop(settings, &record).await?,
         backend => {

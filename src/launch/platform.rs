@@ -139,11 +139,16 @@ pub async fn launch(
     })?;
     let id = request.id.clone().unwrap_or_else(|| store.new_id());
 
-    // The app's windows arrive on this desktop's display; watch it when there is one. The busy
-    // cursor starts with the watch, unless the menu started it or nothing will wait to end it.
+    // The app's windows arrive on this desktop's display; watch it when there is one (a display
+    // named but not usable is an error, as for a local launch). The busy cursor starts with the
+    // watch, unless the menu started it or nothing will wait to end it.
     let display = match &request.display {
-        Some(name) => Display::parse(name).ok(),
-        None => Display::from_env().ok(),
+        Some(name) => Some(Display::parse(name)?),
+        None => match Display::from_env() {
+            Ok(display) => Some(display),
+            Err(crate::x11::Error::NoDisplay) => None,
+            Err(err) => return Err(err.into()),
+        },
     };
     let (watcher, startup) = match display {
         Some(display) => {

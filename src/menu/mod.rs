@@ -394,7 +394,7 @@ fn application_entry(
         .string("Comment", &format!("{reference} in a container"))
         .string("Icon", icons::for_app(app))
         .string("TryExec", launcher)
-        .exec(launcher, ["launch", reference])
+        .exec(launcher, ["launch", "--from-menu", reference])
         .boolean("Terminal", false)
         .list("Categories", &[CATEGORY, project_category])
         .list("Keywords", &keywords(&[app, &image.project, "astronomy"]))
@@ -456,7 +456,7 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
             )
             .string("Icon", icons::for_app(app))
             .string("TryExec", &launcher)
-            .exec(&launcher, ["launch", reference.as_str()])
+            .exec(&launcher, ["launch", "--from-menu", reference.as_str()])
             .boolean("Terminal", false)
             .boolean("StartupNotify", true)
             .string(

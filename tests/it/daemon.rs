@@ -5,11 +5,13 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
+use crate::support::contract::Contract;
 use crate::support::dbus::Bus;
 use crate::support::harbor::{
     Artifact, FakeHarbor, HarborConfig, HarborData, Label, Project, Repository, User,
 };
 use crate::support::images::{self, Spec};
+use crate::support::skaha::{self, AppScript, FakeSkaha, SkahaConfig};
 use crate::support::xvfb::Xvfb;
 use crate::support::{self, Arcade, Home};
 
@@ -312,6 +314,95 @@ fn arcade_launch_goes_through_the_daemon_when_there_is_one() {
     let run = session.arcade().args(["launch", "no-such-app"]).run();
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.error_line().contains("no app named"), "{run}");
+}
+
+/// In a platform desktop, a menu click hands the launch to the daemon with the caller's backend
+/// and skaha service (the daemon's own settings name neither) and returns at once; the daemon
+/// follows the app on skaha to its window and then to its end, which it records and signals.
+#[test]
+fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end() {
+    const TOKEN: &str = "ZGFlbW9uLXNrYWhhLXRva2Vu";
+    const IMAGE: &str = "images.canfar.net/skaha/terminal:1.0";
+    const POD_HOST: &str = "terminal-1-0";
+    let session_id = SkahaConfig::default().sessions[0].clone();
+    let session = Session::with_env(
+        "",
+        &[
+            ("DESKTOP_SESSION_APP_TOKEN", TOKEN.into()),
+            ("ARCADE_SESSION_ID", session_id.clone().into()),
+        ],
+    );
+    let skaha = FakeSkaha::start(SkahaConfig {
+        session_tokens: vec![TOKEN.to_owned()],
+        app_script: AppScript::RunningAfter(1),
+        runner: Some(skaha::xterm_pod(
+            &session.xvfb.display(),
+            &session.xvfb.auth,
+        )),
+        ..SkahaConfig::default()
+    });
+    // The daemon's own settings: the menu from a file, apps on podman, skaha asked every second.
+    let config = file_source(&session.home, &[IMAGE]);
+    session
+        .home
+        .write_config(&format!("{config}[skaha]\nwatch_secs = 1\n"));
+    session.activate();
+    let monitor = session.bus.monitor();
+
+    let run = session
+        .arcade()
+        .env("DESKTOP_SESSION_APP_TOKEN", TOKEN)
+        .env("ARCADE_SESSION_ID", &session_id)
+        .env("ARCADE_BACKEND", "skaha")
+        .env("DESKTOP_STARTUP_ID", "menu-click-7_TIME99")
+        .args(["launch", "--from-menu", "--url", &skaha.root_url(), IMAGE])
+        .ok();
+    assert!(run.stdout.contains("by the arcade daemon"), "{run}");
+    assert!(
+        !run.stdout.contains("first window"),
+        "returned at once: {run}"
+    );
+    let id = run
+        .stdout
+        .split("(launch ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or_else(|| panic!("no launch id in:\n{run}"))
+        .to_owned();
+
+    // The daemon follows it to the pod's window on this desktop.
+    support::wait_for("the pod's window", Duration::from_secs(30), || {
+        session.xvfb.window_titled(POD_HOST)
+    });
+    support::wait_for("AppWindowMapped", Duration::from_secs(10), || {
+        monitor
+            .text()
+            .contains("member=AppWindowMapped")
+            .then_some(())
+    });
+    let apps = skaha.apps();
+    assert_eq!(apps.len(), 1, "{apps:#?}");
+    assert_eq!(apps[0].field("image"), Some(IMAGE));
+    let (ok, out) = session.bus.call("List", &[]);
+    assert!(
+        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"running\""),
+        "{out}"
+    );
+
+    // The user closes the app; skaha reports it Completed and the daemon records its end.
+    skaha.set_app_status(&apps[0].app_id, "Completed");
+    support::wait_for("AppExited", Duration::from_secs(20), || {
+        monitor.text().contains("member=AppExited").then_some(())
+    });
+    let (ok, out) = session.bus.call("List", &[]);
+    assert!(
+        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"exited\""),
+        "{out}"
+    );
+    support::wait_for("the pod's window to go", Duration::from_secs(10), || {
+        session.xvfb.window_titled(POD_HOST).is_none().then_some(())
+    });
+    Contract::skaha().assert_requests(&skaha.requests());
 }
 
 #[test]

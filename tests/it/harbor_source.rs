@@ -162,7 +162,7 @@ pub(crate) fn launcher() -> String {
 }
 
 /// Checks every generated application entry with a spec-compliant reader: `Exec` is exactly
-/// `[launcher, "launch", image]` and the image is the entry's `X-Arcade-Image`. Returns the images.
+/// `[launcher, "launch", "--from-menu", image]` and the image is the entry's `X-Arcade-Image`. Returns the images.
 #[track_caller]
 pub(crate) fn check_entries_exec(home: &Home) -> BTreeSet<String> {
     let launcher = launcher();
@@ -182,7 +182,7 @@ pub(crate) fn check_entries_exec(home: &Home) -> BTreeSet<String> {
             .unwrap_or_else(|| panic!("{} has no Exec", path.display()));
         assert_eq!(
             spec_exec_args(exec),
-            [launcher.as_str(), "launch", image.as_str()],
+            [launcher.as_str(), "launch", "--from-menu", image.as_str()],
             "Exec of {}",
             path.display()
         );
@@ -1160,6 +1160,36 @@ fn a_url_that_is_not_harbors_root_is_named_as_such() {
     let line = check_failure(&run, &url);
     assert!(line.contains("is not a Harbor v2.0 API"), "{run}");
     assert_eq!(fake.requests().len(), 1, "it stops at the first 404");
+}
+
+/// The progress bar shows on a terminal during a long sync, and never in a pipe.
+#[test]
+fn a_progress_bar_shows_on_a_terminal_and_never_in_a_pipe() {
+    let fake = FakeHarbor::start(HarborConfig {
+        latency: Duration::from_millis(150),
+        ..HarborConfig::new(HarborData::synthetic(4, 3, 1))
+    });
+    let piped = sync(&Home::new(), &fake).ok();
+    assert!(!piped.stderr.contains("listing repositories"), "{piped}");
+    assert!(
+        piped.stderr.is_empty() || !piped.stderr.contains('\r'),
+        "{piped}"
+    );
+
+    let home = Home::new();
+    // A terminal has a TERM; on a dumb one (none), indicatif rightly draws nothing it cannot
+    // erase.
+    let terminal = sync(&home, &fake).env("TERM", "xterm").run_in_terminal();
+    assert_eq!(terminal.code, Some(0), "{terminal}");
+    assert!(
+        terminal.stdout.contains("listing repositories"),
+        "{terminal}"
+    );
+    assert!(
+        terminal.stdout.contains("/12"),
+        "twelve repositories to list: {terminal}"
+    );
+    assert_eq!(menu_images(&home).len(), 12);
 }
 
 #[test]

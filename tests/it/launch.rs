@@ -147,15 +147,22 @@ fn init_script_runs_first() {
     let desk = Desk::new();
     let image = images::build(&Spec::new("with-init").file(
         "/skaha/init.sh",
-        "#!/bin/sh\necho \"init.sh ran\"\n",
+        "#!/bin/sh\necho \"init.sh ran in $PWD as $SHELL, OMP_NUM_THREADS=$OMP_NUM_THREADS \
+         GDK_SYNCHRONIZE=$GDK_SYNCHRONIZE\"\n",
         0o755,
     ));
-    let run = desk.launch(&[&image]);
+    let run = desk.launch(&["--cores", "3", &image]);
     assert_eq!(run.code, Some(0), "{run}");
     let id = Desk::launch_id(&run);
     assert!(desk.xvfb.window_titled(&label_of(&image)).is_some());
+    // It runs with the environment the platform's Job gives every desktop-app.
     let logs = desk.arcade().args(["logs", &id]).ok();
-    assert!(logs.stdout.contains("init.sh ran"), "{logs}");
+    assert!(
+        logs.stdout.contains(
+            "init.sh ran in /home/arcade as /bin/bash, OMP_NUM_THREADS=3 GDK_SYNCHRONIZE=1"
+        ),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -339,13 +346,15 @@ fn startup_notification_brackets_the_launch() {
     drop(listener);
 
     // With an ID from the menu, arcade does not start a sequence of its own, it ends the menu's.
+    // Without a daemon, a menu entry's launch runs here and waits for the window to do so.
     let listener = StartupListener::start(&desk.xvfb);
     let run = desk
         .arcade()
         .env("DESKTOP_STARTUP_ID", "menu-click-42_TIME1234")
-        .args(["launch", &image])
+        .args(["launch", "--from-menu", &image])
         .run();
     assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("is up: first window after"), "{run}");
     std::thread::sleep(Duration::from_millis(300));
     let messages = listener.messages();
     assert_eq!(messages, ["remove: ID=\"menu-click-42_TIME1234\""], "{run}");
@@ -358,7 +367,29 @@ fn no_wait_returns_before_the_window() {
     let run = desk.launch(&["--no-wait", &image]);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("started (launch"), "{run}");
+    let id = Desk::launch_id(&run);
     support::wait_for("the window", Duration::from_secs(20), || {
         desk.xvfb.window_titled(&label_of(&image))
     });
+
+    // With its record gone, the container is still found by its labels, listed and stopped.
+    std::fs::remove_dir_all(desk.home.state().join("arcade/launches")).unwrap();
+    let ps = desk.arcade().args(["ps", "--json"]).ok().json();
+    assert!(
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .any(|row| row["id"] == id.as_str() && row["live_state"] == "running"),
+        "{ps:#}"
+    );
+    let stopped = desk.arcade().args(["stop", &id]).ok();
+    assert!(stopped.stdout.contains(&id), "{stopped}");
+    support::wait_for("the window to close", Duration::from_secs(15), || {
+        desk.xvfb
+            .window_titled(&label_of(&image))
+            .is_none()
+            .then_some(())
+    });
+    let run = desk.arcade().args(["stop", &id]).run();
+    assert_eq!(run.code, Some(1), "an unknown id once it is gone: {run}");
 }

@@ -166,7 +166,10 @@ fn pyxdg_names(home: &Home) -> String {
 
 /// The `Exec` value python-xdg shows for a reference with no character that needs escaping.
 fn plain_exec(reference: &str) -> String {
-    format!("\"{}\" \"launch\" \"{reference}\"", arcade_bin())
+    format!(
+        "\"{}\" \"launch\" \"--from-menu\" \"{reference}\"",
+        arcade_bin()
+    )
 }
 
 /// Every `<Filename>` in the merged menu.
@@ -706,7 +709,7 @@ fn desktop_shortcuts_follow_the_newest_version_and_the_config() {
         let entry = read_entry(path);
         assert_eq!(
             entry.parse_exec().unwrap(),
-            [arcade_bin(), "launch", reference.as_str()]
+            [arcade_bin(), "launch", "--from-menu", reference.as_str()]
         );
         let name = path.file_name().unwrap().to_str().unwrap();
         assert!(name.starts_with("arcade-"), "{name}");
@@ -746,7 +749,12 @@ fn desktop_shortcuts_follow_the_newest_version_and_the_config() {
         read_entry(&second[&image("skaha/casa:6.11")])
             .parse_exec()
             .unwrap(),
-        [arcade_bin(), "launch", &image("skaha/casa:6.11")]
+        [
+            arcade_bin(),
+            "launch",
+            "--from-menu",
+            &image("skaha/casa:6.11")
+        ]
     );
 
     // casa no longer asked for: its shortcut goes, the other stays as it was.
@@ -792,7 +800,12 @@ fn desktop_shortcuts_use_the_desktop_named_in_user_dirs() {
     assert_eq!(bureau.len(), 1, "{bureau:?}");
     assert_eq!(
         read_entry(&bureau[0]).parse_exec().unwrap(),
-        [arcade_bin(), "launch", &image("skaha/terminal:1.0")]
+        [
+            arcade_bin(),
+            "launch",
+            "--from-menu",
+            &image("skaha/terminal:1.0")
+        ]
     );
     assert!(!home.desktop().exists(), "{}", home.listing());
     let config = home.arcade().args(["config", "--json"]).ok().json();
@@ -893,7 +906,7 @@ fn entries_are_valid_and_launch_their_image() {
         );
         assert_eq!(
             entry.parse_exec().unwrap(),
-            [arcade_bin(), "launch", reference.as_str()],
+            [arcade_bin(), "launch", "--from-menu", reference.as_str()],
             "{}",
             path.display()
         );
@@ -994,7 +1007,7 @@ fn hostile_names_cannot_inject_or_escape() {
         let entry = read_entry(&path);
         assert_eq!(
             entry.parse_exec().unwrap(),
-            [arcade_bin(), "launch", reference.as_str()],
+            [arcade_bin(), "launch", "--from-menu", reference.as_str()],
             "{}:\n{}",
             path.display(),
             std::fs::read_to_string(&path).unwrap()
@@ -1728,6 +1741,48 @@ fn flags_beat_environment_beat_user_file_beat_system_file() {
     );
 }
 
+/// README's first command: `arcade demo` builds the bundled sample's menu into a throwaway home,
+/// with no network and nothing written to the user's own folders, and prints the tree.
+#[test]
+fn the_demo_builds_the_sample_menu_in_a_throwaway_home() {
+    let home = Home::new();
+    let scratch = home.path().join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let before = snapshot(home.path());
+    let run = home.arcade().env("TMPDIR", &scratch).args(["demo"]).ok();
+    for part in [
+        "Astro Software",
+        "── skaha",
+        "── terminal:1.0",
+        "── casa:6.6.5",
+        "── cirada",
+    ] {
+        assert!(run.stdout.contains(part), "no {part:?} in:\n{run}");
+    }
+    let demo_home = std::fs::read_dir(&scratch)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| {
+            path.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("arcade-demo-")
+        })
+        .unwrap_or_else(|| panic!("no demo home under {}", scratch.display()));
+    assert!(
+        run.stdout.contains(&demo_home.display().to_string()),
+        "{run}"
+    );
+    let entries: Vec<PathBuf> =
+        std::fs::read_dir(demo_home.join(".local/share/applications/arcade"))
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+    assert_eq!(entries.len(), 24, "{entries:#?}");
+    support::validate_desktop_files(&entries);
+    assert_unchanged(&before, &snapshot(home.path()), &["scratch"]);
+}
+
 /// `arcade config --json` shows the files layered key by key: the user's file over the system's.
 #[test]
 fn config_shows_the_user_file_over_the_system_file() {
@@ -1750,10 +1805,6 @@ fn config_shows_the_user_file_over_the_system_file() {
 }
 
 /// `arcade config` prints the settings a sync would use, so `ARCADE_*` variables show in it.
-///
-/// Fails today: `arcade config` does not take the source arguments (`SourceArgs`, which carry the
-/// `ARCADE_SOURCE`/`ARCADE_URL`/`ARCADE_LABEL`/`ARCADE_CATALOG` bindings), so it shows the files'
-/// values while `arcade menu sync` uses the environment's. The fix belongs in src/cli.rs.
 #[test]
 fn config_shows_the_environment_over_the_files() {
     let home = Home::new();
@@ -1769,6 +1820,48 @@ fn config_shows_the_environment_over_the_files() {
     assert_eq!(config["source"], "file", "{config}");
     assert_eq!(config["catalog"], "/srv/env.json", "{config}");
     assert_eq!(config["label"], "env", "{config}");
+}
+
+/// Where apps are launched: inside a platform desktop (`$skaha_hostname`) skaha is the source and
+/// the backend; elsewhere `skaha.url` names the service, under `ARCADE_SKAHA_URL`; with docker
+/// but no podman on the `PATH`, docker is the local engine. Values of `launch.env` never print.
+#[test]
+fn config_chooses_the_skaha_service_and_the_engine_as_documented() {
+    let home = Home::new();
+    let config = |arcade: Arcade| arcade.args(["config", "--json"]).ok().json();
+
+    let platform = config(home.arcade().env("skaha_hostname", "ws-uv.example.org"));
+    assert_eq!(platform["source"], "skaha", "{platform:#}");
+    assert_eq!(platform["url"], "https://ws-uv.example.org/skaha");
+    assert_eq!(platform["skaha_url"], "https://ws-uv.example.org/skaha");
+    assert_eq!(platform["launch_backend"], "skaha");
+
+    home.write_config(
+        "url = \"https://harbor.example.org\"\n[skaha]\nurl = \"https://ws.example.org\"\n\
+         [launch]\nenv = { APP_TOKEN = \"s3cret-value\" }\n",
+    );
+    let file = home.arcade().args(["config", "--json"]).ok();
+    let view = file.json();
+    assert_eq!(view["source"], "harbor", "{view:#}");
+    assert_eq!(view["url"], "https://harbor.example.org");
+    assert_eq!(view["skaha_url"], "https://ws.example.org/skaha");
+    assert_eq!(view["launch_env"], json!(["APP_TOKEN"]));
+    assert!(!file.stdout.contains("s3cret-value"), "{file}");
+    let env = config(
+        home.arcade()
+            .env("ARCADE_SKAHA_URL", "http://127.0.0.1:9/skaha"),
+    );
+    assert_eq!(env["skaha_url"], "http://127.0.0.1:9/skaha", "{env:#}");
+
+    // Only docker on the PATH (the real one, linked): docker is the default engine.
+    let docker = support::require_tool("docker", "docker.io");
+    let bin = home.path().join("only-docker");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::os::unix::fs::symlink(&docker, bin.join("docker")).unwrap();
+    let docker_only = config(home.arcade().env("PATH", &bin));
+    assert_eq!(docker_only["launch_backend"], "docker", "{docker_only:#}");
+    let with_podman = config(home.arcade());
+    assert_eq!(with_podman["launch_backend"], "podman", "{with_podman:#}");
 }
 
 /// An unknown key in a config file is one error line naming the file, the line and the key; the

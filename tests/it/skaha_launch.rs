@@ -96,9 +96,12 @@ impl Desktop {
 
     /// `arcade launch --backend skaha --url <skaha> ARGS`, timed.
     fn launch(&self, args: &[&str]) -> (Run, Duration) {
-        let arcade = self
-            .arcade()
-            .args(["launch", "--backend", "skaha", "--url"]);
+        self.launch_with(self.arcade(), args)
+    }
+
+    /// [`Desktop::launch`] from a given `arcade` (another environment).
+    fn launch_with(&self, arcade: Arcade, args: &[&str]) -> (Run, Duration) {
+        let arcade = arcade.args(["launch", "--backend", "skaha", "--url"]);
         timed(arcade.args([self.skaha.root_url()]).args(args))
     }
 
@@ -711,6 +714,12 @@ fn missing_url_or_session_is_one_clear_line() {
     let (run, _) = timed(arcade);
     let line = failed(&run);
     assert!(line.contains("needs the desktop session id"), "{line}");
+
+    // A display named but unusable fails before skaha is asked, as for a local launch.
+    let (run, _) =
+        desktop.launch_with(desktop.arcade().env("DISPLAY", "no display here"), &[IMAGE]);
+    let line = failed(&run);
+    assert!(line.contains("no display here"), "{line}");
     assert!(
         desktop.skaha.requests().is_empty(),
         "{}",

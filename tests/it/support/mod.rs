@@ -183,6 +183,32 @@ impl Arcade {
         }
     }
 
+    /// Runs on a pseudo-terminal (made by util-linux's `script`), as a person at a terminal would:
+    /// stdout and stderr both arrive in [`Run::stdout`], as the terminal shows them.
+    pub fn run_in_terminal(self) -> Run {
+        let script = require_tool("script", "bsdutils");
+        let quote =
+            |text: &std::ffi::OsStr| format!("'{}'", text.to_string_lossy().replace('\'', "'\\''"));
+        let line: Vec<String> = std::iter::once(self.command.get_program())
+            .chain(self.command.get_args())
+            .map(quote)
+            .collect();
+        let mut command = Command::new(script);
+        // The same environment as the command was given (it starts from an empty one).
+        command.env_clear();
+        for (key, value) in self.command.get_envs() {
+            if let Some(value) = value {
+                command.env(key, value);
+            }
+        }
+        command
+            .args(["--quiet", "--return", "--command"])
+            .arg(line.join(" "))
+            .arg("/dev/null")
+            .stdin(Stdio::null());
+        Arcade { command }.run()
+    }
+
     /// Runs and expects exit status 0.
     #[track_caller]
     pub fn ok(self) -> Run {
