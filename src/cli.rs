@@ -356,6 +356,15 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
             Err(crate::bus::client::Refused::NotFound(message)) => {
                 return Err(NotFound(message).into());
             }
+            // A daemon from before an upgrade, which does not know this caller's options, is
+            // no reason to fail a launch this process can do itself.
+            Err(crate::bus::client::Refused::Other(message))
+                if message.contains("unknown option") =>
+            {
+                tracing::debug!(
+                    "the arcade daemon is older than this client ({message}); launching here"
+                );
+            }
             Err(crate::bus::client::Refused::Other(message)) => anyhow::bail!("{message}"),
         }
     }

@@ -584,14 +584,10 @@ pub fn resolve(
         .clone()
         .or_else(|| env_nonempty("ARCADE_SKAHA_URL"))
         .or(match source {
-            Source::Skaha => overrides.url.clone().or(env_url.clone()),
+            Source::Skaha => source_url.clone(),
             _ => None,
         })
         .or(file.skaha.url.clone())
-        .or(match source {
-            Source::Skaha => file.url.clone(),
-            _ => None,
-        })
         .or_else(platform_skaha_url)
         .or(match source {
             Source::Skaha => None,
@@ -622,6 +618,14 @@ pub fn resolve(
     {
         return Err(Error::Invalid(format!(
             "url {url:?} must start with https:// or http://"
+        )));
+    }
+    if let Some(skaha_url) = &skaha_url
+        && !(skaha_url.starts_with("https://") || skaha_url.starts_with("http://"))
+    {
+        return Err(Error::Invalid(format!(
+            "the skaha URL {skaha_url:?} (skaha.url, ARCADE_SKAHA_URL or --url) must start with \
+             https:// or http://"
         )));
     }
     let catalog = overrides

@@ -5,7 +5,7 @@
 //! [`Core`] is the single owner of the daemon's mutable state; the bus module only forwards calls
 //! to it and turns its [`Notice`]s into signals. A broken new config never replaces a working one.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -16,6 +16,10 @@ use crate::catalog::Catalog;
 use crate::config::{self, Backend, Overrides, Settings};
 use crate::launch::{self, Event, Request, engine::Engine, record::Store};
 use crate::sync;
+
+/// Checks of a skaha app in a row that may fail before the daemon stops following it: at the
+/// default 15 s apart, ten minutes of a refusing or absent service.
+const FOLLOW_FAILURES: u32 = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -61,6 +65,8 @@ pub struct Core {
     sync_lock: tokio::sync::Mutex<()>,
     /// Local containers this daemon started or adopted, stopped when the session ends.
     started: Mutex<HashMap<String, (Backend, String)>>,
+    /// Launches on skaha being followed to their end, by id.
+    followed: Mutex<HashSet<String>>,
     notices: mpsc::UnboundedSender<Notice>,
     refresh_now: tokio::sync::Notify,
 }
@@ -89,6 +95,7 @@ impl Core {
             last_sync: Mutex::new(SyncStatus::default()),
             sync_lock: tokio::sync::Mutex::new(()),
             started: Mutex::new(HashMap::new()),
+            followed: Mutex::new(HashSet::new()),
             notices,
             refresh_now: tokio::sync::Notify::new(),
         }
@@ -108,6 +115,7 @@ impl Core {
         let mut settings = self.settings();
         // The client's skaha service, when it named one (checked when the call was read).
         if let Some(url) = request.skaha_url.take() {
+            tracing::info!(url, "launching on the skaha service the caller named");
             let mut own = (*settings).clone();
             own.skaha.url = Some(url);
             settings = Arc::new(own);
@@ -152,7 +160,7 @@ impl Core {
                         core.finished(&id, code);
                     }
                     None if backend == Backend::Skaha => {
-                        Arc::clone(&core).follow_skaha(&settings, launched.record);
+                        Arc::clone(&core).follow_skaha(launched.record);
                     }
                     None => {
                         core.started.lock().expect("started lock").remove(&id);
@@ -169,11 +177,12 @@ impl Core {
                         {
                             Arc::clone(&core).follow_container(backend, id.clone());
                         }
-                        // Running on skaha, but its window was not seen: follow it there.
-                        launch::Error::NoWindow { .. } | launch::Error::X(_) => {
+                        // Accepted by skaha but not seen up (no window in time, still pending
+                        // at the deadline): it may run on, so follow it there.
+                        _ if backend == Backend::Skaha => {
                             let store = Store::new(settings.dirs.launch_state());
                             if let Some(record) = store.load(&id) {
-                                Arc::clone(&core).follow_skaha(&settings, record);
+                                Arc::clone(&core).follow_skaha(record);
                             }
                         }
                         _ => {
@@ -215,57 +224,106 @@ impl Core {
 
     /// Follows an app on skaha until skaha reports it over or no longer has it, so that its end
     /// is recorded and signalled as a local app's is. It asks every `skaha.watch_secs` and only
-    /// while such an app runs: an idle daemon does not wake.
-    fn follow_skaha(self: Arc<Self>, settings: &Settings, record: launch::record::Record) {
+    /// while such an app runs: an idle daemon does not wake. One follower per app; whichever of
+    /// it and `Stop` ends the app first signals the end (see [`Core::unfollow`]).
+    fn follow_skaha(self: Arc<Self>, record: launch::record::Record) {
         let (Some(session), Some(app_id)) = (record.session_id.clone(), record.app_id.clone())
         else {
             return;
         };
-        let skaha = match launch::platform::client_at(settings, record.skaha_url.as_deref()) {
-            Ok(skaha) => skaha,
-            Err(err) => {
-                tracing::warn!(id = record.id, "cannot follow the app on skaha: {err}");
-                return;
-            }
-        };
-        let every = settings.skaha.watch;
-        let store = Store::new(settings.dirs.launch_state());
+        if record.state.is_finished()
+            || !self
+                .followed
+                .lock()
+                .expect("followed lock")
+                .insert(record.id.clone())
+        {
+            return;
+        }
         tokio::spawn(async move {
-            let id = record.id;
+            let id = record.id.clone();
+            let mut failures = 0;
             loop {
-                tokio::time::sleep(every).await;
-                // Stopped meanwhile (`Stop`, `arcade stop`): nothing left to follow.
-                if store
-                    .load(&id)
-                    .is_none_or(|record| record.state.is_finished())
-                {
+                // The settings of the moment: a renewed token or certificate applies.
+                let settings = self.settings();
+                tokio::time::sleep(settings.skaha.watch).await;
+                if !self.followed.lock().expect("followed lock").contains(&id) {
                     return;
                 }
-                let status = match skaha.app(&session, &app_id).await {
+                let asked =
+                    match launch::platform::client_at(&settings, record.skaha_url.as_deref()) {
+                        Ok(skaha) => skaha.app(&session, &app_id).await.map_err(|err| {
+                            let gone = matches!(err, crate::skaha::Error::NoSuchApp { .. });
+                            (gone, err.to_string())
+                        }),
+                        Err(err) => Err((false, err.to_string())),
+                    };
+                let status = match asked {
                     Ok(app) => app.status.unwrap_or_default().to_ascii_lowercase(),
-                    Err(crate::skaha::Error::NoSuchApp { .. }) => "gone".to_owned(),
-                    // The service may be busy or briefly away; ask again next time.
-                    Err(err) => {
-                        tracing::debug!(id, "failed to ask skaha about the app: {err}");
+                    Err((true, _)) => "gone".to_owned(),
+                    Err((false, message)) => {
+                        failures += 1;
+                        // Busy or briefly away is worth asking again; refusing for ten
+                        // minutes is not.
+                        if failures >= FOLLOW_FAILURES {
+                            tracing::warn!(
+                                id,
+                                "stopped following the app on skaha after {failures} failed \
+                                 checks: {message}"
+                            );
+                            self.unfollow(&id);
+                            return;
+                        }
+                        tracing::debug!(id, "failed to ask skaha about the app: {message}");
                         continue;
                     }
                 };
+                failures = 0;
                 match status.as_str() {
-                    "completed" | "succeeded" => return self.finished(&id, 0),
+                    "running" => self.mark_running(&settings, &id),
+                    "completed" | "succeeded" => {
+                        if self.unfollow(&id) {
+                            self.finished(&id, 0);
+                        }
+                        return;
+                    }
                     // Deleted by someone else, or gone from skaha's list: the code is unknown.
-                    "gone" | "terminating" => return self.finished(&id, -1),
+                    "gone" | "terminating" => {
+                        if self.unfollow(&id) {
+                            self.finished(&id, -1);
+                        }
+                        return;
+                    }
                     "failed" | "error" => {
-                        let reason = format!(
-                            "{} ended: skaha at {} reports app {app_id} {status}",
-                            record.app,
-                            skaha.base()
-                        );
-                        return self.failed(&id, reason);
+                        if self.unfollow(&id) {
+                            let reason = format!(
+                                "{} ended: skaha reports app {app_id} {status}",
+                                record.app
+                            );
+                            self.failed(&id, reason);
+                        }
+                        return;
                     }
                     _ => {}
                 }
             }
         });
+    }
+
+    /// Ends the following of an app; true for the one caller that ended it, who signals the end.
+    fn unfollow(&self, id: &str) -> bool {
+        self.followed.lock().expect("followed lock").remove(id)
+    }
+
+    /// Records an app that skaha now reports running (one launched with `no-wait`, say).
+    fn mark_running(&self, settings: &Settings, id: &str) {
+        let store = Store::new(settings.dirs.launch_state());
+        if let Some(mut record) = store.load(id)
+            && record.state == launch::record::State::Starting
+        {
+            record.state = launch::record::State::Running;
+            let _ = store.save(&record);
+        }
     }
 
     /// Records and signals an app that ended in failure after it had started.
@@ -313,6 +371,14 @@ impl Core {
                     .lock()
                     .expect("started lock")
                     .remove(&record.id);
+                // A local app's end is signalled when its engine client exits; a skaha app's
+                // here, unless its follower saw it end first.
+                if self.unfollow(&record.id) {
+                    self.notify(Notice::Launch(Event::Exited {
+                        id: record.id.clone(),
+                        code: -1,
+                    }));
+                }
                 Ok(())
             }
             Err(launch::Error::NotFound(_)) => Err(Error::UnknownLaunch(id.to_owned())),
@@ -427,11 +493,11 @@ impl Core {
                 Arc::clone(self).follow_container(kind, id);
             }
         }
-        // Apps on skaha that an earlier daemon followed.
+        // Apps on skaha that have not ended, launched by an earlier daemon or without one.
         for record in store.all() {
             if record.backend == Backend::Skaha.to_string() && !record.state.is_finished() {
-                tracing::info!(id = record.id, "following an app on skaha again");
-                Arc::clone(self).follow_skaha(&settings, record);
+                tracing::info!(id = record.id, "following an app on skaha");
+                Arc::clone(self).follow_skaha(record);
             }
         }
     }

@@ -34,6 +34,11 @@ pub enum Error {
          it, set ca_file in the config or ARCADE_CA_FILE"
     )]
     Certificate { url: String, message: String },
+    #[error(
+        "{url} refused the TLS handshake for want of a client certificate it accepts ({message}); \
+         set skaha.cert_file or ARCADE_SKAHA_CERT_FILE to a PEM with your certificate and its key"
+    )]
+    ClientCertificate { url: String, message: String },
     #[error("{url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
     #[error("{url} answered {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
@@ -257,6 +262,11 @@ impl Client {
                 url: url.to_owned(),
                 message,
             }
+        } else if let Some(message) = client_certificate_refused(err) {
+            Error::ClientCertificate {
+                url: url.to_owned(),
+                message,
+            }
         } else if err.is_body() || err.is_decode() {
             Error::Body {
                 url: url.to_owned(),
@@ -318,6 +328,30 @@ fn certificate_problem(err: &dyn std::error::Error) -> Option<String> {
         let text = cause.to_string();
         if text.contains("invalid peer certificate") {
             return Some(text);
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The cause that says the server refused our client certificate, or the lack of one: a TLS
+/// alert it sent about certificates (a server's own certificate refused by us is
+/// [`certificate_problem`] instead).
+fn client_certificate_refused(err: &dyn std::error::Error) -> Option<String> {
+    const ALERTS: [&str; 5] = [
+        "CertificateRequired",
+        "BadCertificate",
+        "UnknownCA",
+        "CertificateUnknown",
+        "CertificateExpired",
+    ];
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if let Some(alert) = text.split("received fatal alert: ").nth(1)
+            && ALERTS.iter().any(|name| alert.starts_with(name))
+        {
+            return Some(format!("it sent the TLS alert {alert}"));
         }
         source = cause.source();
     }

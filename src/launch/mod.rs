@@ -43,6 +43,12 @@ pub enum Error {
         app: String,
         message: String,
     },
+    #[error("{engine} could not stop {app}: {message}")]
+    StopFailed {
+        engine: String,
+        app: String,
+        message: String,
+    },
     #[error(
         "{app} exited with code {code} before opening a window{}",
         output_suffix(output)
@@ -417,21 +423,25 @@ async fn launch_local(
     env.push(("GDK_SYNCHRONIZE".into(), "1".into()));
     env.push(("SHELL".into(), "/bin/bash".into()));
     env.push(("PWD".into(), contract::HOME.into()));
-    if let Some(session) = &settings.skaha.session_id {
-        env.push(("skaha_sessionid".into(), session.clone()));
-    }
     if let Some(startup) = &startup {
         env.push(("DESKTOP_STARTUP_ID".into(), startup.id.clone()));
     }
     // The operator's variables may hold secrets: they reach the container through the engine
     // client's environment (`--env NAME`), never through its command line.
-    let (passed, private): (Vec<_>, Vec<_>) = settings
+    let (passed, mut private): (Vec<_>, Vec<_>) = settings
         .launch
         .env
         .iter()
         .map(|(key, value)| (key.clone(), value.clone()))
         .partition(|(key, _)| engine::engine_reads(key));
     env.extend(passed);
+    // The platform's session id, only inside a platform desktop (elsewhere the setting may come
+    // from `VNC_PW`, a real password), and like a secret: the desktop's VNC password is the same.
+    if crate::config::in_platform_session()
+        && let Some(session) = &settings.skaha.session_id
+    {
+        private.push(("skaha_sessionid".into(), session.clone()));
+    }
 
     let spec = RunSpec {
         id: id.clone(),
@@ -857,8 +867,25 @@ fn unrecorded(id: &str, backend: &str, running: bool) -> Record {
     }
 }
 
+/// Stops a container by name; one already gone is stopped as far as the user is concerned.
+async fn stop_container(engine: &Engine, name: &str, app: &str) -> Result<()> {
+    match engine.stop(name).await {
+        Ok(()) => Ok(()),
+        Err(message)
+            if message.contains("no such container") || message.contains("No such container") =>
+        {
+            Ok(())
+        }
+        Err(message) => Err(Error::StopFailed {
+            engine: engine.name(),
+            app: app.to_owned(),
+            message,
+        }),
+    }
+}
+
 /// Stops an arcade container that has no record, found by its labels as `arcade ps` finds it.
-async fn stop_unrecorded(id: &str) -> Option<Result<Record>> {
+async fn stop_unrecorded(settings: &Settings, id: &str) -> Option<Result<Record>> {
     // SAFETY: getuid only reads the process's credentials.
     let host_uid = unsafe { libc::getuid() };
     for kind in [Backend::Podman, Backend::Docker] {
@@ -868,20 +895,22 @@ async fn stop_unrecorded(id: &str) -> Option<Result<Record>> {
         let Ok(containers) = engine.list(host_uid).await else {
             continue;
         };
-        if containers.iter().any(|(found, _)| found == id) {
-            let record = unrecorded(id, &kind.to_string(), false);
-            let name = format!("arcade-{id}");
-            return Some(match engine.stop(&name).await {
-                Ok(()) => Ok(Record {
+        // The whole id, or a prefix of exactly one, as for recorded launches.
+        let matching: Vec<&String> = containers
+            .iter()
+            .map(|(found, _)| found)
+            .filter(|found| found.starts_with(id))
+            .collect();
+        if let [found] = matching.as_slice() {
+            let record = unrecorded(found, &kind.to_string(), false);
+            let name = format!("arcade-{found}");
+            return Some(stop_container(&engine, &name, &name).await.map(|()| {
+                remove_launch_dir(settings, found);
+                Record {
                     state: State::Stopped,
                     ..record
-                }),
-                Err(message) => Err(Error::EngineFailed {
-                    engine: engine.name(),
-                    app: name,
-                    message,
-                }),
-            });
+                }
+            }));
         }
     }
     None
@@ -893,7 +922,7 @@ pub async fn stop(settings: &Settings, id: &str) -> Result<Record> {
     let mut record = match store.find(id) {
         Ok(record) => record,
         Err(message) => {
-            return stop_unrecorded(id)
+            return stop_unrecorded(settings, id)
                 .await
                 .unwrap_or(Err(Error::NotFound(message)));
         }
@@ -911,18 +940,7 @@ pub async fn stop(settings: &Settings, id: &str) -> Result<Record> {
                 .container
                 .clone()
                 .unwrap_or_else(|| format!("arcade-{}", record.id));
-            if let Err(message) = engine.stop(&name).await {
-                // Already gone is what the user wanted.
-                let gone =
-                    message.contains("no such container") || message.contains("No such container");
-                if !gone {
-                    return Err(Error::EngineFailed {
-                        engine: engine.name(),
-                        app: record.app.clone(),
-                        message,
-                    });
-                }
-            }
+            stop_container(&engine, &name, &record.app).await?;
         }
     }
     record.state = State::Stopped;

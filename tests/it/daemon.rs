@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::support::contract::Contract;
 use crate::support::dbus::Bus;
 use crate::support::harbor::{
-    Artifact, FakeHarbor, HarborConfig, HarborData, Label, Project, Repository, User,
+    Artifact, FakeHarbor, Fault, FaultKind, HarborConfig, HarborData, Label, Project, Repository,
+    User,
 };
 use crate::support::images::{self, Spec};
 use crate::support::skaha::{self, AppScript, FakeSkaha, SkahaConfig};
@@ -402,6 +403,61 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
     support::wait_for("the pod's window to go", Duration::from_secs(10), || {
         session.xvfb.window_titled(POD_HOST).is_none().then_some(())
     });
+
+    // Launched over the bus, then stopped: its end is signalled once, by Stop, not again by the
+    // follower that then finds it gone.
+    let url = skaha.root_url();
+    let launch_on_skaha = || {
+        let (ok, out) = session.bus.call(
+            "Launch",
+            &[
+                "sa{sv}",
+                IMAGE,
+                "2",
+                "backend",
+                "s",
+                "skaha",
+                "skaha-url",
+                "s",
+                &url,
+            ],
+        );
+        assert!(ok, "Launch failed: {out}");
+        let id = parse_string(&out);
+        support::wait_for("the pod's window", Duration::from_secs(30), || {
+            session.xvfb.window_titled(POD_HOST)
+        });
+        id
+    };
+    let exits = || monitor.text().matches("member=AppExited").count();
+    let second = launch_on_skaha();
+    let (ok, out) = session.bus.call("Stop", &["s", &second]);
+    assert!(ok, "{out}");
+    support::wait_for(
+        "AppExited for the stopped app",
+        Duration::from_secs(10),
+        || (exits() == 2).then_some(()),
+    );
+    // Three of the follower's checks later, still one signal for it.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(exits(), 2, "{}", monitor.text());
+
+    // An app skaha reports Failed after it ran is signalled as failed, with skaha's word.
+    let third = launch_on_skaha();
+    let app_id = skaha.apps().last().unwrap().app_id.clone();
+    skaha.set_app_status(&app_id, "Failed");
+    support::wait_for("AppFailed", Duration::from_secs(20), || {
+        monitor.text().contains("member=AppFailed").then_some(())
+    });
+    let (ok, out) = session.bus.call("List", &[]);
+    assert!(
+        ok && out.contains(&format!("\"{third}\"")) && out.contains("\"failed\""),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("reports app {app_id} failed")),
+        "{out}"
+    );
     Contract::skaha().assert_requests(&skaha.requests());
 }
 
@@ -650,6 +706,63 @@ fn a_failing_refresh_keeps_the_menu() {
         session.entry_names(),
         ["casa:6.5", "casa:6.6", "terminal:1.0"]
     );
+}
+
+/// A refresh that waits on a slow registry holds up no other call: `List`, a property and a
+/// `Launch` all answer while it is still running, and it then finishes as usual.
+#[test]
+fn a_slow_refresh_holds_up_no_other_call() {
+    let fake = FakeHarbor::start(HarborConfig::new(HarborData {
+        labels: vec![Label::global(1, "desktop-app")],
+        projects: vec![
+            Project::public("skaha")
+                .repository(Repository::new("terminal").artifact(Artifact::new(&["1.0"], &[1]))),
+        ],
+        ..HarborData::default()
+    }));
+    let session = Session::new(&format!(
+        "source = \"harbor\"\nurl = \"{}\"\n[launch]\nbackend = \"podman\"\n",
+        fake.url()
+    ));
+    session.activate();
+    assert!(session.property("LastSyncResult").contains("ok:"));
+
+    // Every label lookup now takes five seconds: the refresh is stuck on them.
+    fake.add_fault(Fault::always(FaultKind::Delay(Duration::from_secs(5))).on("/labels"));
+    fake.reset_stats();
+    let mut refresh = session.bus.busctl();
+    refresh.args([
+        "--timeout=60",
+        "call",
+        "net.canfar.Arcade1",
+        "/net/canfar/Arcade1",
+        "net.canfar.Arcade1.Launcher",
+        "Refresh",
+    ]);
+    let refresh = std::thread::spawn(move || refresh.output().expect("run busctl"));
+    support::wait_for("the refresh to ask Harbor", Duration::from_secs(10), || {
+        (!fake.requests_to("/labels").is_empty()).then_some(())
+    });
+
+    let (ok, out) = session.bus.call("List", &[]);
+    assert!(ok, "{out}");
+    assert!(
+        session.property("LastSync").starts_with('t'),
+        "a uint64 answer"
+    );
+    let (ok, out) = session
+        .bus
+        .gdbus_call("Launch", &["'no-such-app'", "@a{sv} {}"]);
+    assert!(!ok && out.contains("Error.NotFound"), "{out}");
+    assert!(
+        !refresh.is_finished(),
+        "the other calls were answered only once the refresh had ended"
+    );
+
+    let output = refresh.join().unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}");
+    assert_eq!(text.trim(), "uuu 0 0 1");
 }
 
 fn container_running(id: &str) -> bool {

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::contract::Contract;
@@ -15,6 +14,7 @@ use crate::support::harbor::{
     Artifact, FakeHarbor, Fault, FaultKind, HarborConfig, HarborData, Label, LoggedRequest,
     Project, Repository, Robot, User, base64_encode,
 };
+use crate::support::tls::TestPki;
 use crate::support::{self, Arcade, Home, Run};
 
 // ---------------------------------------------------------------------------------------------
@@ -698,6 +698,17 @@ fn the_contract_check_catches_what_harbor_would_not_accept_or_send() {
             "{status} {body}: {problems:?}"
         );
     }
+    let one = |body: &str| {
+        contract.response_problems("GET", "/api/v2.0/projects/skaha", 200, &|_| None, body)
+    };
+    assert!(one(project).is_empty(), "{:?}", one(project));
+    assert!(
+        one("null")
+            .iter()
+            .any(|p| p.contains("body should be object")),
+        "{:?}",
+        one("null")
+    );
 }
 
 #[test]
@@ -1451,91 +1462,13 @@ fn failure_empty_result_unless_allowed() {
 // ---------------------------------------------------------------------------------------------
 // TLS.
 
-/// A CA and a certificate for 127.0.0.1 signed by it, as PEM (CA) and DER (server cert and key).
-struct TestPki {
-    ca_pem: String,
-    server_cert: Vec<u8>,
-    server_key: Vec<u8>,
-}
-
-fn test_pki() -> TestPki {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose,
-    };
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca.distinguished_name
-        .push(DnType::CommonName, "arcade test CA");
-    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::new(ca, ca_key);
-    let server_key = KeyPair::generate().unwrap();
-    let mut server = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    server
-        .distinguished_name
-        .push(DnType::CommonName, "127.0.0.1");
-    server.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
-    TestPki {
-        ca_pem: ca_cert.pem(),
-        server_cert: server_cert.der().to_vec(),
-        server_key: server_key.serialize_der(),
-    }
-}
-
-/// A listener that does the TLS handshake before handing a connection to axum.
-struct TlsListener {
-    tcp: tokio::net::TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            let Ok((stream, addr)) = self.tcp.accept().await else {
-                continue;
-            };
-            // A client that rejects the certificate aborts the handshake: wait for the next one.
-            if let Ok(Ok(tls)) =
-                tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await
-            {
-                return (tls, addr);
-            }
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
-    }
-}
-
 fn start_tls(pki: &TestPki) -> FakeHarbor {
-    use tokio_rustls::rustls;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![rustls::pki_types::CertificateDer::from(
-                pki.server_cert.clone(),
-            )],
-            rustls::pki_types::PrivateKeyDer::Pkcs8(pki.server_key.clone().into()),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    FakeHarbor::start_on(HarborConfig::new(registry()), "https", move |tcp| {
-        TlsListener { tcp, acceptor }
-    })
+    FakeHarbor::start_on(HarborConfig::new(registry()), "https", pki.listener(false))
 }
 
 #[test]
 fn https_with_a_private_ca_needs_ca_file() {
-    let pki = test_pki();
+    let pki = TestPki::new();
     let fake = start_tls(&pki);
     assert!(fake.url().starts_with("https://127.0.0.1:"));
 

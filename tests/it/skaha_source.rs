@@ -14,6 +14,7 @@ use crate::harbor_source::{
 use crate::support::contract::Contract;
 use crate::support::harbor::{Fault, FaultKind, LoggedRequest};
 use crate::support::skaha::{AppScript, FakeSkaha, SkahaConfig, SkahaImage};
+use crate::support::tls::TestPki;
 use crate::support::{self, Arcade, Home};
 
 const SESSION_TOKEN: &str = "c2Vzc2lvbi10b2tlbg~c2lnbmF0dXJl";
@@ -152,6 +153,63 @@ fn a_token_file_from_the_config() {
     assert!(
         config.stdout.contains("bearer token (set, from file"),
         "{config}"
+    );
+}
+
+/// A client certificate (a PEM with the certificate and its key, like CADC's proxy
+/// certificates) authenticates to a skaha that demands one; without it the handshake fails, in
+/// one clear line, and the menu stays.
+#[test]
+fn a_client_certificate_authenticates_over_tls() {
+    let pki = TestPki::new();
+    let fake = FakeSkaha::start_on(
+        SkahaConfig {
+            images: images(),
+            certificate_callers: true,
+            ..SkahaConfig::default()
+        },
+        "https",
+        pki.listener(true),
+    );
+    let url = fake.root_url();
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let home = Home::new();
+    let ca = home.write("pki/ca.pem", &pki.ca_pem);
+    let cert = home.write("pki/cadcproxy.pem", &pki.client_pem);
+    home.write_config(&format!(
+        "ca_file = \"{}\"\n[skaha]\ncert_file = \"{}\"\n",
+        ca.display(),
+        cert.display()
+    ));
+    sync(&home, &url).ok();
+    assert_eq!(menu_images(&home), desktop_apps());
+    let requests = fake.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].authorization, None);
+    assert_eq!(requests[0].skaha_token, None);
+    let config = home.arcade().args(["config", "--json"]).ok().json();
+    assert_eq!(
+        config["skaha_auth"],
+        format!("client certificate {}", cert.display()),
+        "{config:#}"
+    );
+
+    // Without the certificate, the handshake fails: one line naming skaha, the menu kept.
+    home.write_config(&format!("ca_file = \"{}\"\n", ca.display()));
+    let before = snapshot(&home);
+    let run = sync(&home, &url).args(["-vv"]).fails();
+    let line = run.error_line();
+    assert!(line.contains(&url), "{run}");
+    assert!(
+        line.contains("client certificate") && line.contains("skaha.cert_file"),
+        "{run}"
+    );
+    assert!(!run.stderr.contains("retrying"), "no retry can help: {run}");
+    assert_same_files(&before, &snapshot(&home));
+    assert_eq!(
+        fake.requests().len(),
+        1,
+        "no request got through the handshake"
     );
 }
 

@@ -12,6 +12,7 @@ pub mod docker;
 pub mod harbor;
 pub mod images;
 pub mod skaha;
+pub mod tls;
 pub mod xvfb;
 
 use std::ffi::OsString;

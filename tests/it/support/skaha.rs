@@ -229,6 +229,9 @@ pub struct SkahaConfig {
     pub session_tokens: Vec<String>,
     /// Tokens accepted as `Authorization: Bearer`.
     pub bearer_tokens: Vec<String>,
+    /// Every caller is authenticated by its client certificate: set it when the TLS listener
+    /// demands one (see [`FakeSkaha::start_on`]), so no request arrives without one.
+    pub certificate_callers: bool,
     /// The desktop sessions that exist; apps attach to these.
     pub sessions: Vec<String>,
     /// How apps launched from now on behave.
@@ -250,6 +253,7 @@ impl Default for SkahaConfig {
             context: default_context(),
             session_tokens: Vec::new(),
             bearer_tokens: Vec::new(),
+            certificate_callers: false,
             sessions: vec!["k7x2m9qa".to_owned()],
             app_script: AppScript::RunningAfter(2),
             runner: None,
@@ -398,6 +402,16 @@ pub struct FakeSkaha {
 
 impl FakeSkaha {
     pub fn start(config: SkahaConfig) -> FakeSkaha {
+        FakeSkaha::start_on(config, "http", |listener| listener)
+    }
+
+    /// Starts on a listener made by `wrap` (for TLS); `scheme` goes into [`FakeSkaha::url`].
+    pub fn start_on<L, W>(config: SkahaConfig, scheme: &str, wrap: W) -> FakeSkaha
+    where
+        L: axum::serve::Listener,
+        L::Addr: std::fmt::Debug,
+        W: FnOnce(tokio::net::TcpListener) -> L + Send + 'static,
+    {
         let faults = config.faults.clone();
         let latency = config.latency;
         let state = Arc::new(Mutex::new(State {
@@ -409,7 +423,7 @@ impl FakeSkaha {
         let handler_state = Arc::clone(&state);
         let handler: Handler =
             Arc::new(move |request: &Incoming| route(&mut handler_state.lock().unwrap(), request));
-        let server = Server::start(handler, skaha_error_page, latency);
+        let server = Server::start_on(scheme, wrap, handler, skaha_error_page, latency);
         for fault in faults {
             server.add_fault(fault);
         }
@@ -537,6 +551,9 @@ pub fn skaha_error_page(status: u16) -> Response<Body> {
 }
 
 fn authorized(config: &SkahaConfig, request: &Incoming) -> bool {
+    if config.certificate_callers {
+        return true;
+    }
     if let Some(token) = request.header("x-auth-token-skaha")
         && config.session_tokens.iter().any(|t| t == token)
     {
