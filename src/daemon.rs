@@ -169,11 +169,16 @@ impl Core {
                 Err(err) => {
                     let reason = err.to_string();
                     tracing::warn!(id, "launch failed: {reason}");
+                    // A launch that got as far as starting its container left a record.
+                    let started_container = backend != Backend::Skaha
+                        && Store::new(settings.dirs.launch_state())
+                            .load(&id)
+                            .is_some_and(|record| !record.state.is_finished());
                     match err {
                         // The container runs on, without a window yet or without our watch:
                         // follow it by its name until it ends.
                         launch::Error::NoWindow { .. } | launch::Error::X(_)
-                            if backend != Backend::Skaha =>
+                            if started_container =>
                         {
                             Arc::clone(&core).follow_container(backend, id.clone());
                         }

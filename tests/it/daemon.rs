@@ -520,6 +520,20 @@ fn a_failed_launch_is_signalled_and_notified() {
     assert!(monitor.text().contains("absent:1 did not start"));
     let (ok, _) = session.bus.call("List", &[]);
     assert!(ok);
+
+    // A display that cannot be opened fails before any container starts: the launch failed,
+    // and nothing is followed that could later report it exited.
+    let (ok, out) = session
+        .bus
+        .call("Launch", &["sa{sv}", "absent", "1", "display", "s", ":97"]);
+    assert!(ok, "{out}");
+    support::wait_for("AppFailed for the display", Duration::from_secs(20), || {
+        (monitor.text().matches("member=AppFailed").count() == 2).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let text = monitor.text();
+    assert!(text.contains(":97"), "{text}");
+    assert!(!text.contains("member=AppExited"), "{text}");
 }
 
 #[test]
