@@ -201,6 +201,72 @@ fn a_non_x86_64_image_fails() {
 }
 
 #[test]
+fn scripts_that_are_not_executable_fail_and_cmd_is_reported_as_ignored() {
+    let home = Home::new();
+    let mut spec = good()
+        .file("/skaha/init.sh", INIT_RETURNS, 0o644)
+        .file("/skaha/startup.sh", STARTUP_EXECS, 0o644)
+        .change(r#"ENTRYPOINT ["/bin/sh", "-c"]"#)
+        .change(r#"CMD ["exec xterm -e top"]"#);
+    spec.name = "check-not-executable";
+    let image = images::build(&spec);
+    let run = check(&home, &image, &[]);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(
+        finding(&run, "init"),
+        (
+            "fail".to_owned(),
+            "/skaha/init.sh is not executable".to_owned()
+        )
+    );
+    assert_eq!(
+        finding(&run, "startup"),
+        (
+            "fail".to_owned(),
+            "/skaha/startup.sh is not executable".to_owned()
+        )
+    );
+    let (status, seen) = finding(&run, "entrypoint");
+    assert_eq!(status, "info", "{run}");
+    assert!(
+        seen.contains("/bin/sh") && seen.contains("exec xterm -e top"),
+        "{seen}"
+    );
+    let fix = run.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|finding| finding["id"] == "entrypoint")
+        .unwrap()["fix"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(fix.contains("ignores both"), "{fix}");
+}
+
+#[test]
+fn no_sssd_client_or_acl_tools_are_warnings() {
+    let home = Home::new();
+    let image = images::build(
+        &Spec::new("check-no-sss-no-acl")
+            .file("/etc/nsswitch.conf", NSSWITCH_SSS, 0o644)
+            .file("/skaha/init.sh", INIT_RETURNS, 0o755)
+            .file("/skaha/startup.sh", STARTUP_EXECS, 0o755),
+    );
+    let run = check(&home, &image, &[]);
+    assert_eq!(run.code, Some(0), "warnings alone pass: {run}");
+    assert_eq!(
+        finding(&run, "sssd"),
+        ("warn".to_owned(), "no libnss_sss.so.2".to_owned())
+    );
+    assert_eq!(
+        finding(&run, "acl"),
+        ("warn".to_owned(), "neither getfacl nor setfacl".to_owned())
+    );
+    assert_eq!(finding(&run, "xterm").0, "pass", "{run}");
+}
+
+#[test]
 fn a_missing_image_or_engine_is_a_clear_error() {
     let home = Home::new();
     let run = check(&home, "localhost/arcade-test/never-built:1", &[]);
@@ -241,6 +307,56 @@ fn image_try_opens_the_image_on_the_display() {
     assert!(
         window.is_some(),
         "no window titled {label}: {:?}",
+        xvfb.windows()
+    );
+}
+
+#[test]
+fn launch_local_runs_the_image_here_whatever_the_configured_backend() {
+    let home = Home::new();
+    // The configured backend is the platform's, which is not here.
+    home.write_config("[launch]\nbackend = \"skaha\"\npull = \"never\"\n");
+    let xvfb = Xvfb::start();
+    let image = images::build(&good());
+    let arcade = || {
+        home.arcade()
+            .env("DISPLAY", xvfb.display())
+            .env("XAUTHORITY", &xvfb.auth)
+            .env("CONTAINERS_CONF", images::containers_conf())
+    };
+    let run = arcade().args(["launch", "--local", &image]).run();
+    let label = image.rsplit('/').next().unwrap().to_owned();
+    let window = xvfb.window_titled(&label);
+    images::remove_containers_on(&xvfb.display());
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains(", podman)"), "{run}");
+    assert!(
+        window.is_some(),
+        "no window titled {label}: {:?}",
+        xvfb.windows()
+    );
+
+    // `image try` says plainly when the image or the engine is missing, and opens nothing.
+    let run = arcade()
+        .args(["image", "try", "localhost/arcade-test/never-built:1"])
+        .run();
+    assert_eq!(run.code, Some(2), "{run}");
+    let line = run.error_line();
+    assert!(
+        line.contains("localhost/arcade-test/never-built:1") && line.contains("not available"),
+        "{run}"
+    );
+    let run = arcade()
+        .env("PATH", "/nonexistent")
+        .args(["image", "try", &image])
+        .run();
+    assert!(
+        run.error_line().contains("podman is not installed"),
+        "{run}"
+    );
+    assert!(
+        xvfb.windows().iter().all(|window| !window.viewable),
+        "{:?}",
         xvfb.windows()
     );
 }

@@ -72,7 +72,11 @@ pub fn build(spec: &Spec) -> String {
         .success();
     if !exists {
         let mut import = docker();
-        import.args(["import", "-", &reference]);
+        import.arg("import");
+        for change in &spec.changes {
+            import.args(["--change", change]);
+        }
+        import.args(["-", &reference]);
         images::import_root(spec, import);
     }
     reference

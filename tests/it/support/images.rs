@@ -25,6 +25,8 @@ pub struct Spec {
     pub arch: Option<&'static str>,
     /// Folders with a mode of their own, e.g. a root-only `/root`.
     pub dirs: Vec<(&'static str, u32)>,
+    /// Image config instructions applied on import (`CMD ["top"]`), as `--change` takes them.
+    pub changes: Vec<&'static str>,
 }
 
 impl Spec {
@@ -36,7 +38,13 @@ impl Spec {
             programs: Vec::new(),
             arch: None,
             dirs: Vec::new(),
+            changes: Vec::new(),
         }
+    }
+
+    pub fn change(mut self, instruction: &'static str) -> Spec {
+        self.changes.push(instruction);
+        self
     }
 
     pub fn dir(mut self, path: &'static str, mode: u32) -> Spec {
@@ -154,6 +162,9 @@ fn import(spec: &Spec, reference: &str) {
     import.args(["import", "--quiet"]);
     if let Some(arch) = spec.arch {
         import.args(["--arch", arch]);
+    }
+    for change in &spec.changes {
+        import.args(["--change", change]);
     }
     import.args(["-", reference]);
     import_root(spec, import);
