@@ -576,14 +576,17 @@ async fn stop_all(core: &Core) {
 async fn schedule(core: Arc<Core>) {
     loop {
         let _ = core.refresh().await;
-        let interval = core.settings().daemon.refresh;
-        let jitter = crate::http::jitter(interval / 5);
-        let next = interval - interval / 10 + jitter;
+        let next = next_refresh(core.settings().daemon.refresh);
         tokio::select! {
             _ = tokio::time::sleep(next) => {}
             _ = core.refresh_now.notified() => {}
         }
     }
+}
+
+/// The wait before the next scheduled refresh: the interval, give or take 10 %.
+fn next_refresh(interval: Duration) -> Duration {
+    interval - interval / 10 + crate::http::jitter(interval / 5)
 }
 
 /// The files whose change means "reload": the config files and the credential, CA and catalog
@@ -701,4 +704,24 @@ fn nearest_existing(dir: &Path) -> PathBuf {
         }
     }
     dir
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refreshes_are_spread_around_the_interval() {
+        let interval = Duration::from_secs(30 * 60);
+        let waits: Vec<Duration> = (0..500).map(|_| next_refresh(interval)).collect();
+        for wait in &waits {
+            assert!(
+                *wait >= interval * 9 / 10 && *wait <= interval * 11 / 10,
+                "{wait:?}"
+            );
+        }
+        // Spread, not in step: some early, some late.
+        assert!(waits.iter().any(|wait| *wait < interval - interval / 20));
+        assert!(waits.iter().any(|wait| *wait > interval + interval / 20));
+    }
 }

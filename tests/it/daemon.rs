@@ -296,12 +296,15 @@ fn arcade_launch_goes_through_the_daemon_when_there_is_one() {
     session
         .home
         .write_config(&file_source(&session.home, &[&image]));
-    session.activate();
+    // No daemon yet: `arcade launch` itself has the bus start it.
+    assert!(!session.bus.has_owner("net.canfar.Arcade1"));
     let run = session.arcade().args(["launch", &image]).run();
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("by the arcade daemon"), "{run}");
     assert!(run.stdout.contains("first window after"), "{run}");
     assert!(session.xvfb.window_titled(&label_of(&image)).is_some());
+    assert!(session.bus.has_owner("net.canfar.Arcade1"));
+    session.wait_synced();
 
     // A failure comes back as the command's one error line.
     let run = session
@@ -909,6 +912,62 @@ fn session_start_builds_the_menu_at_once_and_starts_the_daemon() {
     let run = lonely.arcade().args(["session-start"]).run();
     assert_eq!(run.code, Some(0), "{run}");
     assert!(lonely.config().join("menus/applications-merged").is_dir());
+    stop_started_daemon(&run);
+
+    // A bus that never answers (a socket nobody serves) is given up on after a bound, and the
+    // daemon started directly: the desktop is not held up.
+    let silent = lonely.path().join("silent-bus");
+    let _listener = std::os::unix::net::UnixListener::bind(&silent).unwrap();
+    let run = lonely
+        .arcade()
+        .env(
+            "DBUS_SESSION_BUS_ADDRESS",
+            format!("unix:path={}", silent.display()),
+        )
+        .args(["session-start"])
+        .run();
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("daemon: started (pid"), "{run}");
+    stop_started_daemon(&run);
+}
+
+/// Ends the daemon `session-start` started directly (it printed its pid).
+fn stop_started_daemon(run: &crate::support::Run) {
+    let pid = run
+        .stdout
+        .split("started (pid ")
+        .nth(1)
+        .and_then(|rest| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no daemon pid in:\n{run}"));
+    let _ = std::process::Command::new("kill").arg(pid).status();
+}
+
+/// Operators may mount the config from a Kubernetes ConfigMap: `config.toml` is a symlink
+/// through `..data`, which is swapped atomically to a new folder. The daemon follows the swap.
+#[test]
+fn a_config_swapped_behind_symlinks_is_picked_up_live() {
+    use std::os::unix::fs::symlink;
+    let session = Session::new("");
+    let dir = session.home.config().join("arcade");
+    let first = file_source(&session.home, &["h/skaha/terminal:1.0"]);
+    let other = write_catalog(&session.home, "other.json", &["h/skaha/ds9:8.5"]);
+    let second = format!("source = \"file\"\ncatalog = \"{}\"\n", other.display());
+    for (version, text) in [("..v1", &first), ("..v2", &second)] {
+        std::fs::create_dir_all(dir.join(version)).unwrap();
+        std::fs::write(dir.join(version).join("config.toml"), text).unwrap();
+    }
+    std::fs::remove_file(dir.join("config.toml")).unwrap();
+    symlink("..v1", dir.join("..data")).unwrap();
+    symlink("..data/config.toml", dir.join("config.toml")).unwrap();
+    session.activate();
+    assert_eq!(session.entry_names(), ["terminal:1.0"]);
+
+    // The swap, as the kubelet makes it: a new link renamed over `..data`.
+    symlink("..v2", dir.join("..data_tmp")).unwrap();
+    std::fs::rename(dir.join("..data_tmp"), dir.join("..data")).unwrap();
+    support::wait_for("the swapped config's menu", Duration::from_secs(20), || {
+        (session.entry_names() == ["ds9:8.5"]).then_some(())
+    });
 }
 
 #[test]
