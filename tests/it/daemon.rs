@@ -111,6 +111,22 @@ impl Session {
         parse_string(&out)
     }
 
+    /// A session whose daemon has launched the test xterm image, with its window up; returns
+    /// the launch id too.
+    fn with_an_app_up() -> (Session, String) {
+        let session = Session::new("");
+        let image = images::build(&Spec::new("xterm"));
+        session
+            .home
+            .write_config(&file_source(&session.home, &[&image]));
+        session.activate();
+        let id = session.launch(&image);
+        support::wait_for("the window", Duration::from_secs(30), || {
+            session.xvfb.window_titled(&label_of(&image))
+        });
+        (session, id)
+    }
+
     fn entry_names(&self) -> Vec<String> {
         let tree = self.arcade().args(["menu", "list", "--json"]).run();
         if tree.code != Some(0) {
@@ -792,16 +808,7 @@ fn container_running(id: &str) -> bool {
 
 #[test]
 fn the_end_of_the_session_stops_the_apps() {
-    let session = Session::new("");
-    let image = images::build(&Spec::new("xterm"));
-    session
-        .home
-        .write_config(&file_source(&session.home, &[&image]));
-    session.activate();
-    let id = session.launch(&image);
-    support::wait_for("the window", Duration::from_secs(30), || {
-        session.xvfb.window_titled(&label_of(&image))
-    });
+    let (session, id) = Session::with_an_app_up();
     assert!(container_running(&id));
     let pid = session.daemon_pid();
     // SAFETY: kill only sends a signal to the daemon this test started.
@@ -816,16 +823,7 @@ fn the_end_of_the_session_stops_the_apps() {
 
 #[test]
 fn the_bus_going_away_stops_the_apps() {
-    let session = Session::new("");
-    let image = images::build(&Spec::new("xterm"));
-    session
-        .home
-        .write_config(&file_source(&session.home, &[&image]));
-    session.activate();
-    let id = session.launch(&image);
-    support::wait_for("the window", Duration::from_secs(30), || {
-        session.xvfb.window_titled(&label_of(&image))
-    });
+    let (session, id) = Session::with_an_app_up();
     let pid = session.daemon_pid();
     let mut session = session;
     session.bus.kill();
@@ -840,16 +838,7 @@ fn the_bus_going_away_stops_the_apps() {
 
 #[test]
 fn a_restarted_daemon_finds_running_apps_by_their_labels() {
-    let session = Session::new("");
-    let image = images::build(&Spec::new("xterm"));
-    session
-        .home
-        .write_config(&file_source(&session.home, &[&image]));
-    session.activate();
-    let id = session.launch(&image);
-    support::wait_for("the window", Duration::from_secs(30), || {
-        session.xvfb.window_titled(&label_of(&image))
-    });
+    let (session, id) = Session::with_an_app_up();
     // A crash: no chance to stop anything.
     let pid = session.daemon_pid();
     // SAFETY: kill only sends a signal to the daemon this test started.
