@@ -197,13 +197,21 @@ fn check_text(text: &str) -> Result<(), ReferenceError> {
     if text.len() > MAX_REFERENCE_LEN {
         return Err(ReferenceError::TooLong);
     }
-    if text.chars().any(char::is_control) {
+    // Nearly every reference is printable ASCII without `%`, which one pass over the bytes shows;
+    // only the rest needs the closer looks below.
+    let plain = text
+        .bytes()
+        .all(|b| (b' '..=b'~').contains(&b) && b != b'%');
+    if !plain && text.chars().any(char::is_control) {
         return Err(ReferenceError::ControlCharacter);
     }
     // A reference goes on an engine's command line after its options; one that starts like an
     // option would be read as one.
     if text.starts_with('-') {
         return Err(ReferenceError::Unrepresentable('-'));
+    }
+    if plain {
+        return Ok(());
     }
     // `Exec` is an ASCII `string` in the Desktop Entry spec, and readers disagree on what `%%`
     // inside a quoted argument means (GLib reads `%`, others keep `%%`), so neither can reach the
@@ -349,13 +357,6 @@ pub struct CatalogFile {
     pub images: Vec<FileImage>,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum AnyCatalogFile {
-    Object(CatalogFile),
-    Array(Vec<FileImage>),
-}
-
 /// Turns skaha-shaped entries into a catalog, keeping those that carry `label` (every entry when
 /// `label` is `None`). Entries with an unusable reference are recorded in `skipped`.
 pub fn from_file_images(entries: Vec<FileImage>, label: Option<&str>) -> Catalog {
@@ -387,13 +388,18 @@ pub fn parse_file(
     path: &Path,
     label: Option<&str>,
 ) -> Result<(Catalog, Option<Provenance>)> {
-    let any: AnyCatalogFile = serde_json::from_str(text).map_err(|source| Error::Json {
+    let json_error = |source| Error::Json {
         path: path.display().to_string(),
         source,
-    })?;
-    let (provenance, images) = match any {
-        AnyCatalogFile::Object(file) => (file.provenance, file.images),
-        AnyCatalogFile::Array(images) => (None, images),
+    };
+    // A file is skaha's bare array or our object with provenance. Choosing by the first character
+    // parses once (serde's untagged enums buffer the whole document first) and gives the errors
+    // of the form actually meant.
+    let (provenance, images) = if text.trim_start().starts_with('[') {
+        (None, serde_json::from_str(text).map_err(json_error)?)
+    } else {
+        let file: CatalogFile = serde_json::from_str(text).map_err(json_error)?;
+        (file.provenance, file.images)
     };
     Ok((from_file_images(images, label), provenance))
 }
