@@ -127,6 +127,17 @@ impl Session {
         (session, id)
     }
 
+    /// Asserts that `List()` answers with launch `id` and the state `state`; returns the answer.
+    #[track_caller]
+    fn assert_listed(&self, id: &str, state: &str) -> String {
+        let (ok, out) = self.bus.call("List", &[]);
+        assert!(
+            ok && out.contains(&format!("\"{id}\"")) && out.contains(&format!("\"{state}\"")),
+            "{out}"
+        );
+        out
+    }
+
     fn entry_names(&self) -> Vec<String> {
         let tree = self.arcade().args(["menu", "list", "--json"]).run();
         if tree.code != Some(0) {
@@ -236,11 +247,7 @@ fn launch_over_the_bus_maps_a_window_and_signals_it() {
     });
     assert!(monitor.text().contains(&format!("string \"{id}\"")));
 
-    let (ok, out) = session.bus.call("List", &[]);
-    assert!(
-        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"running\""),
-        "{out}"
-    );
+    session.assert_listed(&id, "running");
 
     let (ok, out) = session.bus.call("Stop", &["s", &id]);
     assert!(ok, "{out}");
@@ -403,22 +410,14 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
     let apps = skaha.apps();
     assert_eq!(apps.len(), 1, "{apps:#?}");
     assert_eq!(apps[0].field("image"), Some(IMAGE));
-    let (ok, out) = session.bus.call("List", &[]);
-    assert!(
-        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"running\""),
-        "{out}"
-    );
+    session.assert_listed(&id, "running");
 
     // The user closes the app; skaha reports it Completed and the daemon records its end.
     skaha.set_app_status(&apps[0].app_id, "Completed");
     support::wait_for("AppExited", Duration::from_secs(20), || {
         monitor.text().contains("member=AppExited").then_some(())
     });
-    let (ok, out) = session.bus.call("List", &[]);
-    assert!(
-        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"exited\""),
-        "{out}"
-    );
+    session.assert_listed(&id, "exited");
     support::wait_for("the pod's window to go", Duration::from_secs(10), || {
         session.xvfb.window_titled(POD_HOST).is_none().then_some(())
     });
@@ -468,11 +467,7 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
     support::wait_for("AppFailed", Duration::from_secs(20), || {
         monitor.text().contains("member=AppFailed").then_some(())
     });
-    let (ok, out) = session.bus.call("List", &[]);
-    assert!(
-        ok && out.contains(&format!("\"{third}\"")) && out.contains("\"failed\""),
-        "{out}"
-    );
+    let out = session.assert_listed(&third, "failed");
     assert!(
         out.contains(&format!("reports app {app_id} failed")),
         "{out}"
@@ -849,11 +844,7 @@ fn a_restarted_daemon_finds_running_apps_by_their_labels() {
     assert!(container_running(&id));
 
     session.activate();
-    let (ok, out) = session.bus.call("List", &[]);
-    assert!(
-        ok && out.contains(&format!("\"{id}\"")) && out.contains("\"running\""),
-        "{out}"
-    );
+    session.assert_listed(&id, "running");
     let pid = session.daemon_pid();
     // SAFETY: as above.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
