@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use futures_util::StreamExt as _;
 use zbus::object_server::SignalEmitter;
-use zbus::zvariant::{OwnedValue, Value};
+use zbus::zvariant::{DeserializeDict, OwnedValue, SerializeDict, Type, Value};
 
 use crate::daemon::{self, Core, Notice};
 use crate::launch;
@@ -34,6 +34,8 @@ pub enum Error {
     BackendFailed(String),
     /// An option has the wrong type or value.
     InvalidArgs(String),
+    /// An option this daemon does not know (a client newer than the daemon sends it).
+    UnknownOption(String),
     /// A menu refresh failed; the previous menu stays.
     SyncFailed(String),
 }
@@ -66,83 +68,101 @@ pub struct Launcher {
     core: Arc<Core>,
 }
 
-fn option<'a, T: TryFrom<&'a Value<'a>>>(
-    options: &'a HashMap<String, OwnedValue>,
-    key: &str,
-) -> Result<Option<T>, Error> {
-    match options.get(key) {
-        None => Ok(None),
-        Some(value) => T::try_from(value).map(Some).map_err(|_| {
-            Error::InvalidArgs(format!(
-                "option {key:?} has the wrong type ({})",
-                value.value_signature()
-            ))
-        }),
-    }
+/// The options of `Launch`, one type for the daemon that reads them and the client that sends
+/// them: on the wire an `a{sv}` with these keys (kebab-case), each optional.
+#[derive(Debug, Default, Clone, PartialEq, SerializeDict, DeserializeDict, Type)]
+#[zvariant(signature = "a{sv}", rename_all = "kebab-case", deny_unknown_fields)]
+pub struct LaunchOptions {
+    pub cores: Option<u32>,
+    pub ram: Option<u32>,
+    pub gpus: Option<u32>,
+    pub command: Option<Vec<String>>,
+    pub backend: Option<String>,
+    pub startup_id: Option<String>,
+    pub display: Option<String>,
+    pub xauthority: Option<String>,
+    pub skaha_url: Option<String>,
+    pub no_wait: Option<bool>,
 }
 
-/// Reads `Launch` options into a request.
-fn request_from(
-    target: &str,
-    options: &HashMap<String, OwnedValue>,
-) -> Result<launch::Request, Error> {
-    let known = [
-        "cores",
-        "ram",
-        "gpus",
-        "command",
-        "backend",
-        "startup-id",
-        "display",
-        "xauthority",
-        "no-wait",
-        "skaha-url",
-    ];
-    if let Some(unknown) = options.keys().find(|key| !known.contains(&key.as_str())) {
-        return Err(Error::InvalidArgs(format!(
-            "unknown option {unknown:?}; known options: {}",
-            known.join(", ")
-        )));
+/// The options as they travel: `Launch` takes the dictionary itself, so that an option this
+/// daemon does not know becomes its own typed error rather than the bus's generic one.
+type RawOptions = HashMap<String, OwnedValue>;
+
+/// Converts between the two shapes of the same `a{sv}` through its wire encoding.
+fn recode<T: serde::Serialize + Type, U: serde::de::DeserializeOwned + Type>(
+    value: &T,
+) -> Result<U, String> {
+    let ctxt = zbus::zvariant::serialized::Context::new_dbus(zbus::zvariant::LE, 0);
+    let bytes = zbus::zvariant::to_bytes(ctxt, value).map_err(|err| err.to_string())?;
+    bytes
+        .deserialize::<U>()
+        .map(|(value, _)| value)
+        .map_err(|err| err.to_string())
+}
+
+impl LaunchOptions {
+    /// Reads the options a client sent.
+    fn read(raw: &RawOptions) -> Result<LaunchOptions, Error> {
+        recode(raw).map_err(|message| {
+            if message.contains("unknown field") {
+                Error::UnknownOption(message.replace("field", "option"))
+            } else {
+                Error::InvalidArgs(message)
+            }
+        })
     }
-    let backend = match option::<&str>(options, "backend")? {
-        None => None,
-        Some(name) => Some(
-            <crate::config::Backend as clap::ValueEnum>::from_str(name, true)
-                .map_err(|_| Error::InvalidArgs(format!("unknown backend {name:?}")))?,
-        ),
-    };
-    let command: Option<Vec<String>> = match options.get("command") {
-        None => None,
-        Some(value) => Some(
-            <Vec<String>>::try_from(
-                value
-                    .try_clone()
-                    .map_err(|err| Error::InvalidArgs(err.to_string()))?,
-            )
-            .map_err(|_| {
-                Error::InvalidArgs("option \"command\" must be an array of strings (as)".to_owned())
-            })?,
-        ),
-    };
-    Ok(launch::Request {
-        target: target.to_owned(),
-        cores: option::<u32>(options, "cores")?,
-        ram_gb: option::<u32>(options, "ram")?,
-        gpus: option::<u32>(options, "gpus")?,
-        command: command.unwrap_or_default(),
-        no_wait: option::<bool>(options, "no-wait")?.unwrap_or(false),
-        startup_id: option::<&str>(options, "startup-id")?.map(str::to_owned),
-        backend,
-        display: option::<&str>(options, "display")?.map(str::to_owned),
-        xauthority: option::<&str>(options, "xauthority")?.map(Into::into),
-        id: None,
-        skaha_url: option::<&str>(options, "skaha-url")?
+
+    /// The options of a request, as a client sends them.
+    pub fn of(request: &launch::Request) -> LaunchOptions {
+        LaunchOptions {
+            cores: request.cores,
+            ram: request.ram_gb,
+            gpus: request.gpus,
+            command: (!request.command.is_empty()).then(|| request.command.clone()),
+            backend: request.backend.map(|backend| backend.to_string()),
+            startup_id: request.startup_id.clone(),
+            display: request.display.clone(),
+            xauthority: request
+                .xauthority
+                .as_ref()
+                .map(|path| path.display().to_string()),
+            skaha_url: request.skaha_url.clone(),
+            no_wait: request.no_wait.then_some(true),
+        }
+    }
+
+    /// The request these options ask for.
+    fn request(self, target: &str) -> Result<launch::Request, Error> {
+        let backend = match self.backend.as_deref() {
+            None => None,
+            Some(name) => Some(
+                <crate::config::Backend as clap::ValueEnum>::from_str(name, true)
+                    .map_err(|_| Error::InvalidArgs(format!("unknown backend {name:?}")))?,
+            ),
+        };
+        let skaha_url = self
+            .skaha_url
             .map(|url| {
-                crate::config::checked_skaha_url(url)
+                crate::config::checked_skaha_url(&url)
                     .map_err(|err| Error::InvalidArgs(format!("option \"skaha-url\": {err}")))
             })
-            .transpose()?,
-    })
+            .transpose()?;
+        Ok(launch::Request {
+            target: target.to_owned(),
+            cores: self.cores,
+            ram_gb: self.ram,
+            gpus: self.gpus,
+            command: self.command.unwrap_or_default(),
+            no_wait: self.no_wait.unwrap_or(false),
+            startup_id: self.startup_id,
+            backend,
+            display: self.display,
+            xauthority: self.xauthority.map(Into::into),
+            id: None,
+            skaha_url,
+        })
+    }
 }
 
 #[zbus::interface(
@@ -157,12 +177,8 @@ impl Launcher {
     /// Starts an app (an image reference or a menu name) and returns its launch id at once;
     /// signals report how it goes. Options: cores, ram, gpus (u), command (as), backend,
     /// startup-id, display, xauthority, skaha-url (s), no-wait (b).
-    async fn launch(
-        &self,
-        image: &str,
-        options: HashMap<String, OwnedValue>,
-    ) -> Result<String, Error> {
-        let request = request_from(image, &options)?;
+    async fn launch(&self, image: &str, options: RawOptions) -> Result<String, Error> {
+        let request = LaunchOptions::read(&options)?.request(image)?;
         Ok(self.core.launch(request).await?)
     }
 
@@ -233,7 +249,7 @@ fn rows(core: &Core) -> Vec<AppRow> {
                 record.id,
                 record.app,
                 record.image,
-                record.backend,
+                record.backend.to_string(),
                 record.state.to_string(),
                 record.started_at as i64,
                 record.message.unwrap_or_default(),
@@ -249,25 +265,64 @@ fn counts(outcome: &crate::sync::Outcome) -> (u32, u32, u32) {
     (added, removed, unchanged)
 }
 
-/// Serves the interface and takes the name. Fails with [`zbus::Error::NameTaken`] when another
-/// daemon owns it: there is one per session.
+/// Why the daemon could not serve on the bus.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("another arcade daemon already owns {NAME} on this session bus")]
+    NameTaken,
+    #[error("failed to serve on the session bus: {0}")]
+    Bus(#[from] zbus::Error),
+}
+
+/// The daemon's connection to the session bus, serving the interface under its name.
+pub struct Served {
+    connection: zbus::Connection,
+}
+
+/// Serves the interface and takes the name; there is one daemon per session.
 pub async fn serve(
     core: Arc<Core>,
     notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
-) -> zbus::Result<zbus::Connection> {
+) -> Result<Served, ServeError> {
     let connection = zbus::connection::Builder::session()?
         .serve_at(PATH, Launcher { core })?
         .build()
         .await?;
     connection
         .request_name_with_flags(NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into())
-        .await?;
+        .await
+        .map_err(|err| match err {
+            zbus::Error::NameTaken => ServeError::NameTaken,
+            other => ServeError::Bus(other),
+        })?;
     let iface = connection
         .object_server()
         .interface::<_, Launcher>(PATH)
         .await?;
     tokio::spawn(forward(connection.clone(), iface, notices));
-    Ok(connection)
+    tracing::info!(name = NAME, "serving on the session bus");
+    Ok(Served { connection })
+}
+
+impl Served {
+    /// Resolves when the bus connection is gone (the session bus went away) or the name lost.
+    pub async fn closed(&self) {
+        // Every stream of a connection ends when its socket closes; NameLost also covers losing
+        // the name some other way.
+        match zbus::fdo::DBusProxy::new(&self.connection).await {
+            Ok(proxy) => match proxy.receive_name_lost().await {
+                Ok(mut lost) => {
+                    while let Some(signal) = lost.next().await {
+                        if signal.args().is_ok_and(|args| args.name() == NAME) {
+                            return;
+                        }
+                    }
+                }
+                Err(_) => std::future::pending().await,
+            },
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// Shows a desktop notification; quietly nothing when no notification server runs.
@@ -344,25 +399,6 @@ async fn forward(
     }
 }
 
-/// Resolves when the bus connection is gone (the session bus went away).
-pub async fn closed(connection: &zbus::Connection) {
-    // Every stream of a connection ends when its socket closes; NameLost also covers losing the
-    // name some other way.
-    match zbus::fdo::DBusProxy::new(connection).await {
-        Ok(proxy) => match proxy.receive_name_lost().await {
-            Ok(mut lost) => {
-                while let Some(signal) = lost.next().await {
-                    if signal.args().is_ok_and(|args| args.name() == NAME) {
-                        return;
-                    }
-                }
-            }
-            Err(_) => std::future::pending().await,
-        },
-        Err(_) => std::future::pending().await,
-    }
-}
-
 /// The client side of `arcade launch`: ask the session's daemon.
 pub mod client {
     use super::*;
@@ -378,7 +414,7 @@ pub mod client {
     /// Makes the daemon refresh the menu: pokes a running one, or has the bus start an
     /// installed one (which refreshes as it starts). Fails when neither is possible.
     pub async fn poke() -> Result<&'static str, String> {
-        let connection = connect().await.ok_or("no session bus")?;
+        let Bus(connection) = connect().await.ok_or("no session bus")?;
         let bus = zbus::fdo::DBusProxy::new(&connection)
             .await
             .map_err(|err| err.to_string())?;
@@ -418,8 +454,11 @@ pub mod client {
         ))
     }
 
+    /// A connection to the session bus, for talking to the daemon.
+    pub struct Bus(zbus::Connection);
+
     /// Connects to the session bus, or `None` when there is none to reach.
-    pub async fn connect() -> Option<zbus::Connection> {
+    pub async fn connect() -> Option<Bus> {
         tokio::time::timeout(
             std::time::Duration::from_secs(2),
             zbus::Connection::session(),
@@ -427,11 +466,15 @@ pub mod client {
         .await
         .ok()?
         .ok()
+        .map(Bus)
     }
 
-    /// Why the daemon refused a launch: what was asked for does not exist, or anything else.
+    /// Why the daemon refused a launch.
     pub enum Refused {
+        /// What was asked for does not exist.
         NotFound(String),
+        /// The daemon is older than this client and does not know one of its options.
+        UnknownOption(String),
         Other(String),
     }
 
@@ -442,14 +485,15 @@ pub mod client {
     }
 
     /// Launches through the daemon (activating it if it is installed but not running), waiting
-    /// up to `wait` for the window, or not at all with `None`. Returns `Ok(None)` when no daemon
-    /// is there to ask, so the caller launches in-process.
+    /// up to `wait` for the window, or not at all with `None`. The request's display and cookie
+    /// are the caller's. Returns `Ok(None)` when no daemon is there to ask, so the caller
+    /// launches in-process.
     pub async fn launch(
-        connection: &zbus::Connection,
+        bus: &Bus,
         request: &launch::Request,
         wait: Option<std::time::Duration>,
     ) -> Result<Option<Outcome>, Refused> {
-        let proxy = LauncherProxy::new(connection)
+        let proxy = LauncherProxy::new(&bus.0)
             .await
             .map_err(|err| err.to_string())?;
         // Subscribe before calling, so a fast window is not missed.
@@ -461,40 +505,7 @@ pub mod client {
             .receive_app_failed()
             .await
             .map_err(|err| err.to_string())?;
-        let mut options: HashMap<String, OwnedValue> = HashMap::new();
-        let mut put = |key: &str, value: Value| {
-            // Plain values (numbers, strings, string arrays) always convert.
-            if let Ok(value) = OwnedValue::try_from(value) {
-                options.insert(key.to_owned(), value);
-            }
-        };
-        if let Some(cores) = request.cores {
-            put("cores", cores.into());
-        }
-        if let Some(ram) = request.ram_gb {
-            put("ram", ram.into());
-        }
-        if let Some(gpus) = request.gpus {
-            put("gpus", gpus.into());
-        }
-        if !request.command.is_empty() {
-            put("command", request.command.clone().into());
-        }
-        if let Some(backend) = request.backend {
-            put("backend", backend.to_string().into());
-        }
-        if let Some(id) = &request.startup_id {
-            put("startup-id", id.clone().into());
-        }
-        if let Some(url) = &request.skaha_url {
-            put("skaha-url", url.clone().into());
-        }
-        if let Ok(display) = std::env::var("DISPLAY") {
-            put("display", display.into());
-        }
-        if let Ok(xauthority) = std::env::var("XAUTHORITY") {
-            put("xauthority", xauthority.into());
-        }
+        let options: RawOptions = recode(&LaunchOptions::of(request))?;
         let id = match proxy.launch(&request.target, options).await {
             Ok(id) => id,
             Err(Error::ZBus(zbus::Error::MethodError(name, _, _)))
@@ -508,6 +519,7 @@ pub mod client {
             }
             Err(Error::ZBus(err)) => return Err(Refused::Other(err.to_string())),
             Err(Error::NotFound(message)) => return Err(Refused::NotFound(message)),
+            Err(Error::UnknownOption(message)) => return Err(Refused::UnknownOption(message)),
             Err(
                 Error::NoDisplay(message)
                 | Error::BackendFailed(message)

@@ -339,7 +339,28 @@ impl Catalog {
     }
 }
 
-/// One entry of a catalog file, shaped like skaha's `GET /image` answer.
+/// One image as a source lists it, before its reference is checked: the common ground of the
+/// skaha source and catalog files, neither of whose wire types this module needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listing {
+    pub reference: String,
+    /// The labels (skaha's image types) it carries; empty when the source does not say.
+    pub types: Vec<String>,
+    pub digest: Option<String>,
+}
+
+impl From<FileImage> for Listing {
+    fn from(entry: FileImage) -> Listing {
+        Listing {
+            reference: entry.id,
+            types: entry.types,
+            digest: entry.digest,
+        }
+    }
+}
+
+/// One entry of a catalog file. The file format is arcade's own; its array form has the shape
+/// of skaha's `GET /image` answer, so a saved answer works as a catalog file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FileImage {
     pub id: String,
@@ -357,9 +378,14 @@ pub struct CatalogFile {
     pub images: Vec<FileImage>,
 }
 
-/// Turns skaha-shaped entries into a catalog, keeping those that carry `label` (every entry when
-/// `label` is `None`). Entries with an unusable reference are recorded in `skipped`.
+/// Turns catalog file entries into a catalog; see [`from_listings`].
 pub fn from_file_images(entries: Vec<FileImage>, label: Option<&str>) -> Catalog {
+    from_listings(entries.into_iter().map(Listing::from), label)
+}
+
+/// Turns listed images into a catalog, keeping those that carry `label` (every entry when
+/// `label` is `None`). Entries with an unusable reference are recorded in `skipped`.
+pub fn from_listings(entries: impl IntoIterator<Item = Listing>, label: Option<&str>) -> Catalog {
     let mut catalog = Catalog::default();
     for entry in entries {
         if let Some(label) = label
@@ -368,14 +394,16 @@ pub fn from_file_images(entries: Vec<FileImage>, label: Option<&str>) -> Catalog
         {
             continue;
         }
-        match Image::parse(&entry.id) {
+        match Image::parse(&entry.reference) {
             Ok(mut image) => {
                 if image.digest.is_none() {
                     image.digest = entry.digest.filter(|d| check_text(d).is_ok());
                 }
                 catalog.images.push(image);
             }
-            Err(err) => catalog.skipped.push(format!("{:?}: {err}", entry.id)),
+            Err(err) => catalog
+                .skipped
+                .push(format!("{:?}: {err}", entry.reference)),
         }
     }
     catalog.normalize();

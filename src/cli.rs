@@ -236,8 +236,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Stop { id } => {
             let settings = config::load(&cli.overrides(None))?;
-            let record = launch::stop(&settings, id).await.map_err(launch_error)?;
-            println!("stopped {} ({})", record.app, record.id);
+            let stopped = launch::stop(&settings, id).await.map_err(launch_error)?;
+            println!("stopped {} ({})", stopped.record.app, stopped.record.id);
             Ok(())
         }
         Command::Logs { id } => {
@@ -278,7 +278,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Daemon => {
             let overrides = cli.overrides(None);
             let settings = config::load(&overrides)?;
-            crate::daemon::run(settings, overrides).await
+            let (core, notices) = crate::daemon::Core::new(settings, overrides);
+            let served = crate::bus::serve(Arc::clone(&core), notices).await?;
+            crate::daemon::run(core, served.closed()).await
         }
         Command::SessionStart => session_start(config::load(&cli.overrides(None))).await,
     }
@@ -335,22 +337,24 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         skaha_url: None,
     };
     if !args.local
-        && let Some(connection) = crate::bus::client::connect().await
+        && let Some(bus) = crate::bus::client::connect().await
     {
         // The daemon launches with this caller's settings where they differ from its own
-        // (its environment is the bus's, not this shell's): the backend, and for skaha the
-        // service.
+        // (its environment is the bus's, not this shell's): the backend, for skaha the
+        // service, and the display with its cookie.
         let backend = launch::backend_of(settings, &request);
         let handed = launch::Request {
             backend: Some(backend),
             skaha_url: (backend == Backend::Skaha)
                 .then(|| settings.skaha.url.clone())
                 .flatten(),
+            display: std::env::var("DISPLAY").ok(),
+            xauthority: std::env::var_os("XAUTHORITY").map(PathBuf::from),
             ..request.clone()
         };
         let wait = (!args.no_wait && !args.from_menu)
             .then(|| settings.launch.wait + settings.skaha.poll_timeout);
-        match crate::bus::client::launch(&connection, &handed, wait).await {
+        match crate::bus::client::launch(&bus, &handed, wait).await {
             Ok(Some(outcome)) => return print_daemon_outcome(outcome),
             Ok(None) => tracing::debug!("no arcade daemon on the session bus; launching here"),
             Err(crate::bus::client::Refused::NotFound(message)) => {
@@ -358,9 +362,7 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
             }
             // A daemon from before an upgrade, which does not know this caller's options, is
             // no reason to fail a launch this process can do itself.
-            Err(crate::bus::client::Refused::Other(message))
-                if message.contains("unknown option") =>
-            {
+            Err(crate::bus::client::Refused::UnknownOption(message)) => {
                 tracing::debug!(
                     "the arcade daemon is older than this client ({message}); launching here"
                 );
@@ -383,9 +385,9 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
             _ => Backend::Podman,
         });
     }
-    let launched = launch::launch(settings, &request, Arc::new(()))
+    let launched = launch::launch(settings, &request, Arc::new(()), launch::interrupted())
         .await
-        .map_err(launch_error)?;
+        .map_err(|failure| launch_error(failure.error))?;
     let record = &launched.record;
     match launched.window_after {
         Some(after) => println!(

@@ -5,7 +5,7 @@
 //! [`Core`] is the single owner of the daemon's mutable state; the bus module only forwards calls
 //! to it and turns its [`Notice`]s into signals. A broken new config never replaces a working one.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
@@ -14,12 +14,9 @@ use tokio::sync::mpsc;
 
 use crate::catalog::Catalog;
 use crate::config::{self, Backend, Overrides, Settings};
+use crate::launch::lifecycle::{Failure, Follow};
 use crate::launch::{self, Event, Request, engine::Engine, record::Store};
 use crate::sync;
-
-/// Checks of a skaha app in a row that may fail before the daemon stops following it: at the
-/// default 15 s apart, ten minutes of a refusing or absent service.
-const FOLLOW_FAILURES: u32 = 40;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -54,6 +51,13 @@ pub struct SyncStatus {
     pub result: String,
 }
 
+/// An app this daemon follows.
+struct Live {
+    backend: Backend,
+    /// The task following it to its end, once there is one.
+    follower: Option<tokio::task::AbortHandle>,
+}
+
 /// The daemon's state.
 pub struct Core {
     overrides: Overrides,
@@ -63,10 +67,11 @@ pub struct Core {
     last_sync: Mutex<SyncStatus>,
     /// One sync at a time; a second `Refresh()` waits for the first.
     sync_lock: tokio::sync::Mutex<()>,
-    /// Local containers this daemon started or adopted, stopped when the session ends.
-    started: Mutex<HashMap<String, (Backend, String)>>,
-    /// Launches on skaha being followed to their end, by id.
-    followed: Mutex<HashSet<String>>,
+    /// The apps this daemon started or adopted, by launch id, from the moment a launch has an
+    /// id (so the end of the session stops one even while it starts) to its end.
+    /// Invariant: whoever removes an entry records and signals that app's end, so it is
+    /// signalled once.
+    live: Mutex<HashMap<String, Live>>,
     notices: mpsc::UnboundedSender<Notice>,
     refresh_now: tokio::sync::Notify,
 }
@@ -80,25 +85,26 @@ impl launch::Observer for Forward {
 }
 
 impl Core {
+    /// The daemon's state, and the notices for the bus to turn into signals.
     pub fn new(
         settings: Settings,
         overrides: Overrides,
-        notices: mpsc::UnboundedSender<Notice>,
-    ) -> Core {
+    ) -> (Arc<Core>, mpsc::UnboundedReceiver<Notice>) {
+        let (notices, receiver) = mpsc::unbounded_channel();
         let catalog = sync::read_cache(&settings)
             .ok()
             .map(|(catalog, _)| Arc::new(catalog));
-        Core {
+        let core = Core {
             overrides,
             settings: RwLock::new(Arc::new(settings)),
             catalog: RwLock::new(catalog),
             last_sync: Mutex::new(SyncStatus::default()),
             sync_lock: tokio::sync::Mutex::new(()),
-            started: Mutex::new(HashMap::new()),
-            followed: Mutex::new(HashSet::new()),
+            live: Mutex::new(HashMap::new()),
             notices,
             refresh_now: tokio::sync::Notify::new(),
-        }
+        };
+        (Arc::new(core), receiver)
     }
 
     pub fn settings(&self) -> Arc<Settings> {
@@ -107,6 +113,14 @@ impl Core {
 
     fn notify(&self, notice: Notice) {
         let _ = self.notices.send(notice);
+    }
+
+    fn observer(&self) -> Arc<dyn launch::Observer> {
+        Arc::new(Forward(self.notices.clone()))
+    }
+
+    fn live(&self) -> std::sync::MutexGuard<'_, HashMap<String, Live>> {
+        self.live.lock().expect("live lock")
     }
 
     /// Checks a request, gives it an id, and starts it in the background.
@@ -123,75 +137,41 @@ impl Core {
         let catalog = self.catalog.read().expect("catalog lock").clone();
         let target = launch::resolve_in(catalog.as_deref(), &request.target)?;
         let backend = launch::backend_of(&settings, &request);
-        match backend {
-            Backend::Skaha => {
-                launch::platform::client(&settings)?;
-            }
-            kind => {
-                Engine::find(kind).map_err(launch::Error::EngineMissing)?;
-            }
-        }
-        let store = Store::new(settings.dirs.launch_state());
-        let id = store.new_id();
+        launch::check_backend(&settings, backend)?;
+        let id = Store::new(settings.dirs.launch_state()).new_id();
         request.id = Some(id.clone());
-        // Known from now on, so the end of the session stops it even while it still starts.
-        if backend != Backend::Skaha {
-            self.started
-                .lock()
-                .expect("started lock")
-                .insert(id.clone(), (backend, format!("arcade-{id}")));
-        }
+        self.live().insert(
+            id.clone(),
+            Live {
+                backend,
+                follower: None,
+            },
+        );
         let core = Arc::clone(self);
-        let app = target.label.clone();
+        let launch_id = id.clone();
         tokio::spawn(async move {
-            let observer: Arc<dyn launch::Observer> = Arc::new(Forward(core.notices.clone()));
-            let result =
-                launch::launch_target(&settings, &request, target, started, observer).await;
-            let id = request.id.clone().unwrap_or_default();
+            let id = launch_id;
+            let app = target.label.clone();
+            let result = launch::launch_target(
+                &settings,
+                &request,
+                target,
+                started,
+                core.observer(),
+                std::future::pending(),
+            )
+            .await;
             match result {
-                Ok(launched) => match launched.child {
-                    Some(mut child) => {
-                        let code = child
-                            .wait()
-                            .await
-                            .ok()
-                            .and_then(|status| status.code())
-                            .unwrap_or(-1);
-                        core.finished(&id, code);
-                    }
-                    None if backend == Backend::Skaha => {
-                        Arc::clone(&core).follow_skaha(launched.record);
-                    }
-                    None => {
-                        core.started.lock().expect("started lock").remove(&id);
-                    }
-                },
-                Err(err) => {
-                    let reason = err.to_string();
+                Ok(launched) => core.follow(launched.follow),
+                Err(Failure { error, follow }) => {
+                    let reason = error.to_string();
                     tracing::warn!(id, "launch failed: {reason}");
-                    // A launch that got as far as starting its container left a record.
-                    let started_container = backend != Backend::Skaha
-                        && Store::new(settings.dirs.launch_state())
-                            .load(&id)
-                            .is_some_and(|record| !record.state.is_finished());
-                    match err {
-                        // The container runs on, without a window yet or without our watch:
-                        // follow it by its name until it ends.
-                        launch::Error::NoWindow { .. } | launch::Error::X(_)
-                            if started_container =>
-                        {
-                            Arc::clone(&core).follow_container(backend, id.clone());
-                        }
-                        // Accepted by skaha but not seen up (no window in time, still pending
-                        // at the deadline): it may run on, so follow it there.
-                        _ if backend == Backend::Skaha => {
-                            let store = Store::new(settings.dirs.launch_state());
-                            if let Some(record) = store.load(&id) {
-                                Arc::clone(&core).follow_skaha(record);
-                            }
-                        }
-                        _ => {
-                            core.started.lock().expect("started lock").remove(&id);
+                    // An app that may run on (no window in time, a backend that was not sure)
+                    // is followed to its end; the others are over.
+                    match follow {
+                        Some(follow) => core.follow(follow),
+                        None => {
+                            core.live().remove(&id);
                         }
                     }
                     core.notify(Notice::Launch(Event::Failed {
@@ -208,181 +188,50 @@ impl Core {
         Ok(id)
     }
 
-    /// Follows a container by name (one this daemon did not start the client of, or lost the
-    /// window of) until it exits.
-    fn follow_container(self: Arc<Self>, kind: Backend, id: String) {
-        tokio::spawn(async move {
-            let Ok(engine) = Engine::find(kind) else {
-                return;
-            };
-            let name = format!("arcade-{id}");
-            // `wait` prints the exit code once the container exits.
-            let code = engine
-                .output(["wait", name.as_str()])
-                .await
-                .ok()
-                .and_then(|text| text.trim().parse().ok())
-                .unwrap_or(-1);
-            self.finished(&id, code);
-        });
-    }
-
-    /// Follows an app on skaha until skaha reports it over or no longer has it, so that its end
-    /// is recorded and signalled as a local app's is. It asks every `skaha.watch_secs` and only
-    /// while such an app runs: an idle daemon does not wake. One follower per app; whichever of
-    /// it and `Stop` ends the app first signals the end (see [`Core::unfollow`]).
-    fn follow_skaha(self: Arc<Self>, record: launch::record::Record) {
-        let (Some(session), Some(app_id)) = (record.session_id.clone(), record.app_id.clone())
-        else {
-            return;
-        };
-        if record.state.is_finished()
-            || !self
-                .followed
-                .lock()
-                .expect("followed lock")
-                .insert(record.id.clone())
-        {
-            return;
-        }
-        tokio::spawn(async move {
-            let id = record.id.clone();
-            let mut failures = 0;
-            loop {
-                // The settings of the moment: a renewed token or certificate applies.
-                let settings = self.settings();
-                tokio::time::sleep(settings.skaha.watch).await;
-                if !self.followed.lock().expect("followed lock").contains(&id) {
-                    return;
-                }
-                let asked =
-                    match launch::platform::client_at(&settings, record.skaha_url.as_deref()) {
-                        Ok(skaha) => skaha.app(&session, &app_id).await.map_err(|err| {
-                            let gone = matches!(err, crate::skaha::Error::NoSuchApp { .. });
-                            (gone, err.to_string())
-                        }),
-                        Err(err) => Err((false, err.to_string())),
-                    };
-                let status = match asked {
-                    Ok(app) => app.status.unwrap_or_default().to_ascii_lowercase(),
-                    Err((true, _)) => "gone".to_owned(),
-                    Err((false, message)) => {
-                        failures += 1;
-                        // Busy or briefly away is worth asking again; refusing for ten
-                        // minutes is not.
-                        if failures >= FOLLOW_FAILURES {
-                            tracing::warn!(
-                                id,
-                                "stopped following the app on skaha after {failures} failed \
-                                 checks: {message}"
-                            );
-                            self.unfollow(&id);
-                            return;
-                        }
-                        tracing::debug!(id, "failed to ask skaha about the app: {message}");
-                        continue;
-                    }
+    /// Follows an app to its end, then records and signals the end, unless `Stop` did first.
+    fn follow(self: &Arc<Self>, mut follow: Follow) {
+        let id = follow.id().to_owned();
+        let backend = follow.backend();
+        let core = Arc::clone(self);
+        let task = {
+            let id = id.clone();
+            tokio::spawn(async move {
+                let current = {
+                    let core = Arc::clone(&core);
+                    move || core.settings()
                 };
-                failures = 0;
-                match status.as_str() {
-                    "running" => self.mark_running(&settings, &id),
-                    "completed" | "succeeded" => {
-                        if self.unfollow(&id) {
-                            self.finished(&id, 0);
-                        }
-                        return;
-                    }
-                    // Deleted by someone else, or gone from skaha's list: the code is unknown.
-                    "gone" | "terminating" => {
-                        if self.unfollow(&id) {
-                            self.finished(&id, -1);
-                        }
-                        return;
-                    }
-                    "failed" | "error" => {
-                        if self.unfollow(&id) {
-                            let reason = format!(
-                                "{} ended: skaha reports app {app_id} {status}",
-                                record.app
-                            );
-                            self.failed(&id, reason);
-                        }
-                        return;
-                    }
-                    _ => {}
+                let end = follow.ended(&current).await;
+                if core.live().remove(&id).is_some() {
+                    follow.finish(end);
                 }
-            }
+            })
+        };
+        let mut live = self.live();
+        let entry = live.entry(id).or_insert(Live {
+            backend,
+            follower: None,
         });
-    }
-
-    /// Ends the following of an app; true for the one caller that ended it, who signals the end.
-    fn unfollow(&self, id: &str) -> bool {
-        self.followed.lock().expect("followed lock").remove(id)
-    }
-
-    /// Records an app that skaha now reports running (one launched with `no-wait`, say).
-    fn mark_running(&self, settings: &Settings, id: &str) {
-        let store = Store::new(settings.dirs.launch_state());
-        if let Some(mut record) = store.load(id)
-            && record.state == launch::record::State::Starting
-        {
-            record.state = launch::record::State::Running;
-            let _ = store.save(&record);
-        }
-    }
-
-    /// Records and signals an app that ended in failure after it had started.
-    fn failed(&self, id: &str, reason: String) {
-        let settings = self.settings();
-        launch::remove_launch_dir(&settings, id);
-        let store = Store::new(settings.dirs.launch_state());
-        if let Some(mut record) = store.load(id)
-            && !record.state.is_finished()
-        {
-            record.state = launch::record::State::Failed;
-            record.message = Some(reason.clone());
-            let _ = store.save(&record);
-        }
-        tracing::warn!(id, "{reason}");
-        self.notify(Notice::Launch(Event::Failed {
-            id: id.to_owned(),
-            reason,
-        }));
-    }
-
-    fn finished(&self, id: &str, code: i32) {
-        self.started.lock().expect("started lock").remove(id);
-        let settings = self.settings();
-        launch::remove_launch_dir(&settings, id);
-        let store = Store::new(settings.dirs.launch_state());
-        if let Some(mut record) = store.load(id)
-            && !record.state.is_finished()
-        {
-            record.state = launch::record::State::Exited;
-            record.exit_code = Some(code);
-            let _ = store.save(&record);
-        }
-        self.notify(Notice::Launch(Event::Exited {
-            id: id.to_owned(),
-            code,
-        }));
+        entry.follower = Some(task.abort_handle());
     }
 
     pub async fn stop(&self, id: &str) -> Result<(), Error> {
         let settings = self.settings();
         match launch::stop(&settings, id).await {
-            Ok(record) => {
-                self.started
-                    .lock()
-                    .expect("started lock")
-                    .remove(&record.id);
+            Ok(stopped) => {
                 // A local app's end is signalled when its engine client exits; a skaha app's
                 // here, unless its follower saw it end first.
-                if self.unfollow(&record.id) {
-                    self.notify(Notice::Launch(Event::Exited {
-                        id: record.id.clone(),
-                        code: -1,
-                    }));
+                if let Some(end) = stopped.end
+                    && let Some(live) = self.live().remove(&stopped.record.id)
+                {
+                    if let Some(follower) = live.follower {
+                        follower.abort();
+                    }
+                    launch::lifecycle::Lifecycle::resume(
+                        &settings,
+                        stopped.record,
+                        self.observer(),
+                    )
+                    .finish(end);
                 }
                 Ok(())
             }
@@ -454,21 +303,19 @@ impl Core {
         }
     }
 
-    /// Local containers started by this daemon that are still running.
+    /// The containers of the local apps this daemon follows.
     fn running_local(&self) -> Vec<(Backend, String)> {
-        self.started
-            .lock()
-            .expect("started lock")
-            .values()
-            .cloned()
+        self.live()
+            .iter()
+            .filter(|(_, live)| live.backend != Backend::Skaha)
+            .map(|(id, live)| (live.backend, launch::engine::container_name(id)))
             .collect()
     }
 
-    /// Finds this user's arcade containers that still run (from an earlier daemon) and follows
-    /// them like its own.
+    /// Finds this user's arcade apps that still run (from an earlier daemon, or launched
+    /// without one) and follows them like its own.
     async fn adopt(self: &Arc<Self>) {
         let settings = self.settings();
-        let store = Store::new(settings.dirs.launch_state());
         // SAFETY: getuid only reads the process's credentials.
         let uid = unsafe { libc::getuid() };
         for kind in [Backend::Podman, Backend::Docker] {
@@ -480,49 +327,36 @@ impl Core {
             };
             for (id, state) in containers {
                 // Launches this daemon took since it began serving are followed already.
-                if state != "running"
-                    || self.started.lock().expect("started lock").contains_key(&id)
-                {
+                if state != "running" || self.live().contains_key(&id) {
                     continue;
                 }
-                let name = format!("arcade-{id}");
                 tracing::info!(id, "adopting a running app");
-                if let Some(mut record) = store.load(&id) {
-                    record.state = launch::record::State::Running;
-                    let _ = store.save(&record);
+                match launch::follow_container(&settings, kind, &id, self.observer()) {
+                    Ok(follow) => self.follow(follow),
+                    Err(err) => tracing::warn!(id, "cannot follow the app: {err}"),
                 }
-                self.started
-                    .lock()
-                    .expect("started lock")
-                    .insert(id.clone(), (kind, name));
-                Arc::clone(self).follow_container(kind, id);
             }
         }
         // Apps on skaha that have not ended, launched by an earlier daemon or without one.
+        let store = Store::new(settings.dirs.launch_state());
         for record in store.all() {
-            if record.backend == Backend::Skaha.to_string() && !record.state.is_finished() {
+            if record.backend == Backend::Skaha
+                && !record.state.is_finished()
+                && !self.live().contains_key(&record.id)
+            {
                 tracing::info!(id = record.id, "following an app on skaha");
-                Arc::clone(self).follow_skaha(record);
+                match launch::follow_recorded(&settings, record, self.observer()) {
+                    Ok(follow) => self.follow(follow),
+                    Err(err) => tracing::warn!("cannot follow an app on skaha: {err}"),
+                }
             }
         }
     }
 }
 
-/// Runs the daemon until the session ends.
-pub async fn run(settings: Settings, overrides: Overrides) -> anyhow::Result<()> {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    let core = Arc::new(Core::new(settings, overrides, sender));
-    let connection = match crate::bus::serve(Arc::clone(&core), receiver).await {
-        Ok(connection) => connection,
-        Err(zbus::Error::NameTaken) => anyhow::bail!(
-            "another arcade daemon already owns {} on this session bus",
-            crate::bus::NAME
-        ),
-        Err(err) => {
-            return Err(anyhow::Error::new(err).context("failed to serve on the session bus"));
-        }
-    };
-    tracing::info!(name = crate::bus::NAME, "serving on the session bus");
+/// Runs the daemon until the session ends: SIGTERM, SIGINT, or `session_end` (the session bus
+/// going away). The caller serves `core` on the bus first.
+pub async fn run(core: Arc<Core>, session_end: impl Future<Output = ()>) -> anyhow::Result<()> {
     core.adopt().await;
 
     tokio::spawn(schedule(Arc::clone(&core)));
@@ -531,7 +365,7 @@ pub async fn run(settings: Settings, overrides: Overrides) -> anyhow::Result<()>
     let reason = tokio::select! {
         _ = signal(tokio::signal::unix::SignalKind::terminate()) => "SIGTERM",
         _ = signal(tokio::signal::unix::SignalKind::interrupt()) => "SIGINT",
-        _ = crate::bus::closed(&connection) => "the session bus went away",
+        _ = session_end => "the session bus went away",
     };
     tracing::info!("stopping: {reason}");
     watcher.abort();

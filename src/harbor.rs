@@ -179,7 +179,8 @@ impl Harbor {
                 Some(auth) => request.basic_auth(&auth.username, Some(auth.secret.expose())),
                 None => request,
             })
-            .await?)
+            .await
+            .map_err(|err| err.with_message(error_message))?)
     }
 
     /// Every item of a paged listing. `query` is the URL's query without paging parameters.
@@ -423,9 +424,43 @@ struct ProjectResult {
     catalog: Catalog,
 }
 
+/// The message of Harbor's error envelope, `{"errors":[{"code":…,"message":…}]}`.
+fn error_message(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Errors {
+        errors: Option<Vec<ErrorItem>>,
+    }
+    #[derive(Deserialize)]
+    struct ErrorItem {
+        message: Option<String>,
+    }
+    let errors: Errors = serde_json::from_slice(body).ok()?;
+    errors
+        .errors?
+        .into_iter()
+        .find_map(|item| item.message)
+        .map(|message| {
+            message
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect()
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_harbor_error_envelopes() {
+        assert_eq!(
+            error_message(br#"{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}"#)
+                .as_deref(),
+            Some("unauthorized")
+        );
+        assert_eq!(error_message(b"oops"), None);
+    }
 
     #[test]
     fn encodes_nested_repositories_twice() {

@@ -14,6 +14,8 @@ use serde::de::DeserializeOwned;
 
 /// The most we read of one response; a hostile server cannot make us hold more.
 const MAX_BODY: usize = 64 << 20;
+/// How much of an error answer's body a status error keeps, for the API's module to read.
+const ERROR_BODY: usize = 16 << 10;
 /// Attempts per request, the first included.
 const ATTEMPTS: u32 = 4;
 /// The longest we sleep before a retry, whatever `Retry-After` asks.
@@ -41,11 +43,15 @@ pub enum Error {
     ClientCertificate { url: String, message: String },
     #[error("{url} did not answer within {seconds} s")]
     Timeout { url: String, seconds: u64 },
+    /// A non-2xx answer. `message` is what the server said, first line of its body unless the
+    /// API's own module read its error format (see [`Error::with_message`]); `body` keeps the
+    /// start of the body for that.
     #[error("{url} answered {status}{}", message.as_deref().map(|m| format!(": {m}")).unwrap_or_default())]
     Status {
         url: String,
         status: StatusCode,
         message: Option<String>,
+        body: Vec<u8>,
         retry_after: Option<Duration>,
     },
     #[error("the answer from {url} was cut off: {message}")]
@@ -74,6 +80,27 @@ impl Error {
         match self {
             Error::Status { status, .. } => Some(*status),
             _ => None,
+        }
+    }
+
+    /// A status error re-described by the module that knows the API's error format: `read`
+    /// gets the start of the body and returns the message, if it finds one.
+    pub fn with_message(self, read: impl FnOnce(&[u8]) -> Option<String>) -> Error {
+        match self {
+            Error::Status {
+                url,
+                status,
+                message,
+                body,
+                retry_after,
+            } => Error::Status {
+                url,
+                status,
+                message: read(&body).or(message),
+                body,
+                retry_after,
+            },
+            other => other,
         }
     }
 }
@@ -164,10 +191,6 @@ impl Client {
         })
     }
 
-    pub fn raw(&self) -> &reqwest::Client {
-        &self.inner
-    }
-
     /// Sends the request `make` builds, retrying transient failures, and returns a 2xx response.
     pub async fn send(
         &self,
@@ -199,6 +222,18 @@ impl Client {
         }
         let base = self.backoff * 2u32.pow(attempt - 1);
         (base + jitter(base / 2)).min(MAX_RETRY_SLEEP)
+    }
+
+    /// Sends the request once, for requests that must not be repeated (a POST that starts an
+    /// app: one that reached the server but lost its answer would start a second). Status and
+    /// transport failures map to [`Error`] as for [`Client::send`]; a timeout is
+    /// [`Error::Timeout`], after which the request may or may not have been carried out.
+    pub async fn send_unretried(
+        &self,
+        url: &str,
+        make: impl FnOnce(&reqwest::Client) -> RequestBuilder,
+    ) -> Result<Response> {
+        self.send_once(url, make(&self.inner)).await
     }
 
     async fn send_once(&self, url: &str, request: RequestBuilder) -> Result<Response> {
@@ -235,10 +270,12 @@ impl Client {
             }
         }
         if !status.is_success() {
+            body.truncate(ERROR_BODY);
             return Err(Error::Status {
                 url: url.to_owned(),
                 status,
-                message: error_message(&body),
+                message: first_line(&body),
+                body,
                 retry_after: retry_after(&headers),
             });
         }
@@ -358,24 +395,8 @@ fn client_certificate_refused(err: &dyn std::error::Error) -> Option<String> {
     None
 }
 
-/// A short message from an error body: Harbor's `{"errors":[{"message"}]}`, or the first line of
-/// text, cut to a readable length.
-fn error_message(body: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Errors {
-        errors: Option<Vec<ErrorItem>>,
-    }
-    #[derive(serde::Deserialize)]
-    struct ErrorItem {
-        message: Option<String>,
-    }
-    if let Ok(errors) = serde_json::from_slice::<Errors>(body)
-        && let Some(message) = errors
-            .errors
-            .and_then(|items| items.into_iter().find_map(|item| item.message))
-    {
-        return Some(message);
-    }
+/// A short message from an error body: its first line of text, cut to a readable length.
+pub fn first_line(body: &[u8]) -> Option<String> {
     let text = String::from_utf8_lossy(body);
     let line = text.lines().map(str::trim).find(|line| !line.is_empty())?;
     let mut line: String = line.chars().filter(|c| !c.is_control()).take(200).collect();
@@ -429,14 +450,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_harbor_error_envelopes() {
-        assert_eq!(
-            error_message(br#"{"errors":[{"code":"UNAUTHORIZED","message":"unauthorized"}]}"#)
-                .as_deref(),
-            Some("unauthorized")
-        );
-        assert_eq!(error_message(b"\n  oops\nmore").as_deref(), Some("oops…"));
-        assert_eq!(error_message(b""), None);
+    fn error_bodies_say_their_first_line() {
+        assert_eq!(first_line(b"\n  oops\nmore").as_deref(), Some("oops…"));
+        assert_eq!(first_line(b""), None);
+        let error = Error::Status {
+            url: "u".into(),
+            status: StatusCode::UNAUTHORIZED,
+            message: first_line(b"{}"),
+            body: b"{}".to_vec(),
+            retry_after: None,
+        };
+        let error = error.with_message(|body| (body == b"{}").then(|| "read".to_owned()));
+        assert!(error.to_string().ends_with(": read"), "{error}");
     }
 
     #[test]
@@ -476,6 +501,7 @@ mod tests {
             url: "u".into(),
             status: StatusCode::from_u16(code).unwrap(),
             message: None,
+            body: Vec::new(),
             retry_after: None,
         };
         assert!(status(503).is_transient());

@@ -278,7 +278,7 @@ pub async fn check(
         .map_err(|message| Error::Inspect {
             engine: engine.name(),
             image: image.to_owned(),
-            message,
+            message: message.to_string(),
         })?;
     let mut fields = metadata.trim().split('\t');
     let os = fields.next().unwrap_or_default().to_owned();

@@ -9,7 +9,7 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::RequestBuilder;
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::{self, Catalog, FileImage};
+use crate::catalog::{self, Catalog, Listing};
 use crate::config::SkahaAuth;
 use crate::http;
 
@@ -104,8 +104,78 @@ impl Context {
     }
 }
 
+/// An app's status as skaha reports it, parsed once here. skaha derives it from the Job's
+/// status (`SessionBuilder.withStatus`): Pending, Running, Completed, Failed or Terminating.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Status {
+    Pending,
+    Running,
+    /// The app exited on its own (the Job succeeded).
+    Completed,
+    Failed,
+    /// Being deleted.
+    Terminating,
+    /// A word this client does not know; kept for messages.
+    Other(String),
+}
+
+impl Status {
+    pub fn parse(text: &str) -> Status {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "pending" => Status::Pending,
+            "running" => Status::Running,
+            "completed" | "succeeded" => Status::Completed,
+            "failed" | "error" => Status::Failed,
+            "terminating" => Status::Terminating,
+            _ => Status::Other(text.trim().to_owned()),
+        }
+    }
+
+    /// Whether the app has ended (or is ending) for good.
+    pub fn is_over(&self) -> bool {
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::Terminating
+        )
+    }
+
+    /// The word in lowercase, as `arcade ps` shows live states.
+    pub fn lowercase(&self) -> String {
+        self.to_string().to_ascii_lowercase()
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Pending => "Pending",
+            Status::Running => "Running",
+            Status::Completed => "Completed",
+            Status::Failed => "Failed",
+            Status::Terminating => "Terminating",
+            Status::Other(text) => text,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for Status {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Status, D::Error> {
+        String::deserialize(deserializer).map(|text| Status::parse(&text))
+    }
+}
+
+/// One image of `GET /image` (`id`, `types`, `digest`).
+#[derive(Debug, Deserialize)]
+struct ImageEntry {
+    id: String,
+    #[serde(default)]
+    types: Option<Vec<String>>,
+    #[serde(default)]
+    digest: Option<String>,
+}
+
 /// A desktop-app as skaha reports it (a subset of the session JSON).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct App {
     #[serde(default)]
@@ -115,7 +185,7 @@ pub struct App {
     #[serde(default)]
     pub image: Option<String>,
     #[serde(default)]
-    pub status: Option<String>,
+    pub status: Option<Status>,
     #[serde(default)]
     pub name: Option<String>,
     #[serde(default)]
@@ -189,15 +259,20 @@ impl Skaha {
             self.base,
             utf8_percent_encode(label, SEGMENT)
         );
-        let (entries, _): (Option<Vec<FileImage>>, _) = self
+        let (entries, _): (Option<Vec<ImageEntry>>, _) = self
             .client
             .get_json(&url, self.decorate())
             .await
             .map_err(|err| self.refine(err))?;
-        Ok(catalog::from_file_images(
-            entries.unwrap_or_default(),
-            Some(label),
-        ))
+        let listings = entries
+            .unwrap_or_default()
+            .into_iter()
+            .map(|entry| Listing {
+                reference: entry.id,
+                types: entry.types.unwrap_or_default(),
+                digest: entry.digest,
+            });
+        Ok(catalog::from_listings(listings, Some(label)))
     }
 
     /// `GET /context`: the cores, memory and GPUs on offer.
@@ -243,52 +318,33 @@ impl Skaha {
             form.push(("ram", ram.to_string()));
         }
         let decorate = self.decorate();
-        let request = decorate(self.client.raw().post(&url).form(&form));
-        let unanswered = |err: reqwest::Error| {
-            if err.is_timeout() {
-                // The request may have arrived: the app may be starting, so say so.
-                Error::Unanswered { url: url.clone() }
-            } else {
-                Error::Http(http::Error::Connect {
-                    url: url.clone(),
-                    message: http::error_chain(&err),
-                })
+        let answer = self
+            .client
+            .send_unretried(&url, |client| decorate(client.post(&url).form(&form)))
+            .await;
+        let body = match answer {
+            Ok(response) => response.text(),
+            // The request may have arrived: the app may be starting, so say so.
+            Err(http::Error::Timeout { .. }) => return Err(Error::Unanswered { url }),
+            // skaha answers "session <id> not found" (`PostAction.attachDesktopApp`); any other
+            // 404 is a wrong URL, and the generic message says which.
+            Err(http::Error::Status {
+                status: reqwest::StatusCode::NOT_FOUND,
+                message,
+                body,
+                ..
+            }) if String::from_utf8_lossy(&body)
+                .to_lowercase()
+                .contains(&format!("session {} not found", session_id.to_lowercase())) =>
+            {
+                return Err(Error::NoSuchSession {
+                    url,
+                    session_id: session_id.to_owned(),
+                    message,
+                });
             }
+            Err(err) => return Err(self.refine(err)),
         };
-        let response = request.send().await.map_err(unanswered)?;
-        let status = response.status();
-        let body = response.text().await.map_err(|err| {
-            // The app may be starting, but its id is lost.
-            Error::Http(http::Error::Body {
-                url: url.clone(),
-                message: http::error_chain(&err),
-            })
-        })?;
-        let message = body
-            .lines()
-            .map(str::trim)
-            .find(|line| !line.is_empty())
-            .map(|line| line.chars().take(200).collect());
-        // skaha answers "session <id> not found" (`PostAction.attachDesktopApp`); any other 404
-        // is a wrong URL, and the generic message below says which.
-        let no_session = format!("session {session_id} not found");
-        if status == reqwest::StatusCode::NOT_FOUND
-            && body.to_lowercase().contains(&no_session.to_lowercase())
-        {
-            return Err(Error::NoSuchSession {
-                url,
-                session_id: session_id.to_owned(),
-                message,
-            });
-        }
-        if !status.is_success() {
-            return Err(self.refine(http::Error::Status {
-                url,
-                status,
-                message,
-                retry_after: None,
-            }));
-        }
         let app_id = body.trim();
         if app_id.is_empty()
             || app_id.len() > 64
@@ -354,6 +410,17 @@ impl Skaha {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statuses_are_read_once() {
+        let app: App =
+            serde_json::from_str(r#"{"appid":"a1","status":"Completed","image":"x"}"#).unwrap();
+        assert_eq!(app.status, Some(Status::Completed));
+        assert!(Status::parse("failed").is_over());
+        assert!(!Status::parse("Pending").is_over());
+        assert_eq!(Status::parse("Running").lowercase(), "running");
+        assert_eq!(Status::parse("Queued"), Status::Other("Queued".to_owned()));
+    }
 
     #[test]
     fn reads_the_context() {

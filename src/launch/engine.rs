@@ -15,6 +15,38 @@ use super::contract;
 /// The label every arcade container carries.
 pub const LABEL: &str = "net.canfar.arcade";
 
+/// What went wrong with an engine command, told apart once here rather than by callers reading
+/// its text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "{engine} is not installed or not on PATH (install it, e.g. apt-get install {package}, or \
+         choose another backend with --backend)"
+    )]
+    Missing {
+        engine: Backend,
+        package: &'static str,
+    },
+    #[error("failed to run {program}: {message}")]
+    Spawn { program: PathBuf, message: String },
+    #[error("{engine} has no container {name}")]
+    NoSuchContainer { engine: Backend, name: String },
+    #[error("{message}")]
+    Failed { engine: Backend, message: String },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The name of a launch's container: one function, so every path finds the same container.
+pub fn container_name(id: &str) -> String {
+    format!("arcade-{id}")
+}
+
+/// The launch id in a container's name, for arcade's containers.
+pub fn launch_id_of(name: &str) -> Option<&str> {
+    name.strip_prefix("arcade-")
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
     pub kind: Backend,
@@ -50,19 +82,17 @@ pub struct RunSpec {
 
 impl Engine {
     /// Finds the engine's program on `$PATH`.
-    pub fn find(kind: Backend) -> Result<Engine, String> {
-        let name = kind.to_string();
-        match crate::config::which(&name) {
+    pub fn find(kind: Backend) -> Result<Engine> {
+        match crate::config::which(&kind.to_string()) {
             Some(program) => Ok(Engine { kind, program }),
-            None => Err(format!(
-                "{name} is not installed or not on PATH (install it, e.g. apt-get install {}, or \
-                 choose another backend with --backend)",
-                if kind == Backend::Docker {
+            None => Err(Error::Missing {
+                engine: kind,
+                package: if kind == Backend::Docker {
                     "docker.io"
                 } else {
                     "podman"
-                }
-            )),
+                },
+            }),
         }
     }
 
@@ -171,8 +201,8 @@ impl Engine {
         command
     }
 
-    /// Runs a short engine command and returns its stdout, or its stderr as the error.
-    pub async fn output<I, S>(&self, args: I) -> Result<String, String>
+    /// Runs a short engine command and returns its stdout, or what its stderr says as the error.
+    pub async fn output<I, S>(&self, args: I) -> Result<String>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<std::ffi::OsStr>,
@@ -181,17 +211,34 @@ impl Engine {
             .command(args)
             .output()
             .await
-            .map_err(|err| format!("failed to run {}: {err}", self.program.display()))?;
+            .map_err(|err| Error::Spawn {
+                program: self.program.clone(),
+                message: err.to_string(),
+            })?;
         if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-        } else {
-            Err(last_line(&String::from_utf8_lossy(&output.stderr))
-                .unwrap_or_else(|| format!("{} exited with {}", self.name(), output.status)))
+            return Ok(String::from_utf8_lossy(&output.stdout).into_owned());
+        }
+        let message = last_line(&String::from_utf8_lossy(&output.stderr))
+            .unwrap_or_else(|| format!("{} exited with {}", self.name(), output.status));
+        Err(self.classify(message))
+    }
+
+    /// Tells a missing container from other failures by the engines' own words.
+    fn classify(&self, message: String) -> Error {
+        if let Some(name) = no_such_container(&message) {
+            return Error::NoSuchContainer {
+                engine: self.kind,
+                name,
+            };
+        }
+        Error::Failed {
+            engine: self.kind,
+            message,
         }
     }
 
     /// arcade's containers of this host user: (launch id, state such as `running`).
-    pub async fn list(&self, host_uid: u32) -> Result<Vec<(String, String)>, String> {
+    pub async fn list(&self, host_uid: u32) -> Result<Vec<(String, String)>> {
         let text = self
             .output([
                 "ps",
@@ -206,7 +253,7 @@ impl Engine {
             .lines()
             .filter_map(|line| {
                 let (name, state) = line.split_once('\t')?;
-                let id = name.trim().strip_prefix("arcade-")?;
+                let id = launch_id_of(name.trim())?;
                 // podman 4 prints "Up 3 seconds ago" where docker prints "running".
                 let state = state.trim().to_lowercase();
                 let state = if state == "running" || state.starts_with("up") {
@@ -224,7 +271,7 @@ impl Engine {
     }
 
     /// Removes a container at once, whatever its state (`--time` is podman's alone).
-    pub async fn remove(&self, name: &str) -> Result<(), String> {
+    pub async fn remove(&self, name: &str) -> Result<()> {
         match self.kind {
             Backend::Docker => self.output(["rm", "--force", name]).await,
             _ => self.output(["rm", "--force", "--time", "0", name]).await,
@@ -233,8 +280,17 @@ impl Engine {
     }
 
     /// Stops a container, giving the app a few seconds to exit cleanly.
-    pub async fn stop(&self, name: &str) -> Result<(), String> {
+    pub async fn stop(&self, name: &str) -> Result<()> {
         self.output(["stop", "--time", "5", name]).await.map(|_| ())
+    }
+
+    /// Waits for a container to exit and returns its exit code (`wait` prints it).
+    pub async fn wait(&self, name: &str) -> Result<i32> {
+        let text = self.output(["wait", name]).await?;
+        text.trim().parse().map_err(|_| Error::Failed {
+            engine: self.kind,
+            message: format!("{} wait {name} printed {:?}", self.name(), text.trim()),
+        })
     }
 
     /// Whether an image is present locally.
@@ -263,6 +319,23 @@ pub fn last_line(text: &str) -> Option<String> {
         .map(str::trim)
         .rfind(|line| !line.is_empty())
         .map(str::to_owned)
+}
+
+/// The container an engine's error text says does not exist: podman says "no container with
+/// name or ID \"x\" found: no such container", docker "No such container: x".
+fn no_such_container(text: &str) -> Option<String> {
+    let lower = text.to_lowercase();
+    if !lower.contains("no such container") {
+        return None;
+    }
+    let quoted = text.split('"').nth(1);
+    let after = text.rsplit_once(": ").map(|(_, name)| name.trim());
+    Some(
+        quoted
+            .or(after.filter(|name| !name.to_lowercase().contains(' ')))
+            .unwrap_or_default()
+            .to_owned(),
+    )
 }
 
 /// Whether an engine's error text says the image does not exist.
@@ -429,6 +502,35 @@ mod tests {
         assert_eq!(app_user("1234:99").unwrap(), (1234, 99));
         assert!(app_user("bob").is_err());
         assert_ne!(app_user("auto").unwrap().0, 0);
+    }
+
+    #[test]
+    fn recognises_missing_containers() {
+        let podman = Engine {
+            kind: Backend::Podman,
+            program: "podman".into(),
+        };
+        assert_eq!(
+            podman.classify(
+                "Error: no container with name or ID \"arcade-abc\" found: no such container"
+                    .into()
+            ),
+            Error::NoSuchContainer {
+                engine: Backend::Podman,
+                name: "arcade-abc".into()
+            }
+        );
+        assert_eq!(
+            podman.classify("Error response from daemon: No such container: arcade-abc".into()),
+            Error::NoSuchContainer {
+                engine: Backend::Podman,
+                name: "arcade-abc".into()
+            }
+        );
+        assert!(matches!(
+            podman.classify("Error: OCI runtime error".into()),
+            Error::Failed { .. }
+        ));
     }
 
     #[test]

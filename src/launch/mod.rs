@@ -5,20 +5,25 @@
 //! did and passed `DESKTOP_STARTUP_ID`) and `remove:` once the window maps or the launch fails,
 //! so the busy cursor lasts exactly as long as the launch.
 
+pub mod app;
 pub mod contract;
 pub mod engine;
+pub mod lifecycle;
+pub mod local;
 pub mod platform;
 pub mod record;
+pub mod watch;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::catalog::{self, Image};
 use crate::config::{Backend, Settings};
-use crate::x11::{self, Display, Watcher};
-use engine::{Engine, RunSpec};
+use crate::x11;
+use app::{AnyApp, App, End};
+use engine::Engine;
+use lifecycle::{Failure, Follow, Launched, Lifecycle};
 use record::{Record, State, Store};
 
 #[derive(Debug, thiserror::Error)]
@@ -29,8 +34,8 @@ pub enum Error {
     Ambiguous { name: String, choices: Vec<String> },
     #[error(transparent)]
     X(#[from] x11::Error),
-    #[error("{0}")]
-    EngineMissing(String),
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
     #[error("image {image} is not available to {engine}: {message}")]
     ImageMissing {
         image: String,
@@ -160,16 +165,6 @@ impl Observer for () {
     fn event(&self, _: Event) {}
 }
 
-/// A launch that got as far as it was asked to.
-#[derive(Debug)]
-pub struct Launched {
-    pub record: Record,
-    /// Time from the start of the launch to the first window, when waited for.
-    pub window_after: Option<Duration>,
-    /// The engine client, alive as long as the app; the daemon waits on it for the exit code.
-    pub child: Option<tokio::process::Child>,
-}
-
 /// Resolves a target: a full reference as it is, a name through the last good catalog.
 pub fn resolve(settings: &Settings, target: &str) -> Result<Target> {
     let cached = crate::sync::read_cache(settings)
@@ -248,15 +243,17 @@ pub fn backend_of(settings: &Settings, request: &Request) -> Backend {
     request.backend.unwrap_or(settings.launch.backend)
 }
 
-/// Launches `request`, following it to its first window unless `no_wait`.
+/// Launches `request`, following it to its first window unless `no_wait`; `cancel` (Ctrl-C)
+/// ends the launch early and stops the app.
 pub async fn launch(
     settings: &Settings,
     request: &Request,
     observer: Arc<dyn Observer>,
-) -> Result<Launched> {
+    cancel: impl Future<Output = ()>,
+) -> Result<Launched, Failure> {
     let started = Instant::now();
     let target = resolve(settings, &request.target)?;
-    launch_target(settings, request, target, started, observer).await
+    launch_target(settings, request, target, started, observer, cancel).await
 }
 
 /// Launches an already resolved target; `started` is when the launch began, for timing.
@@ -268,415 +265,37 @@ pub async fn launch_target(
     target: Target,
     started: Instant,
     observer: Arc<dyn Observer>,
-) -> Result<Launched> {
-    let target = &target;
+    cancel: impl Future<Output = ()>,
+) -> Result<Launched, Failure> {
     match backend_of(settings, request) {
-        Backend::Skaha => platform::launch(settings, request, target, started, observer).await,
+        Backend::Skaha => {
+            let backend = platform::SkahaBackend::prepare(settings, request).await?;
+            lifecycle::drive(
+                backend, settings, request, &target, started, observer, cancel,
+            )
+            .await
+        }
         kind => {
-            let engine = Engine::find(kind).map_err(Error::EngineMissing)?;
-            launch_local(settings, request, target, &engine, started, observer).await
+            let engine = Engine::find(kind).map_err(Error::from)?;
+            let backend = local::LocalBackend::prepare(settings, request, engine)?;
+            lifecycle::drive(
+                backend, settings, request, &target, started, observer, cancel,
+            )
+            .await
         }
     }
 }
 
-/// A startup-notification sequence: ours (we sent `new:`) or the menu's (it did).
-pub struct Startup {
-    pub id: String,
-}
-
-impl Startup {
-    /// Starts a sequence unless the menu passed one; sending is best effort, since a missing busy
-    /// cursor must never fail a launch.
-    pub fn begin(
-        watcher: &mut Watcher,
-        given: Option<&str>,
-        launch_id: &str,
-        target: &Target,
-    ) -> Startup {
-        if let Some(id) = given {
-            return Startup { id: id.to_owned() };
-        }
-        let time = watcher.server_time().unwrap_or(0);
-        let id = format!("arcade-{launch_id}_TIME{time}");
-        let message = format!(
-            "new: ID={} NAME={} SCREEN={} BIN=arcade ICON={} DESCRIPTION={} WMCLASS={}",
-            x11::startup_value(&id),
-            x11::startup_value(&target.label),
-            watcher.screen(),
-            x11::startup_value(crate::menu::icons::for_app(&target.app)),
-            x11::startup_value(&format!("Starting {}", target.label)),
-            x11::startup_value(crate::menu::DEFAULT_WM_CLASS),
-        );
-        if let Err(err) = watcher.send_startup(&message) {
-            tracing::debug!("startup notification failed: {err}");
-        }
-        Startup { id }
-    }
-
-    pub fn end(&self, watcher: &Watcher) {
-        let message = format!("remove: ID={}", x11::startup_value(&self.id));
-        if let Err(err) = watcher.send_startup(&message) {
-            tracing::debug!("startup notification failed: {err}");
-        }
+/// Checks that a backend can be used at all (its engine is installed, or skaha is configured).
+pub fn check_backend(settings: &Settings, backend: Backend) -> Result<()> {
+    match backend {
+        Backend::Skaha => platform::client(settings).map(drop),
+        kind => Engine::find(kind).map(drop).map_err(Error::from),
     }
 }
 
-/// The per-launch folder: under `$XDG_RUNTIME_DIR` (a per-user tmpfs) when there is one.
-fn launch_dir(settings: &Settings, id: &str) -> PathBuf {
-    settings
-        .dirs
-        .runtime_dir
-        .clone()
-        .unwrap_or_else(|| settings.dirs.state_home.join("arcade/run"))
-        .join("arcade")
-        .join(id)
-}
-
-/// Removes a finished launch's folder (its scripts and its copy of the X cookie).
-pub fn remove_launch_dir(settings: &Settings, id: &str) {
-    if record::is_id(id) {
-        let _ = std::fs::remove_dir_all(launch_dir(settings, id));
-    }
-}
-
-fn host_name(app: &str, id: &str) -> String {
-    let mut slug = crate::menu::slug(app);
-    slug.truncate(40);
-    format!("{}-{id}", slug.trim_end_matches('-'))
-}
-
-async fn launch_local(
-    settings: &Settings,
-    request: &Request,
-    target: &Target,
-    engine: &Engine,
-    started: Instant,
-    observer: Arc<dyn Observer>,
-) -> Result<Launched> {
-    let display = match &request.display {
-        Some(name) => Display::parse(name)?,
-        None => Display::from_env()?,
-    };
-    if display.host.is_some() && settings.launch.network == "none" {
-        return Err(Error::RemoteDisplay(display.name.clone()));
-    }
-    let (uid, gid) = engine::app_user(&settings.launch.user).map_err(Error::Invalid)?;
-    // SAFETY: getuid only reads the process's credentials.
-    let host_uid = unsafe { libc::getuid() };
-    let store = Store::new(settings.dirs.launch_state());
-    std::fs::create_dir_all(store.dir()).map_err(io_error("create", store.dir()))?;
-    let id = request.id.clone().unwrap_or_else(|| store.new_id());
-
-    // Connect before starting anything: a display we cannot open fails fast, and windows created
-    // from now on are seen. The busy cursor starts here too, unless the menu started it, or
-    // nothing will wait to end it (`--no-wait`).
-    let (mut watcher, cookie, startup) = {
-        let display = display.clone();
-        let xauthority = request.xauthority.clone();
-        let given = request.startup_id.clone();
-        let own = !request.no_wait;
-        let (id, target) = (id.clone(), target.clone());
-        tokio::task::spawn_blocking(move || -> Result<_> {
-            let (mut watcher, cookie) = Watcher::connect(&display, xauthority.as_deref())?;
-            let startup = match given {
-                Some(given) => Some(Startup { id: given }),
-                None if own => Some(Startup::begin(&mut watcher, None, &id, &target)),
-                None => None,
-            };
-            Ok((watcher, cookie, startup))
-        })
-        .await
-        .expect("x11 connect task panicked")?
-    };
-    // Until the watcher thread takes over, a failure must still end the busy cursor.
-    let fail = |watcher: Watcher, startup: Option<Startup>, error: Error| async move {
-        if let Some(startup) = startup {
-            let _ = tokio::task::spawn_blocking(move || startup.end(&watcher)).await;
-        }
-        error
-    };
-
-    let dir = launch_dir(settings, &id);
-    if let Err(err) = prepare_dir(&dir, &cookie, &display, request, target, uid, gid) {
-        return Err(fail(watcher, startup, err).await);
-    }
-    let hostname = host_name(&target.app, &id);
-    let mut env: Vec<(String, String)> = vec![
-        ("DISPLAY".into(), format!(":{}", display.number)),
-        ("HOME".into(), contract::HOME.into()),
-        ("QT_X11_NO_MITSHM".into(), "1".into()),
-        ("_X11_NO_MITSHM".into(), "1".into()),
-        ("_MITSHM".into(), "0".into()),
-        ("SKAHA_XTERM_TITLE".into(), target.label.clone()),
-        ("ARCADE_LAUNCH_ID".into(), id.clone()),
-    ];
-    if display.host.is_some() {
-        env[0].1 = display.name.clone();
-    }
-    if !cookie.is_empty() {
-        env.push(("XAUTHORITY".into(), contract::XAUTHORITY.into()));
-    }
-    // What the platform's Job gives every desktop-app (`launch-desktop-app.yaml`), so a local
-    // launch behaves as the platform's would.
-    let cores = request.cores.or(settings.launch.cores).unwrap_or(1);
-    env.push(("OMP_NUM_THREADS".into(), cores.max(1).to_string()));
-    env.push(("GDK_SYNCHRONIZE".into(), "1".into()));
-    env.push(("SHELL".into(), "/bin/bash".into()));
-    env.push(("PWD".into(), contract::HOME.into()));
-    if let Some(startup) = &startup {
-        env.push(("DESKTOP_STARTUP_ID".into(), startup.id.clone()));
-    }
-    // The operator's variables may hold secrets: they reach the container through the engine
-    // client's environment (`--env NAME`), never through its command line.
-    let (passed, mut private): (Vec<_>, Vec<_>) = settings
-        .launch
-        .env
-        .iter()
-        .map(|(key, value)| (key.clone(), value.clone()))
-        .partition(|(key, _)| engine::engine_reads(key));
-    env.extend(passed);
-    // The platform's session id, only inside a platform desktop (elsewhere the setting may come
-    // from `VNC_PW`, a real password), and like a secret: the desktop's VNC password is the same.
-    if crate::config::in_platform_session()
-        && let Some(session) = &settings.skaha.session_id
-    {
-        private.push(("skaha_sessionid".into(), session.clone()));
-    }
-
-    let spec = RunSpec {
-        id: id.clone(),
-        name: format!("arcade-{id}"),
-        hostname: hostname.clone(),
-        image: target.image.clone(),
-        app: target.label.clone(),
-        uid,
-        gid,
-        host_uid,
-        launch_dir: dir.clone(),
-        display: display.clone(),
-        env,
-        env_names: private.iter().map(|(key, _)| key.clone()).collect(),
-        cores: request.cores.or(settings.launch.cores),
-        ram_gb: request.ram_gb.or(settings.launch.ram_gb),
-        gpus: request.gpus,
-        network: settings.launch.network.clone(),
-        volumes: settings.launch.volumes.clone(),
-        pull: settings.launch.pull.clone(),
-    };
-
-    let log_path = store.log_path(&id);
-    let log = match open_log(&log_path, target, &display, engine)
-        .and_then(|log| Ok((log.try_clone().map_err(io_error("open", &log_path))?, log)))
-    {
-        Ok(logs) => logs,
-        Err(err) => return Err(fail(watcher, startup, err).await),
-    };
-    let mut record = Record {
-        id: id.clone(),
-        app: target.label.clone(),
-        image: target.image.clone(),
-        backend: engine.name(),
-        container: Some(spec.name.clone()),
-        session_id: None,
-        app_id: None,
-        skaha_url: None,
-        display: display.name.clone(),
-        started_at: record::now(),
-        state: State::Starting,
-        exit_code: None,
-        window_ms: None,
-        message: None,
-    };
-    if let Err(err) = store.save(&record) {
-        let err = io_error("write the launch record in", store.dir())(err);
-        return Err(fail(watcher, startup, err).await);
-    }
-
-    let mut command = engine.command(engine.run_args(&spec));
-    command
-        .envs(private)
-        .stdout(log.0)
-        .stderr(log.1)
-        // Its own process group: closing the terminal `arcade launch` was typed in, or Ctrl-C
-        // there after the window is up, must not take the app down.
-        .process_group(0);
-    if let Some(conf) = &settings.launch.containers_conf {
-        command.env("CONTAINERS_CONF", conf);
-    }
-    tracing::info!(id, image = %target.image, on = %spec.display.name, "starting {}", engine.name());
-    let mut child = match command.spawn() {
-        Ok(child) => child,
-        Err(err) => {
-            let error = Error::EngineFailed {
-                engine: engine.name(),
-                app: target.label.clone(),
-                message: format!("failed to run {}: {err}", engine.program.display()),
-            };
-            record.state = State::Failed;
-            record.message = Some(error.to_string());
-            let _ = store.save(&record);
-            return Err(fail(watcher, startup, error).await);
-        }
-    };
-    observer.event(Event::Starting {
-        id: id.clone(),
-        app: target.label.clone(),
-    });
-
-    if request.no_wait {
-        if let Some(startup) = startup {
-            // The menu's sequence: nothing here will see the window, so the window manager's
-            // WMCLASS match or its timeout ends it; ours was never started.
-            drop(startup);
-        }
-        record.state = State::Running;
-        let _ = store.save(&record);
-        return Ok(Launched {
-            record,
-            window_after: None,
-            child: Some(child),
-        });
-    }
-
-    // Watch for the window on a thread of its own while waiting for the engine client here. The
-    // thread ends the busy cursor as soon as it is done, whichever way it is done.
-    let cancel = Arc::new(AtomicBool::new(false));
-    let deadline = started + settings.launch.wait;
-    let matcher = {
-        let id = id.clone();
-        let hostname = hostname.clone();
-        let startup_id = startup.as_ref().map(|startup| startup.id.clone());
-        move |info: &x11::WindowInfo| {
-            info.pid
-                .is_some_and(|pid| x11::process_has_env(pid, "ARCADE_LAUNCH_ID", &id))
-                || info.client_machine.as_deref() == Some(hostname.as_str())
-                || (startup_id.is_some() && info.startup_id == startup_id)
-        }
-    };
-    let mut window_task = {
-        let cancel = Arc::clone(&cancel);
-        tokio::task::spawn_blocking(move || {
-            let found = watcher.wait_for_window(&matcher, deadline, &cancel);
-            if let Some(startup) = &startup {
-                startup.end(&watcher);
-            }
-            found
-        })
-    };
-
-    enum Outcome {
-        Window(Option<(x11::WindowInfo, Instant)>),
-        WatchFailed(x11::Error),
-        Exited(std::io::Result<std::process::ExitStatus>),
-        Interrupted,
-    }
-    let outcome = tokio::select! {
-        joined = &mut window_task => match joined.expect("window watcher panicked") {
-            Ok(found) => Outcome::Window(found),
-            Err(err) => Outcome::WatchFailed(err),
-        },
-        status = child.wait() => Outcome::Exited(status),
-        _ = interrupted() => Outcome::Interrupted,
-    };
-
-    match outcome {
-        Outcome::Window(Some((info, at))) => {
-            let after = at.duration_since(started);
-            tracing::info!(id, window = info.window, pid = ?info.pid, ?after, "window mapped");
-            record.state = State::Running;
-            record.window_ms = Some(after.as_millis() as u64);
-            let _ = store.save(&record);
-            observer.event(Event::WindowMapped {
-                id: id.clone(),
-                after,
-            });
-            Ok(Launched {
-                record,
-                window_after: Some(after),
-                child: Some(child),
-            })
-        }
-        Outcome::Window(None) => {
-            // The deadline passed; the app may still be pulling or starting, so leave it be.
-            let error = Error::NoWindow {
-                app: target.label.clone(),
-                seconds: settings.launch.wait.as_secs(),
-                id: id.clone(),
-            };
-            record.state = State::Running;
-            record.message = Some(error.to_string());
-            let _ = store.save(&record);
-            Err(error)
-        }
-        Outcome::WatchFailed(err) => {
-            record.message = Some(err.to_string());
-            let _ = store.save(&record);
-            Err(err.into())
-        }
-        Outcome::Exited(status) => {
-            cancel.store(true, Ordering::Relaxed);
-            let _ = window_task.await;
-            let code = status.ok().and_then(|status| status.code()).unwrap_or(-1);
-            let error = exit_error(engine, target, code, store.log_tail(&id, 3));
-            record.state = State::Failed;
-            record.exit_code = Some(code);
-            record.message = Some(error.to_string());
-            let _ = store.save(&record);
-            let _ = std::fs::remove_dir_all(&dir);
-            Err(error)
-        }
-        Outcome::Interrupted => {
-            cancel.store(true, Ordering::Relaxed);
-            let _ = window_task.await;
-            // The client is in a process group of its own, so the signal did not reach it; and
-            // while it still pulls or creates, there is no container to stop yet. Stop what
-            // exists, end the client, then remove a container that appeared meanwhile.
-            let _ = tokio::time::timeout(Duration::from_secs(10), engine.stop(&spec.name)).await;
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(10), engine.remove(&spec.name)).await;
-            record.state = State::Stopped;
-            record.message = Some("cancelled".to_owned());
-            let _ = store.save(&record);
-            let _ = std::fs::remove_dir_all(&dir);
-            Err(Error::Cancelled {
-                app: target.label.clone(),
-            })
-        }
-    }
-}
-
-/// Turns an early exit of the engine client into the clearest error we can tell.
-fn exit_error(engine: &Engine, target: &Target, code: i32, output: Vec<String>) -> Error {
-    let text = output.join("\n");
-    // Engines exit 125 when they could not run the container at all.
-    if code == 125 {
-        let message = output
-            .last()
-            .cloned()
-            .unwrap_or_else(|| format!("{} exited with code 125", engine.name()));
-        if engine::is_missing_image(&text) {
-            return Error::ImageMissing {
-                image: target.image.clone(),
-                engine: engine.name(),
-                message,
-            };
-        }
-        return Error::EngineFailed {
-            engine: engine.name(),
-            app: target.label.clone(),
-            message,
-        };
-    }
-    Error::ExitedEarly {
-        app: target.label.clone(),
-        code,
-        output,
-    }
-}
-
-/// SIGINT or SIGTERM, whichever comes first.
-async fn interrupted() {
+/// SIGINT or SIGTERM, whichever comes first: what cancels a launch typed in a terminal.
+pub async fn interrupted() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
@@ -691,72 +310,50 @@ async fn interrupted() {
     }
 }
 
-/// Writes the per-launch folder: entry and command scripts, and the wildcard cookie.
-fn prepare_dir(
-    dir: &Path,
-    cookie: &x11::Cookie,
-    display: &Display,
-    request: &Request,
-    target: &Target,
-    uid: u32,
-    gid: u32,
-) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    if let Some(parent) = dir.parent() {
-        std::fs::create_dir_all(parent).map_err(io_error("create", parent))?;
-        let _ = std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o700));
-    }
-    std::fs::create_dir_all(dir).map_err(io_error("create", dir))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
-        .map_err(io_error("set permissions of", dir))?;
-    let command = if request.command.is_empty() {
-        contract::default_command(&target.label)
-    } else {
-        request.command.clone()
-    };
-    let command = contract::command_script(&command).map_err(Error::Invalid)?;
-    for (name, text) in [
-        ("entry.sh", contract::entry_script()),
-        ("command.sh", command),
-    ] {
-        let path = dir.join(name);
-        std::fs::write(&path, text).map_err(io_error("write", &path))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))
-            .map_err(io_error("set permissions of", &path))?;
-    }
-    if !cookie.is_empty() {
-        let path = dir.join("Xauthority");
-        x11::write_cookie(&path, cookie, display.number)?;
-        // SAFETY: geteuid only reads the process's credentials.
-        if unsafe { libc::geteuid() } == 0 {
-            engine::give_to(&path, uid, gid).map_err(io_error("hand over", &path))?;
-        }
-    }
-    Ok(())
+/// The app of a recorded launch, found again on its backend.
+fn attach(settings: &Settings, record: &Record) -> Result<AnyApp> {
+    Ok(match record.backend {
+        Backend::Skaha => platform::SkahaApp::attach(settings, record)?.into(),
+        kind => local::LocalApp::attach(
+            Engine::find(kind)?,
+            &record.id,
+            record
+                .container
+                .as_deref()
+                .unwrap_or(&engine::container_name(&record.id)),
+            &record.image,
+            &record.app,
+        )
+        .into(),
+    })
 }
 
-fn open_log(
-    path: &Path,
-    target: &Target,
-    display: &Display,
-    engine: &Engine,
-) -> Result<std::fs::File> {
-    use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)
-        .map_err(io_error("open", path))?;
-    let _ = writeln!(
-        log,
-        "arcade: launching {} on {} with {}",
-        target.image,
-        display.name,
-        engine.name()
-    );
-    Ok(log)
+/// Follows a recorded launch that has not ended (after a restart, or one launched without the
+/// daemon), as [`Follow`] does a launch of this process.
+pub fn follow_recorded(
+    settings: &Settings,
+    record: Record,
+    observer: Arc<dyn Observer>,
+) -> Result<Follow> {
+    let app = attach(settings, &record)?;
+    Ok(Follow::new(
+        Lifecycle::resume(settings, record, observer),
+        app,
+    ))
+}
+
+/// Follows a running container of arcade's, found by its labels.
+pub fn follow_container(
+    settings: &Settings,
+    kind: Backend,
+    id: &str,
+    observer: Arc<dyn Observer>,
+) -> Result<Follow> {
+    let store = Store::new(settings.dirs.launch_state());
+    let record = store.load(id).unwrap_or_else(|| unrecorded(id, kind, true));
+    let mut follow = follow_recorded(settings, record, observer)?;
+    follow.running();
+    Ok(follow)
 }
 
 /// A row of `arcade ps`.
@@ -774,83 +371,89 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
     let records = store.all();
     // SAFETY: getuid only reads the process's credentials.
     let host_uid = unsafe { libc::getuid() };
-    let mut live: std::collections::HashMap<String, String> = Default::default();
+    // The live state of each launch, by id; and which backends could be asked.
+    let mut live: std::collections::HashMap<String, (Backend, String)> = Default::default();
     let mut asked = Vec::new();
     for kind in [Backend::Podman, Backend::Docker] {
-        let used = records.iter().any(|r| r.backend == kind.to_string());
+        let used = records.iter().any(|r| r.backend == kind);
         if !used && kind != settings.launch.backend {
             continue;
         }
         if let Ok(engine) = Engine::find(kind)
             && let Ok(containers) = engine.list(host_uid).await
         {
-            asked.push(kind.to_string());
-            live.extend(containers);
+            asked.push(kind);
+            live.extend(
+                containers
+                    .into_iter()
+                    .map(|(id, state)| (id, (kind, state))),
+            );
         }
     }
-    if records.iter().any(|r| r.backend == "skaha")
+    if records.iter().any(|r| r.backend == Backend::Skaha)
         && let Some(apps) = platform::live_states(settings, &records).await
     {
-        asked.push("skaha".to_owned());
+        asked.push(Backend::Skaha);
         for (app_id, status) in apps {
             if let Some(record) = records
                 .iter()
                 .find(|r| r.app_id.as_deref() == Some(&app_id))
             {
-                live.insert(record.id.clone(), status.to_lowercase());
+                live.insert(record.id.clone(), (Backend::Skaha, status.lowercase()));
             }
         }
     }
     let mut rows: Vec<Row> = records
         .into_iter()
-        .map(|mut record| {
-            let live_state = live.remove(&record.id);
-            if asked.contains(&record.backend) && !record.state.is_finished() {
-                // A launch still starting may not be listed yet; one gone quiet for longer than
-                // a launch may wait is over.
-                let settled = record.state == State::Running
-                    || record::now().saturating_sub(record.started_at)
-                        > settings.launch.wait.as_secs() + settings.skaha.poll_timeout.as_secs();
-                let next = match live_state.as_deref() {
-                    Some("running") => Some(State::Running),
-                    Some("failed" | "error") => Some(State::Failed),
-                    Some("completed" | "succeeded" | "exited" | "stopped") => Some(State::Exited),
-                    None if settled => Some(State::Exited),
-                    _ => None,
-                };
-                if let Some(next) = next
-                    && next != record.state
-                {
-                    record.state = next;
-                    let _ = store.save(&record);
-                    if next.is_finished() {
-                        remove_launch_dir(settings, &record.id);
-                    }
-                }
-            }
+        .map(|record| {
+            let live_state = live.remove(&record.id).map(|(_, state)| state);
+            let record = if asked.contains(&record.backend) && !record.state.is_finished() {
+                settle(settings, record, live_state.as_deref())
+            } else {
+                record
+            };
             Row { record, live_state }
         })
         .collect();
     // Containers with our label but no record (the state folder was wiped, say) still show.
-    for (id, state) in live {
+    for (id, (kind, state)) in live {
         let running = state == "running";
         rows.push(Row {
-            record: unrecorded(&id, "podman/docker", running),
+            record: unrecorded(&id, kind, running),
             live_state: Some(state),
         });
     }
     rows
 }
 
+/// Brings a launch's record up to date with what its backend says of it. A launch still
+/// starting may not be listed yet; one gone quiet for longer than a launch may wait is over.
+fn settle(settings: &Settings, record: Record, live_state: Option<&str>) -> Record {
+    let settled = record.state == State::Running
+        || record::now().saturating_sub(record.started_at)
+            > settings.launch.wait.as_secs() + settings.skaha.poll_timeout.as_secs();
+    let mut life = Lifecycle::resume(settings, record, Arc::new(()));
+    match live_state {
+        Some("running") => life.running(),
+        Some("failed" | "error") => {
+            life.finish(End::Failed("its backend reports it failed".to_owned()))
+        }
+        Some("completed" | "succeeded" | "exited" | "stopped") => life.finish(End::Exited(-1)),
+        None if settled => life.finish(End::Exited(-1)),
+        _ => {}
+    }
+    life.record().clone()
+}
+
 /// What is known of an arcade container without a record (the state folder was wiped, say):
 /// its id, from its name and labels.
-fn unrecorded(id: &str, backend: &str, running: bool) -> Record {
+fn unrecorded(id: &str, backend: Backend, running: bool) -> Record {
     Record {
         id: id.to_owned(),
         app: "?".to_owned(),
         image: "?".to_owned(),
-        backend: backend.to_owned(),
-        container: Some(format!("arcade-{id}")),
+        backend,
+        container: Some(engine::container_name(id)),
         session_id: None,
         app_id: None,
         skaha_url: None,
@@ -867,25 +470,15 @@ fn unrecorded(id: &str, backend: &str, running: bool) -> Record {
     }
 }
 
-/// Stops a container by name; one already gone is stopped as far as the user is concerned.
-async fn stop_container(engine: &Engine, name: &str, app: &str) -> Result<()> {
-    match engine.stop(name).await {
-        Ok(()) => Ok(()),
-        Err(message)
-            if message.contains("no such container") || message.contains("No such container") =>
-        {
-            Ok(())
-        }
-        Err(message) => Err(Error::StopFailed {
-            engine: engine.name(),
-            app: app.to_owned(),
-            message,
-        }),
-    }
+/// A stopped launch, and its end when stopping was its end (skaha deletes the app; a local
+/// container's end is seen by whoever follows its engine client).
+pub struct Stopped {
+    pub record: Record,
+    pub end: Option<End>,
 }
 
 /// Stops an arcade container that has no record, found by its labels as `arcade ps` finds it.
-async fn stop_unrecorded(settings: &Settings, id: &str) -> Option<Result<Record>> {
+async fn stop_unrecorded(settings: &Settings, id: &str) -> Option<Result<Stopped>> {
     // SAFETY: getuid only reads the process's credentials.
     let host_uid = unsafe { libc::getuid() };
     for kind in [Backend::Podman, Backend::Docker] {
@@ -902,51 +495,32 @@ async fn stop_unrecorded(settings: &Settings, id: &str) -> Option<Result<Record>
             .filter(|found| found.starts_with(id))
             .collect();
         if let [found] = matching.as_slice() {
-            let record = unrecorded(found, &kind.to_string(), false);
-            let name = format!("arcade-{found}");
-            return Some(stop_container(&engine, &name, &name).await.map(|()| {
-                remove_launch_dir(settings, found);
-                Record {
-                    state: State::Stopped,
-                    ..record
-                }
-            }));
+            return Some(stop_record(settings, unrecorded(found, kind, false)).await);
         }
     }
     None
 }
 
 /// Stops a launch by id (or unique prefix).
-pub async fn stop(settings: &Settings, id: &str) -> Result<Record> {
+pub async fn stop(settings: &Settings, id: &str) -> Result<Stopped> {
     let store = Store::new(settings.dirs.launch_state());
-    let mut record = match store.find(id) {
-        Ok(record) => record,
-        Err(message) => {
-            return stop_unrecorded(settings, id)
-                .await
-                .unwrap_or(Err(Error::NotFound(message)));
-        }
-    };
-    match record.backend.as_str() {
-        "skaha" => platform::stop(settings, &record).await?,
-        backend => {
-            let kind = if backend == "docker" {
-                Backend::Docker
-            } else {
-                Backend::Podman
-            };
-            let engine = Engine::find(kind).map_err(Error::EngineMissing)?;
-            let name = record
-                .container
-                .clone()
-                .unwrap_or_else(|| format!("arcade-{}", record.id));
-            stop_container(&engine, &name, &record.app).await?;
-        }
+    match store.find(id) {
+        Ok(record) => stop_record(settings, record).await,
+        Err(message) => stop_unrecorded(settings, id)
+            .await
+            .unwrap_or(Err(Error::NotFound(message))),
     }
-    record.state = State::Stopped;
-    let _ = store.save(&record);
-    remove_launch_dir(settings, &record.id);
-    Ok(record)
+}
+
+async fn stop_record(settings: &Settings, record: Record) -> Result<Stopped> {
+    let mut app = attach(settings, &record)?;
+    let mut life = Lifecycle::resume(settings, record, Arc::new(()));
+    let end = app.stop(&life).await?;
+    life.stopped(None);
+    Ok(Stopped {
+        record: life.record().clone(),
+        end,
+    })
 }
 
 /// The log of a launch.

@@ -9,6 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::Backend;
+
 /// How long finished launches are remembered.
 const KEEP_FINISHED: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -47,7 +49,8 @@ pub struct Record {
     /// What the menu calls it, e.g. `casa:6.5`.
     pub app: String,
     pub image: String,
-    pub backend: String,
+    /// Serialised as its lowercase name, as records always were.
+    pub backend: Backend,
     /// The engine's container name, for podman and docker.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container: Option<String>,
@@ -204,6 +207,29 @@ impl Store {
         }
     }
 
+    /// Opens a launch's log for appending, private to the user.
+    pub fn open_log(&self, id: &str) -> io::Result<fs::File> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        fs::create_dir_all(&self.dir)?;
+        fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(self.log_path(id))
+    }
+
+    /// Adds a line of arcade's own to a launch's log (the app's output goes there too, so ours
+    /// start with `arcade: `). A log that cannot be written never fails a launch.
+    pub fn note(&self, id: &str, line: &str) {
+        use std::io::Write as _;
+        match self.open_log(id) {
+            Ok(mut file) => {
+                let _ = writeln!(file, "arcade: {line}");
+            }
+            Err(err) => tracing::debug!("cannot write {}: {err}", self.log_path(id).display()),
+        }
+    }
+
     /// The last `n` lines of a launch's log.
     pub fn log_tail(&self, id: &str, n: usize) -> Vec<String> {
         let text = fs::read_to_string(self.log_path(id)).unwrap_or_default();
@@ -227,8 +253,8 @@ mod tests {
             id: id.into(),
             app: "terminal:1.0".into(),
             image: "h/p/terminal:1.0".into(),
-            backend: "podman".into(),
-            container: Some(format!("arcade-{id}")),
+            backend: Backend::Podman,
+            container: Some(crate::launch::engine::container_name(id)),
             session_id: None,
             app_id: None,
             skaha_url: None,
@@ -258,6 +284,17 @@ mod tests {
         let ids: Vec<String> = store.all().into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["abc123", "abd999"]);
         assert!(store.load("old000").is_none());
+    }
+
+    #[test]
+    fn records_written_before_the_backend_was_typed_still_read() {
+        let text = r#"{"id":"abc123","app":"terminal:1.0","image":"h/p/terminal:1.0",
+            "backend":"skaha","session_id":"s","app_id":"a1","display":":1",
+            "started_at":5,"state":"running"}"#;
+        let record: Record = serde_json::from_str(text).unwrap();
+        assert_eq!(record.backend, Backend::Skaha);
+        let again = serde_json::to_value(&record).unwrap();
+        assert_eq!(again["backend"], "skaha");
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use arcade::config::{Secret, SkahaAuth};
+use arcade::skaha::Status;
 use arcade::{http, skaha};
 
 use crate::harbor_source::{
@@ -401,7 +402,10 @@ fn fake_skaha_runs_desktop_apps_through_their_lifecycle() {
         for _ in 0..3 {
             statuses.push(skaha.app(&session, &app_id).await.unwrap().status.unwrap());
         }
-        assert_eq!(statuses, ["Pending", "Pending", "Running"]);
+        assert_eq!(
+            statuses,
+            [Status::Pending, Status::Pending, Status::Running]
+        );
         let listed = skaha.apps(&session).await.unwrap();
         assert_eq!(listed.len(), 1);
         assert_eq!(listed[0].appid.as_deref(), Some(app_id.as_str()));
@@ -411,23 +415,18 @@ fn fake_skaha_runs_desktop_apps_through_their_lifecycle() {
         fake.set_app_script(AppScript::FailedAfter(0));
         let failing = skaha.launch_app(&session, image, None, None).await.unwrap();
         assert_eq!(
-            skaha
-                .app(&session, &failing)
-                .await
-                .unwrap()
-                .status
-                .as_deref(),
-            Some("Failed")
+            skaha.app(&session, &failing).await.unwrap().status,
+            Some(Status::Failed)
         );
         fake.set_app_script(AppScript::PendingForever);
         let stuck = skaha.launch_app(&session, image, None, None).await.unwrap();
         for _ in 0..5 {
             let app = skaha.app(&session, &stuck).await.unwrap();
-            assert_eq!(app.status.as_deref(), Some("Pending"));
+            assert_eq!(app.status, Some(Status::Pending));
         }
         fake.set_app_status(&stuck, "Terminating");
         let app = skaha.app(&session, &stuck).await.unwrap();
-        assert_eq!(app.status.as_deref(), Some("Terminating"));
+        assert_eq!(app.status, Some(Status::Terminating));
 
         // Stop, then it is gone.
         skaha.delete_app(&session, &app_id).await.unwrap();

@@ -1,0 +1,149 @@
+//! Watching the display for a launch: the connection opened before anything starts (so every
+//! window created from then on is seen, and a display we cannot open fails fast), the startup
+//! notification that shows the busy cursor, and the thread that waits for the first window.
+//!
+//! The busy cursor lasts exactly as long as the watch: whichever way the watch ends, it sends
+//! `remove:` for a sequence it owns or was given.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use super::app::Matcher;
+use super::{Request, Result, Target};
+use crate::x11::{self, Cookie, Display, Watcher, WindowInfo};
+
+/// A startup-notification sequence: ours (we sent `new:`) or the menu's (it did).
+pub struct Startup {
+    pub id: String,
+}
+
+impl Startup {
+    /// Starts a sequence of our own; sending is best effort, since a missing busy cursor must
+    /// never fail a launch.
+    fn begin(watcher: &mut Watcher, launch_id: &str, target: &Target) -> Startup {
+        let time = watcher.server_time().unwrap_or(0);
+        let id = format!("arcade-{launch_id}_TIME{time}");
+        let message = format!(
+            "new: ID={} NAME={} SCREEN={} BIN=arcade ICON={} DESCRIPTION={} WMCLASS={}",
+            x11::startup_value(&id),
+            x11::startup_value(&target.label),
+            watcher.screen(),
+            x11::startup_value(crate::menu::icons::for_app(&target.app)),
+            x11::startup_value(&format!("Starting {}", target.label)),
+            x11::startup_value(crate::menu::DEFAULT_WM_CLASS),
+        );
+        if let Err(err) = watcher.send_startup(&message) {
+            tracing::debug!("startup notification failed: {err}");
+        }
+        Startup { id }
+    }
+
+    fn end(&self, watcher: &Watcher) {
+        let message = format!("remove: ID={}", x11::startup_value(&self.id));
+        if let Err(err) = watcher.send_startup(&message) {
+            tracing::debug!("startup notification failed: {err}");
+        }
+    }
+}
+
+/// What was found when the watch ended: the window and when it mapped, or nothing.
+pub type Found = Result<Option<(WindowInfo, Instant)>, x11::Error>;
+
+/// An open watch on the launch's display; `None` inside when there is no display to watch (a
+/// skaha launch from a shell without one).
+pub struct Watch {
+    open: Option<(Watcher, Cookie)>,
+    startup: Option<Startup>,
+}
+
+impl Watch {
+    /// Connects to `display` and starts the busy cursor, unless the menu started it (it passed
+    /// its sequence in the request) or nothing will wait to end it (`no_wait`).
+    pub async fn open(
+        display: Option<&Display>,
+        request: &Request,
+        launch_id: &str,
+        target: &Target,
+    ) -> Result<Watch> {
+        let Some(display) = display.cloned() else {
+            return Ok(Watch {
+                open: None,
+                startup: None,
+            });
+        };
+        let xauthority = request.xauthority.clone();
+        let given = request.startup_id.clone();
+        let own = !request.no_wait;
+        let (launch_id, target) = (launch_id.to_owned(), target.clone());
+        tokio::task::spawn_blocking(move || {
+            let (mut watcher, cookie) = Watcher::connect(&display, xauthority.as_deref())?;
+            let startup = match given {
+                Some(id) => Some(Startup { id }),
+                None if own => Some(Startup::begin(&mut watcher, &launch_id, &target)),
+                None => None,
+            };
+            Ok(Watch {
+                open: Some((watcher, cookie)),
+                startup,
+            })
+        })
+        .await
+        .expect("x11 connect task panicked")
+    }
+
+    /// The display's cookie, which the app's own wildcard cookie copies.
+    pub fn cookie(&self) -> Option<&Cookie> {
+        self.open.as_ref().map(|(_, cookie)| cookie)
+    }
+
+    /// The sequence the app is to carry in `DESKTOP_STARTUP_ID`.
+    pub fn startup_id(&self) -> Option<&str> {
+        self.startup.as_ref().map(|startup| startup.id.as_str())
+    }
+
+    /// Ends the busy cursor now (the launch failed before the watch began).
+    pub async fn end(self) {
+        if let (Some((watcher, _)), Some(startup)) = (self.open, self.startup) {
+            let _ = tokio::task::spawn_blocking(move || startup.end(&watcher)).await;
+        }
+    }
+
+    /// Waits on a thread of its own for a window that `matcher` accepts, until `deadline` or
+    /// cancellation; the busy cursor ends as soon as the wait does. `None` without a display.
+    pub fn spawn(self, matcher: Matcher, deadline: Instant) -> Option<WindowTask> {
+        let (mut watcher, _) = self.open?;
+        let startup = self.startup;
+        let cancel = Arc::new(AtomicBool::new(false));
+        let task = {
+            let cancel = Arc::clone(&cancel);
+            tokio::task::spawn_blocking(move || {
+                let found = watcher.wait_for_window(&*matcher, deadline, &cancel);
+                if let Some(startup) = &startup {
+                    startup.end(&watcher);
+                }
+                found
+            })
+        };
+        Some(WindowTask { task, cancel })
+    }
+}
+
+/// The thread waiting for the first window.
+pub struct WindowTask {
+    task: tokio::task::JoinHandle<Found>,
+    cancel: Arc<AtomicBool>,
+}
+
+impl WindowTask {
+    /// What the watch found, once it ends.
+    pub async fn found(&mut self) -> Found {
+        (&mut self.task).await.expect("window watcher panicked")
+    }
+
+    /// Stops the watch (within a poll interval) and returns what it had found.
+    pub async fn cancel(mut self) -> Found {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.found().await
+    }
+}
