@@ -716,12 +716,17 @@ fn menu_list(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
             target.data.display()
         );
     }
+    // The tree as the desktop shows it: names read back from the installed entries.
+    let (tree, problems) = menu::installed::read_back(&target, &manifest.tree);
+    for problem in &problems {
+        eprintln!("arcade: warning: {problem}; `arcade menu sync` writes it again");
+    }
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &manifest.tree)?;
+        serde_json::to_writer_pretty(&mut out, &tree)?;
         writeln!(out)?;
     } else {
-        out.write_all(menu::render_tree(&manifest.tree).as_bytes())?;
+        out.write_all(menu::render_tree(&tree).as_bytes())?;
         for shortcut in &manifest.shortcuts {
             writeln!(
                 out,

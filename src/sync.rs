@@ -249,43 +249,65 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
             Some(fetched) => fetched,
             None => read_cache_at(cache_path.clone(), &label)?,
         };
-        let options = options?;
-        let lock = if mode.dry_run {
-            None
-        } else {
-            Some(if mode.no_lock_wait {
-                install::lock_within(&target, std::time::Duration::ZERO)?
-            } else {
-                install::lock(&target)?
-            })
-        };
-        // The manifest is read once: it gives the previous menu for the summary and what the
-        // install owns. Files are written as they are planned.
-        let mut installer =
-            install::Installer::new(&target, install::Manifest::load(&target), mode.dry_run);
-        let plan = menu::plan_each(&catalog, &options, &mut |file| installer.put(file))?;
-        let changes = entry_changes(installer.previous_tree(), &plan.tree);
-        let report = installer.finish(&plan.tree, &plan.shortcuts)?;
-        // The catalog is saved as the last good one only once the menu it describes is
-        // installed, under the same lock, so the cache and the menu always agree. It is written
-        // straight from the catalog: for a large registry its text is megabytes.
-        if !mode.offline && !mode.dry_run {
-            install::write_atomic_with(&cache_path, 0o644, true, |out| {
-                catalog::write_file_text(&catalog, &provenance, out)
-            })?;
-        }
-        drop(lock);
-        Ok(Installed {
-            images: catalog.images.len(),
-            skipped: catalog.skipped,
-            provenance,
-            plan,
-            report,
-            changes,
-        })
+        install_catalog(catalog, provenance, &options?, &target, &cache_path, mode)
     })
     .await
     .expect("menu install task panicked")?;
+    Ok(outcome(settings, mode, installed, started.elapsed()))
+}
+
+/// Installs the menu of a catalog under the install lock, then saves the catalog as the last
+/// good one (unless it came from there).
+fn install_catalog(
+    catalog: Catalog,
+    provenance: Provenance,
+    options: &menu::Options,
+    target: &install::Target,
+    cache_path: &std::path::Path,
+    mode: Mode,
+) -> Result<Installed> {
+    let lock = if mode.dry_run {
+        None
+    } else {
+        Some(if mode.no_lock_wait {
+            install::lock_within(target, std::time::Duration::ZERO)?
+        } else {
+            install::lock(target)?
+        })
+    };
+    // The manifest is read once: it gives the previous menu for the summary and what the
+    // install owns. Files are written as they are planned.
+    let mut installer =
+        install::Installer::new(target, install::Manifest::load(target), mode.dry_run);
+    let plan = menu::plan_each(&catalog, options, &mut |file| installer.put(file))?;
+    let changes = entry_changes(installer.previous_tree(), &plan.tree);
+    let report = installer.finish(&plan.tree, &plan.shortcuts)?;
+    // The catalog is saved as the last good one only once the menu it describes is installed,
+    // under the same lock, so the cache and the menu always agree. It is written straight from
+    // the catalog: for a large registry its text is megabytes.
+    if !mode.offline && !mode.dry_run {
+        install::write_atomic_with(cache_path, 0o644, true, |out| {
+            catalog::write_file_text(&catalog, &provenance, out)
+        })?;
+    }
+    drop(lock);
+    Ok(Installed {
+        images: catalog.images.len(),
+        skipped: catalog.skipped,
+        provenance,
+        plan,
+        report,
+        changes,
+    })
+}
+
+/// The summary of a sync.
+fn outcome(
+    settings: &Settings,
+    mode: Mode,
+    installed: Installed,
+    took: std::time::Duration,
+) -> Outcome {
     let Installed {
         images: n_images,
         skipped,
@@ -294,7 +316,13 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
         report,
         changes: (added_entries, removed_entries),
     } = installed;
-    Ok(Outcome {
+    let no_desktop = (settings.menu.desktop_dir.is_none() && !settings.menu.shortcuts.is_empty())
+        .then(|| {
+            "no desktop shortcuts: the desktop folder is turned off (XDG_DESKTOP_DIR is the home \
+             folder)"
+                .to_owned()
+        });
+    Outcome {
         source: provenance.source,
         url: provenance.url,
         offline: mode.offline,
@@ -310,23 +338,11 @@ pub async fn run(settings: &Settings, mode: Mode, progress: Arc<dyn Progress>) -
         missing_shortcuts: plan.missing_shortcuts.clone(),
         kept_modified: report.kept_modified,
         skipped_foreign: report.skipped_foreign,
-        warnings: report
-            .warnings
-            .into_iter()
-            .chain(
-                (settings.menu.desktop_dir.is_none() && !settings.menu.shortcuts.is_empty()).then(
-                    || {
-                        "no desktop shortcuts: the desktop folder is turned off \
-                         (XDG_DESKTOP_DIR is the home folder)"
-                            .to_owned()
-                    },
-                ),
-            )
-            .collect(),
+        warnings: report.warnings.into_iter().chain(no_desktop).collect(),
         dry_run: mode.dry_run,
-        seconds: started.elapsed().as_secs_f64(),
+        seconds: took.as_secs_f64(),
         fetched_at: provenance.fetched_at,
-    })
+    }
 }
 
 /// What the blocking part of [`run`] hands back.

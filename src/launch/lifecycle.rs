@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::app::{AnyApp, App, CurrentSettings, End, NotReady, Place};
 use super::record::{self, Record, State, Store};
-use super::watch::Watch;
+use super::watch::{Found, Watch, WindowTask};
 use super::{Error, Event, Observer, Request, Result, Target};
 use crate::config::{Backend as BackendKind, Settings};
 use crate::x11::{Display, WindowInfo};
@@ -368,118 +368,140 @@ async fn watch_through(
     cancel: impl Future<Output = ()>,
 ) -> Result<Launched, Failure> {
     tokio::pin!(cancel);
-    let wait = settings.launch.wait;
     // The thread's own deadline is only a backstop; the wait is timed from readiness below.
-    let backstop = Instant::now() + settings.skaha.poll_timeout + wait + Duration::from_secs(5);
+    let backstop = Instant::now()
+        + settings.skaha.poll_timeout
+        + settings.launch.wait
+        + Duration::from_secs(5);
     let matcher = follow.app.window_matcher(watch.startup_id());
     let mut window = watch.spawn(matcher, backstop);
-
     if !follow.app.running_once_started() {
         let ready = tokio::select! {
-            ready = follow.app.ready(&follow.life) => Some(ready),
-            () = &mut cancel => None,
+            ready = follow.app.ready(&follow.life) => ready,
+            () = &mut cancel => return Err(cancelled(follow, window).await),
         };
-        match ready {
-            Some(Ok(())) => follow.life.running(),
-            Some(Err(not_ready)) => {
-                if let Some(window) = window {
-                    let _ = window.cancel().await;
-                }
-                return Err(match not_ready {
-                    NotReady::Final(error) => {
-                        follow.life.failed(&error, None);
-                        error.into()
-                    }
-                    NotReady::Undecided(error) => {
-                        follow.life.undecided(&error);
-                        Failure {
-                            error,
-                            follow: Some(follow),
-                        }
-                    }
-                });
-            }
-            None => return Err(cancelled(follow, window).await),
+        if let Err(not_ready) = ready {
+            stop_watching(window).await;
+            return Err(follow.not_ready(not_ready));
         }
+        follow.life.running();
     }
+    let outcome = first_window(&mut follow, &mut window, settings, cancel).await;
+    follow
+        .conclude(outcome, window, settings.launch.wait, started)
+        .await
+}
 
-    enum Outcome {
-        Found(super::watch::Found),
-        Ended(End),
-        Waited,
-        Cancelled,
-    }
+/// How the wait for the first window ended.
+enum Outcome {
+    Found(Found),
+    Ended(End),
+    Waited,
+    Cancelled,
+}
+
+/// Waits for the first window within the configured time, unless the app ends first.
+async fn first_window(
+    follow: &mut Follow,
+    window: &mut Option<WindowTask>,
+    settings: &Settings,
+    cancel: impl Future<Output = ()>,
+) -> Outcome {
     let current = {
         let settings = Arc::new(settings.clone());
         move || Arc::clone(&settings)
     };
-    let outcome = {
-        let found = async {
-            match &mut window {
-                Some(window) => window.found().await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            found = found => Outcome::Found(found),
-            end = follow.app.ended(&mut follow.life, &current) => Outcome::Ended(end),
-            () = tokio::time::sleep(wait) => Outcome::Waited,
-            () = &mut cancel => Outcome::Cancelled,
+    let found = async {
+        match window {
+            Some(window) => window.found().await,
+            None => std::future::pending().await,
         }
     };
-    match outcome {
-        Outcome::Found(Ok(Some((info, at)))) => {
-            let after = at.duration_since(started);
-            tracing::info!(id = follow.id(), window = info.window, pid = ?info.pid, ?after, "window mapped");
-            follow.life.window(&info, after);
-            Ok(Launched {
-                record: follow.life.record.clone(),
-                window_after: Some(after),
-                follow,
-            })
+    tokio::select! {
+        found = found => Outcome::Found(found),
+        end = follow.app.ended(&mut follow.life, &current) => Outcome::Ended(end),
+        () = tokio::time::sleep(settings.launch.wait) => Outcome::Waited,
+        () = cancel => Outcome::Cancelled,
+    }
+}
+
+/// Stops a watch that has not ended by itself.
+async fn stop_watching(window: Option<WindowTask>) {
+    if let Some(window) = window {
+        let _ = window.cancel().await;
+    }
+}
+
+impl Follow {
+    /// The launch's end when the backend did not report the app running.
+    fn not_ready(mut self, not_ready: NotReady) -> Failure {
+        match not_ready {
+            NotReady::Final(error) => {
+                self.life.failed(&error, None);
+                error.into()
+            }
+            NotReady::Undecided(error) => {
+                self.life.undecided(&error);
+                Failure {
+                    error,
+                    follow: Some(self),
+                }
+            }
         }
-        over @ (Outcome::Found(Ok(None)) | Outcome::Waited) => {
+    }
+
+    /// The launch's end after the wait for the first window.
+    async fn conclude(
+        mut self,
+        outcome: Outcome,
+        window: Option<WindowTask>,
+        wait: Duration,
+        started: Instant,
+    ) -> Result<Launched, Failure> {
+        let error = match outcome {
+            Outcome::Found(Ok(Some((info, at)))) => {
+                let after = at.duration_since(started);
+                tracing::info!(id = self.id(), window = info.window, pid = ?info.pid, ?after, "window mapped");
+                self.life.window(&info, after);
+                return Ok(Launched {
+                    record: self.life.record.clone(),
+                    window_after: Some(after),
+                    follow: self,
+                });
+            }
+            Outcome::Cancelled => return Err(cancelled(self, window).await),
+            Outcome::Ended(end) => {
+                stop_watching(window).await;
+                let code = match &end {
+                    End::Exited(code) => Some(*code),
+                    _ => None,
+                };
+                let error = self.app.ended_early(end, &self.life);
+                self.life.failed(&error, code);
+                return Err(error.into());
+            }
             // A watch that ran out has ended already; one the wait outran is stopped here.
-            if let (Outcome::Waited, Some(window)) = (over, window) {
-                let _ = window.cancel().await;
+            Outcome::Waited | Outcome::Found(Ok(None)) => {
+                if matches!(outcome, Outcome::Waited) {
+                    stop_watching(window).await;
+                }
+                self.life.running();
+                self.app.no_window(wait, &self.life)
             }
-            let error = follow.app.no_window(wait, &follow.life);
-            follow.life.running();
-            follow.life.undecided(&error);
-            Err(Failure {
-                error,
-                follow: Some(follow),
-            })
-        }
-        Outcome::Found(Err(error)) => {
-            let error = Error::from(error);
-            follow.life.undecided(&error);
-            Err(Failure {
-                error,
-                follow: Some(follow),
-            })
-        }
-        Outcome::Ended(end) => {
-            if let Some(window) = window {
-                let _ = window.cancel().await;
-            }
-            let code = match &end {
-                End::Exited(code) => Some(*code),
-                _ => None,
-            };
-            let error = follow.app.ended_early(end, &follow.life);
-            follow.life.failed(&error, code);
-            Err(error.into())
-        }
-        Outcome::Cancelled => Err(cancelled(follow, window).await),
+            Outcome::Found(Err(error)) => error.into(),
+        };
+        // The app may run on unseen: the record says why, and whoever follows it learns its end.
+        self.life.undecided(&error);
+        Err(Failure {
+            error,
+            follow: Some(self),
+        })
     }
 }
 
 /// Stops an app whose launch was cancelled.
-async fn cancelled(mut follow: Follow, window: Option<super::watch::WindowTask>) -> Failure {
-    if let Some(window) = window {
-        let _ = window.cancel().await;
-    }
+async fn cancelled(mut follow: Follow, window: Option<WindowTask>) -> Failure {
+    stop_watching(window).await;
     if let Err(err) = follow.app.stop(&follow.life).await {
         tracing::warn!(id = follow.id(), "failed to stop the cancelled app: {err}");
     }

@@ -15,6 +15,7 @@
 pub mod desktop_entry;
 pub mod icons;
 pub mod install;
+pub mod installed;
 pub mod menu_xml;
 
 use std::collections::{BTreeMap, HashSet};
@@ -194,109 +195,19 @@ pub fn plan_each<E>(
         let project_id = names.claim(&format!("project-{}", slug(project)), project);
         let project_directory = format!("{VENDOR}-{project_id}.directory");
         put(directory_file(&project_directory, project, "folder"))?;
-        let project_slug = slug(project);
-        let project_category = format!("{CATEGORY}-{project_slug}");
-
-        let mut items = Vec::new();
-        for (repository, images) in repositories {
-            let mut images = images.clone();
-            // Each tag is parsed once, not once per comparison.
-            images.sort_by_cached_key(|image| {
-                let image: &Image = image;
-                crate::catalog::TagKey::new(&image.tag)
-            });
-            let labels = version_labels(&images);
-            let repository_slug = slug(repository);
-            let versions: Vec<Version> = images
-                .iter()
-                .zip(labels)
-                .map(|(image, label)| {
-                    let reference = image.reference();
-                    let file_name = format!(
-                        "{}.desktop",
-                        names.claim(
-                            &format!("{project_slug}-{repository_slug}-{}", slug(&image.tag)),
-                            &reference,
-                        )
-                    );
-                    Version {
-                        image,
-                        reference,
-                        label,
-                        file_name,
-                    }
-                })
-                .collect();
-            let icon = icons::for_app(images[0].app_name());
-            if versions.len() > options.submenu_threshold {
-                let id = names.claim(
-                    &format!("app-{project_slug}-{repository_slug}"),
-                    &format!("{project}/{repository}"),
-                );
-                items.push(Item::Submenu {
-                    name: (*repository).to_owned(),
-                    id,
-                    icon,
-                    versions,
-                });
-            } else {
-                items.push(Item::Entries(versions));
-            }
-        }
-
-        // Submenus first, then single entries: the usual menu convention, and the order the
-        // tree records.
-        items.sort_by_key(|item| matches!(item, Item::Entries(_)));
-        let mut project_tree = Tree {
-            name: (*project).to_owned(),
-            ..Tree::default()
-        };
-        let mut project_menu = menu_xml::Menu::new(project_id.clone(), project_directory);
-        for item in &items {
-            match item {
-                Item::Submenu {
-                    name,
-                    id,
-                    icon,
-                    versions,
-                } => {
-                    let directory = format!("{VENDOR}-{id}.directory");
-                    put(directory_file(&directory, name, icon))?;
-                    let mut submenu = menu_xml::Menu::new(id.clone(), directory);
-                    let mut sub_tree = Tree {
-                        name: name.clone(),
-                        ..Tree::default()
-                    };
-                    for version in versions {
-                        put(add_version(
-                            &mut submenu,
-                            &mut sub_tree,
-                            version,
-                            &launcher,
-                            &project_category,
-                            options,
-                        ))?;
-                    }
-                    project_menu
-                        .layout
-                        .push(menu_xml::LayoutItem::Menu(id.clone()));
-                    project_menu.menus.push(submenu);
-                    project_tree.menus.push(sub_tree);
-                }
-                Item::Entries(versions) => {
-                    for version in versions {
-                        put(add_version(
-                            &mut project_menu,
-                            &mut project_tree,
-                            version,
-                            &launcher,
-                            &project_category,
-                            options,
-                        ))?;
-                    }
-                }
-            }
-        }
+        let items = project_items(project, repositories, &mut names, options);
+        let mut project_menu = menu_xml::Menu::new(project_id, project_directory);
+        let project_tree = put_project(
+            project,
+            &items,
+            &mut project_menu,
+            &Placing {
+                launcher: &launcher,
+                category: &format!("{CATEGORY}-{}", slug(project)),
+                options,
+            },
+            put,
+        )?;
         merged.add(&project_menu);
         top_tree.menus.push(project_tree);
     }
@@ -317,15 +228,134 @@ pub fn plan_each<E>(
     Ok(plan)
 }
 
+/// A project's items: each repository's versions, newest first, as entries of the project's
+/// menu or, above the threshold, as a submenu of their own; submenus first, then single
+/// entries, the usual menu convention and the order the tree records.
+fn project_items<'a>(
+    project: &str,
+    repositories: &BTreeMap<&str, Vec<&'a Image>>,
+    names: &mut UniqueNames,
+    options: &Options,
+) -> Vec<Item<'a>> {
+    let project_slug = slug(project);
+    let mut items = Vec::new();
+    for (repository, images) in repositories {
+        let mut images = images.clone();
+        // Each tag is parsed once, not once per comparison.
+        images.sort_by_cached_key(|image| {
+            let image: &Image = image;
+            crate::catalog::TagKey::new(&image.tag)
+        });
+        let labels = version_labels(&images);
+        let repository_slug = slug(repository);
+        let versions: Vec<Version> = images
+            .iter()
+            .zip(labels)
+            .map(|(image, label)| {
+                let reference = image.reference();
+                let file_name = format!(
+                    "{}.desktop",
+                    names.claim(
+                        &format!("{project_slug}-{repository_slug}-{}", slug(&image.tag)),
+                        &reference,
+                    )
+                );
+                Version {
+                    image,
+                    reference,
+                    label,
+                    file_name,
+                }
+            })
+            .collect();
+        let icon = icons::for_app(images[0].app_name());
+        if versions.len() > options.submenu_threshold {
+            let id = names.claim(
+                &format!("app-{project_slug}-{repository_slug}"),
+                &format!("{project}/{repository}"),
+            );
+            items.push(Item::Submenu {
+                name: (*repository).to_owned(),
+                id,
+                icon,
+                versions,
+            });
+        } else {
+            items.push(Item::Entries(versions));
+        }
+    }
+    items.sort_by_key(|item| matches!(item, Item::Entries(_)));
+    items
+}
+
+/// What every entry of a project is placed with.
+struct Placing<'a> {
+    launcher: &'a str,
+    category: &'a str,
+    options: &'a Options,
+}
+
+/// Hands out a project's files (submenu folders and entries), filling its menu; returns its
+/// tree.
+fn put_project<E>(
+    project: &str,
+    items: &[Item<'_>],
+    project_menu: &mut menu_xml::Menu,
+    placing: &Placing<'_>,
+    put: &mut dyn FnMut(File) -> Result<(), E>,
+) -> Result<Tree, E> {
+    let mut project_tree = Tree {
+        name: project.to_owned(),
+        ..Tree::default()
+    };
+    for item in items {
+        match item {
+            Item::Submenu {
+                name,
+                id,
+                icon,
+                versions,
+            } => {
+                let directory = format!("{VENDOR}-{id}.directory");
+                put(directory_file(&directory, name, icon))?;
+                let mut submenu = menu_xml::Menu::new(id.clone(), directory);
+                let mut sub_tree = Tree {
+                    name: name.clone(),
+                    ..Tree::default()
+                };
+                for version in versions {
+                    put(add_version(&mut submenu, &mut sub_tree, version, placing))?;
+                }
+                project_menu
+                    .layout
+                    .push(menu_xml::LayoutItem::Menu(id.clone()));
+                project_menu.menus.push(submenu);
+                project_tree.menus.push(sub_tree);
+            }
+            Item::Entries(versions) => {
+                for version in versions {
+                    put(add_version(
+                        project_menu,
+                        &mut project_tree,
+                        version,
+                        placing,
+                    ))?;
+                }
+            }
+        }
+    }
+    Ok(project_tree)
+}
+
 /// The entry file of one version; records it in the menu and the tree.
 fn add_version(
     menu: &mut menu_xml::Menu,
     tree: &mut Tree,
     version: &Version,
-    launcher: &str,
-    project_category: &str,
-    options: &Options,
+    placing: &Placing<'_>,
 ) -> File {
+    let (launcher, project_category, options) =
+        (placing.launcher, placing.category, placing.options);
     let desktop_id = format!("{VENDOR}-{}", version.file_name);
     let content = application_entry(
         version.image,
