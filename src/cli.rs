@@ -18,8 +18,11 @@ use crate::{launch, sync};
 #[derive(Debug, Parser)]
 #[command(name = "arcade", version, about, propagate_version = true)]
 pub struct Cli {
-    /// Read this config file after the usual ones (it wins over them).
-    #[arg(long, global = true, env = "ARCADE_CONFIG", value_name = "FILE")]
+    /// Read this config file after the usual ones (it wins over them). ARCADE_CONFIG names one
+    /// when this is not given.
+    // Not clap's `env = "ARCADE_CONFIG"`: clap would turn an empty variable into an empty path,
+    // while the config's environment layer reads it as unset, like every other variable.
+    #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Say more (-v: what happens, -vv: every request). RUST_LOG overrides.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -39,6 +42,10 @@ pub enum Command {
         source: SourceArgs,
         #[arg(long)]
         json: bool,
+        /// Say where each value comes from: `file:PATH`, `env:VARIABLE`, `flag:--FLAG`,
+        /// `default`, or `xdg` (the XDG base directories).
+        #[arg(long)]
+        show_origin: bool,
     },
     /// Build the menu from the bundled sample catalog into a throwaway XDG home and print it.
     Demo,
@@ -218,9 +225,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = config::load(&cli.overrides(None))?;
             menu_clean(&settings, *dry_run, *json)
         }
-        Command::Config { source, json } => {
+        Command::Config {
+            source,
+            json,
+            show_origin,
+        } => {
             let settings = config::load(&cli.overrides(Some(source)))?;
-            print_config(&settings, *json)
+            let text = render_config(&settings.view()?, *json, *show_origin)?;
+            // Written, not `print!`ed, so `arcade config | head` ends quietly (see
+            // `is_broken_pipe`) instead of panicking.
+            std::io::stdout().lock().write_all(text.as_bytes())?;
+            Ok(())
         }
         Command::Demo => demo().await,
         Command::Launch(args) => {
@@ -764,24 +779,38 @@ fn menu_clean(settings: &config::Settings, dry_run: bool, json: bool) -> anyhow:
     Ok(())
 }
 
-fn print_config(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
-    let view = settings.view();
+/// `arcade config`'s output: `key = value` lines, or a JSON object; with `show_origin`, each
+/// line starts with the value's origin and a tab, as `git config --show-origin` prints it, and
+/// in JSON each value becomes `{"origin": …, "value": …}`.
+fn render_config(view: &[config::Shown], json: bool, show_origin: bool) -> anyhow::Result<String> {
+    use std::fmt::Write as _;
     if json {
-        println!("{}", serde_json::to_string_pretty(&view)?);
-        return Ok(());
+        let object: serde_json::Map<String, serde_json::Value> = view
+            .iter()
+            .map(|shown| {
+                let value = if show_origin {
+                    serde_json::json!({ "origin": shown.origin, "value": shown.value })
+                } else {
+                    shown.value.clone()
+                };
+                (shown.key.clone(), value)
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(&object)? + "\n");
     }
-    let value = serde_json::to_value(&view)?;
-    if let serde_json::Value::Object(map) = value {
-        for (key, value) in map {
-            let text = match value {
-                serde_json::Value::Null => "(unset)".to_owned(),
-                serde_json::Value::String(text) => text,
-                other => other.to_string(),
-            };
-            println!("{key} = {text}");
+    let mut text = String::new();
+    for shown in view {
+        let value = match &shown.value {
+            serde_json::Value::Null => "(unset)".to_owned(),
+            serde_json::Value::String(text) => text.clone(),
+            other => other.to_string(),
+        };
+        if show_origin {
+            write!(text, "{}\t", shown.origin)?;
         }
+        writeln!(text, "{} = {value}", shown.key)?;
     }
-    Ok(())
+    Ok(text)
 }
 
 /// The bundled sample catalog: realistic platform image names, no network needed.
@@ -810,7 +839,7 @@ async fn demo() -> anyhow::Result<()> {
         catalog: Some(catalog),
         ..Overrides::default()
     };
-    let mut settings = config::resolve(dirs, config::FileConfig::default(), vec![], &overrides)?;
+    let mut settings = config::resolve(dirs, vec![], &config::process_env, &overrides)?;
     settings.menu.shortcuts = vec!["terminal".to_owned(), "casa".to_owned()];
     let outcome = sync::run(&settings, sync::Mode::default(), Arc::new(())).await?;
     print_outcome(&outcome);
@@ -880,6 +909,72 @@ mod tests {
         assert!(args.no_wait);
         assert_eq!(args.target, "casa:6.5");
         assert_eq!(args.command, ["casa", "--nologger"]);
+    }
+
+    /// `--show-origin` puts each value's origin and a tab before it, as `git config` does; the
+    /// values are the ones the plain form prints.
+    #[test]
+    fn config_shows_each_origin_before_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let system = dir.path().join("sys/arcade/config.toml");
+        std::fs::create_dir_all(system.parent().unwrap()).unwrap();
+        std::fs::write(&system, "label = \"sys\"\n[menu]\nshortcuts = [\"casa\"]\n").unwrap();
+        let home = dir.path().join("home");
+        let dirs = config::Dirs {
+            data_home: home.join(".local/share"),
+            config_home: home.join(".config"),
+            cache_home: home.join(".cache"),
+            state_home: home.join(".local/state"),
+            runtime_dir: None,
+            config_dirs: vec![dir.path().join("sys")],
+            home,
+        };
+        let env = |name: &str| match name {
+            "ARCADE_URL" => Some("https://env.example.org".to_owned()),
+            "PATH" => Some("/nonexistent".to_owned()),
+            _ => None,
+        };
+        let overrides = Overrides {
+            catalog: Some("/flag.json".into()),
+            ..Overrides::default()
+        };
+        let view = config::load_with(dirs, &overrides, &env)
+            .unwrap()
+            .view()
+            .unwrap();
+
+        let text = render_config(&view, false, true).unwrap();
+        let system = system.display();
+        for line in [
+            "flag:--catalog\tcatalog = /flag.json".to_owned(),
+            format!("file:{system}\tlabel = sys"),
+            format!("file:{system}\tmenu_shortcuts = [\"casa\"]"),
+            "env:ARCADE_URL\turl = https://env.example.org".to_owned(),
+            "default\ttimeout_secs = 10".to_owned(),
+            // The last resort for the skaha service, with a Harbor catalog.
+            "env:ARCADE_URL\tskaha_url = https://env.example.org/skaha".to_owned(),
+            "default\tskaha_session_id = (unset)".to_owned(),
+            "default\tlaunch_backend = podman".to_owned(),
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+        let plain = render_config(&view, false, false).unwrap();
+        let stripped: Vec<&str> = text
+            .lines()
+            .map(|l| l.split_once('\t').unwrap().1)
+            .collect();
+        assert_eq!(plain.lines().collect::<Vec<_>>(), stripped);
+
+        let json: serde_json::Value =
+            serde_json::from_str(&render_config(&view, true, true).unwrap()).unwrap();
+        assert_eq!(
+            json["url"],
+            serde_json::json!({ "origin": "env:ARCADE_URL", "value": "https://env.example.org" })
+        );
+        let json: serde_json::Value =
+            serde_json::from_str(&render_config(&view, true, false).unwrap()).unwrap();
+        assert_eq!(json["url"], "https://env.example.org");
+        assert_eq!(json["menu_shortcuts"], serde_json::json!(["casa"]));
     }
 
     #[test]

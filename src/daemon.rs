@@ -425,7 +425,7 @@ fn next_refresh(interval: Duration) -> Duration {
 
 /// The files whose change means "reload": the config files and the credential, CA and catalog
 /// files they name.
-fn watched_files(settings: &Settings, overrides: &Overrides) -> BTreeSet<PathBuf> {
+fn watched_files(settings: &Settings) -> BTreeSet<PathBuf> {
     let mut files: BTreeSet<PathBuf> = settings
         .dirs
         .config_dirs
@@ -433,7 +433,8 @@ fn watched_files(settings: &Settings, overrides: &Overrides) -> BTreeSet<PathBuf
         .map(|dir| dir.join("arcade/config.toml"))
         .collect();
     files.insert(settings.dirs.user_config_file());
-    files.extend(overrides.config_file.clone());
+    // The files read, so the one `--config` or `ARCADE_CONFIG` names is among them.
+    files.extend(settings.files.iter().cloned());
     files.extend(settings.ca_file.clone());
     files.extend(settings.catalog.clone());
     files.extend(settings.secret_files.iter().cloned());
@@ -446,7 +447,7 @@ async fn watch(core: Arc<Core>) {
     use notify::Watcher as _;
     const SETTLE: Duration = Duration::from_millis(300);
     loop {
-        let files = watched_files(&core.settings(), &core.overrides);
+        let files = watched_files(&core.settings());
         let (sender, mut events) = mpsc::unbounded_channel();
         let mut watcher = match notify::recommended_watcher(move |event| {
             let _ = sender.send(event);
