@@ -57,6 +57,50 @@ pub enum ReferenceError {
     NoProject(String),
     #[error("image reference {0:?} has an empty path component")]
     EmptyComponent(String),
+    #[error(
+        "tag {0:?} is not a valid OCI tag (at most 128 of A-Z a-z 0-9 _ . -, not starting with . \
+         or -)"
+    )]
+    InvalidTag(String),
+    #[error("name {0:?} holds characters no image name has (only a-z A-Z 0-9 . _ - / and a port)")]
+    InvalidName(String),
+}
+
+/// Whether `tag` follows the OCI distribution spec's tag grammar,
+/// `[A-Za-z0-9_][A-Za-z0-9._-]{0,127}`.
+/// See: https://github.com/opencontainers/distribution-spec/blob/main/spec.md#pulling-manifests
+pub fn is_oci_tag(tag: &str) -> bool {
+    let mut bytes = tag.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphanumeric() || b == b'_')
+        && tag.len() <= 128
+        && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
+/// Whether a registry, project or repository name holds only what image names hold (OCI's
+/// path components and a registry's host and port; upper case is let through, as some
+/// registries report it).
+fn is_name(name: &str) -> bool {
+    name.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':'))
+}
+
+/// Text from outside (a reference a user typed, a name a registry sent) as it can be shown on
+/// a terminal: control characters escaped, so none reaches the terminal as a command.
+pub fn printable(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    std::borrow::Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 /// One launchable image version: `registry/project/repository:tag`.
@@ -102,6 +146,7 @@ impl Image {
         {
             return Err(ReferenceError::EmptyComponent(reference.to_owned()));
         }
+        check_parts(path, tag)?;
         Ok(Image {
             registry: registry.to_owned(),
             project: project.to_owned(),
@@ -138,6 +183,7 @@ impl Image {
         {
             return Err(ReferenceError::EmptyComponent(reference));
         }
+        check_parts(&format!("{registry}/{project}/{repository}"), tag)?;
         Ok(image)
     }
 
@@ -188,6 +234,17 @@ impl fmt::Display for Image {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.reference())
     }
+}
+
+/// The OCI grammar of a reference's name and tag.
+fn check_parts(name: &str, tag: &str) -> Result<(), ReferenceError> {
+    if !is_oci_tag(tag) {
+        return Err(ReferenceError::InvalidTag(tag.to_owned()));
+    }
+    if !is_name(name) {
+        return Err(ReferenceError::InvalidName(name.to_owned()));
+    }
+    Ok(())
 }
 
 fn check_text(text: &str) -> Result<(), ReferenceError> {
@@ -249,6 +306,39 @@ impl<'a> TagKey<'a> {
             .flatten();
         TagKey { version, text: tag }
     }
+}
+
+impl TagKey<'_> {
+    /// Whether the tag names a pre-release: after its version numbers come words like `beta`,
+    /// `rc` or `dev` (`5.0-beta`, `1.0.0-rc1`, `3.1.dev2`), or PEP 440's `a1`/`b2` (`7.0.0a1`).
+    /// A number alone after a dash is a build (`6.5.6-22`), not a pre-release. One is never the
+    /// version chosen for a user who did not name one, unless nothing else exists.
+    pub fn is_prerelease(&self) -> bool {
+        if self.version.is_none() {
+            return false;
+        }
+        let lower = self.text.to_ascii_lowercase();
+        let rest = lower
+            .trim_start_matches('v')
+            .trim_start_matches(|c: char| c.is_ascii_digit() || c == '.');
+        let pep440 = rest
+            .strip_prefix(['a', 'b'])
+            .is_some_and(|after| after.starts_with(|c: char| c.is_ascii_digit()));
+        pep440
+            || ["alpha", "beta", "rc", "pre", "dev", "preview", "snapshot"]
+                .iter()
+                .any(|word| rest.contains(word))
+    }
+}
+
+/// The version chosen when a user names an app but no tag (name lookup, desktop shortcuts):
+/// the newest that is not a pre-release, else the newest. `images` is newest first.
+pub fn default_choice<'a>(images: &[&'a Image]) -> Option<&'a Image> {
+    images
+        .iter()
+        .find(|image| !TagKey::new(&image.tag).is_prerelease())
+        .or(images.first())
+        .copied()
 }
 
 impl Ord for TagKey<'_> {
@@ -314,6 +404,20 @@ impl Catalog {
             .filter_map(|index| slots[index].take())
             .collect();
         self.images.dedup_by(|a, b| a.same_reference(b));
+    }
+
+    /// The app name closest to a misspelt one, if one is close enough to be meant.
+    pub fn suggest(&self, wrong: &str) -> Option<&str> {
+        let wrong = wrong.split(':').next().unwrap_or(wrong);
+        let mut best: Option<(usize, &str)> = None;
+        for image in &self.images {
+            let name = image.app_name();
+            let distance = strsim::damerau_levenshtein(wrong, name);
+            if distance <= (name.len() / 3).max(1) && best.is_none_or(|(d, _)| distance < d) {
+                best = Some((distance, name));
+            }
+        }
+        best.map(|(_, name)| name)
     }
 
     /// Finds images by a user's short name: a full reference, `name`, `name:tag`, `repo/path:tag`
@@ -501,6 +605,88 @@ mod tests {
     use super::*;
 
     #[test]
+    fn tags_follow_the_oci_grammar() {
+        for good in ["1.0", "latest", "_x", "v1.2.3-rc1", &"a".repeat(128)] {
+            assert!(is_oci_tag(good), "{good}");
+        }
+        for bad in ["", ".1", "-1", "$(id)", "a;b", "ü", "1%", &"a".repeat(129)] {
+            assert!(!is_oci_tag(bad), "{bad}");
+        }
+        assert!(matches!(
+            Image::parse("h/p/r:$(reboot)"),
+            Err(ReferenceError::InvalidTag(_))
+        ));
+        assert!(matches!(
+            Image::from_parts("h", "p", "r", "a;b", None),
+            Err(ReferenceError::InvalidTag(_))
+        ));
+        assert!(matches!(
+            Image::parse("h/p/r$x:1"),
+            Err(ReferenceError::InvalidName(_))
+        ));
+    }
+
+    #[test]
+    fn tells_pre_releases() {
+        for tag in [
+            "5.0-beta",
+            "1.0.0-rc1",
+            "7.0.0a1",
+            "v2.0.0-alpha.1",
+            "3.1.dev2",
+        ] {
+            assert!(
+                TagKey::new(tag).is_prerelease(),
+                "{tag}: {:?}",
+                TagKey::new(tag)
+            );
+        }
+        for tag in ["4.1", "1.0.0", "latest", "2024.03", "6.5.6-1"] {
+            assert!(
+                !TagKey::new(tag).is_prerelease(),
+                "{tag}: {:?}",
+                TagKey::new(tag)
+            );
+        }
+    }
+
+    #[test]
+    fn pre_releases_are_never_the_default_choice() {
+        let catalog = from_file_images(
+            ["5.0-beta", "4.1", "4.0", "6.0.0-rc1", "7.0.0a1", "latest"]
+                .iter()
+                .map(|tag| FileImage {
+                    id: format!("h/p/carta:{tag}"),
+                    types: vec![],
+                    digest: None,
+                })
+                .collect(),
+            None,
+        );
+        let found = catalog.find("carta");
+        assert_eq!(found[0].tag, "7.0.0a1", "newest first");
+        assert_eq!(default_choice(&found).unwrap().tag, "4.1");
+        let only_betas = from_file_images(
+            vec![FileImage {
+                id: "h/p/carta:5.0-beta".into(),
+                types: vec![],
+                digest: None,
+            }],
+            None,
+        );
+        assert_eq!(
+            default_choice(&only_betas.find("carta")).unwrap().tag,
+            "5.0-beta"
+        );
+    }
+
+    #[test]
+    fn control_characters_are_shown_escaped() {
+        assert_eq!(printable("h/p/r:1"), "h/p/r:1");
+        assert_eq!(printable("a\u{1b}[31mb\n"), "a\\u{1b}[31mb\\n");
+    }
+
+    #[test]
     fn parses_platform_references() {
         let image = Image::parse("images.canfar.net/skaha/terminal:1.0").unwrap();
         assert_eq!(image.registry, "images.canfar.net");
@@ -563,11 +749,15 @@ mod tests {
     }
 
     #[test]
-    fn keeps_strange_but_printable_names() {
-        let image = Image::parse("h/p q/it's \"$(rm -rf ~)\";../x:1 0").unwrap();
-        assert_eq!(image.project, "p q");
-        assert_eq!(image.repository, "it's \"$(rm -rf ~)\";../x");
-        assert_eq!(image.tag, "1 0");
+    fn refuses_names_no_image_has() {
+        assert!(matches!(
+            Image::parse("h/p q/it's \"$(rm -rf ~)\";../x:1"),
+            Err(ReferenceError::InvalidName(_))
+        ));
+        assert!(matches!(
+            Image::parse("h/p/x:1 0"),
+            Err(ReferenceError::InvalidTag(_))
+        ));
     }
 
     #[test]

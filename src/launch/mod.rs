@@ -175,9 +175,16 @@ pub fn resolve(settings: &Settings, target: &str) -> Result<Target> {
 
 /// Resolves a target against a catalog already in memory (`None`: there is no catalog yet).
 pub fn resolve_in(cached: Option<&catalog::Catalog>, target: &str) -> Result<Target> {
-    if let Some(catalog) = cached {
+    if target.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "\"{}\" is not an image reference: it holds control characters",
+            catalog::printable(target)
+        )));
+    }
+    // A digest pins the image: the catalog, which knows tags, is not asked.
+    if let Some(catalog) = cached.filter(|_| !target.contains('@')) {
         let found = catalog.find(target);
-        if let Some(first) = found.first() {
+        if let Some(chosen) = catalog::default_choice(&found) {
             // A name without a tag may match one app in several projects: refuse to guess.
             let apps: std::collections::BTreeSet<String> = found
                 .iter()
@@ -196,7 +203,7 @@ pub fn resolve_in(cached: Option<&catalog::Catalog>, target: &str) -> Result<Tar
                         .collect(),
                 });
             }
-            return Ok(target_of(first));
+            return Ok(target_of(chosen));
         }
     }
     if target.starts_with('-') {
@@ -205,29 +212,50 @@ pub fn resolve_in(cached: Option<&catalog::Catalog>, target: &str) -> Result<Tar
         )));
     }
     if target.contains('/') {
-        // A reference the catalog does not know: the engine resolves it.
-        return Ok(match Image::parse(target) {
-            Ok(image) => target_of(&image),
-            Err(_) => {
-                let last = target.rsplit('/').next().unwrap_or(target);
-                Target {
-                    image: target.to_owned(),
-                    label: last.to_owned(),
-                    app: last.split([':', '@']).next().unwrap_or(last).to_owned(),
-                }
-            }
-        });
+        return reference_target(target);
     }
     Err(Error::NotFound(match cached {
-        Some(_) => format!(
-            "no app named {target:?} in the menu's catalog (arcade menu list shows them; a full \
-             image reference also works)"
+        Some(catalog) => format!(
+            "no app named {target:?} in the menu's catalog{} (arcade menu list shows them; a \
+             full image reference also works)",
+            catalog
+                .suggest(target)
+                .map(|name| format!("; did you mean {name}?"))
+                .unwrap_or_default()
         ),
         None => format!(
             "no catalog yet to look up {target:?} in: run `arcade menu sync`, or give a full \
              image reference"
         ),
     }))
+}
+
+/// A reference the catalog does not know, named as typed: the engine resolves it, and a digest
+/// in it pins the image on every path.
+fn reference_target(target: &str) -> Result<Target> {
+    match Image::parse(target) {
+        Ok(image) => Ok(Target {
+            image: target.to_owned(),
+            label: target.to_owned(),
+            app: image.app_name().to_owned(),
+        }),
+        // Names outside the grammar never reach an engine's command line.
+        Err(
+            err @ (catalog::ReferenceError::InvalidName(_)
+            | catalog::ReferenceError::InvalidTag(_)
+            | catalog::ReferenceError::Unrepresentable(_)
+            | catalog::ReferenceError::TooLong),
+        ) => Err(Error::Invalid(err.to_string())),
+        // A shorter form (`localhost/app`, no tag) is the engine's to complete.
+        Err(_) => {
+            let last = target.rsplit('/').next().unwrap_or(target);
+            Ok(Target {
+                image: target.to_owned(),
+                label: target.to_owned(),
+                app: last.split([':', '@']).next().unwrap_or(last).to_owned(),
+            })
+        }
+    }
 }
 
 fn target_of(image: &Image) -> Target {

@@ -18,7 +18,7 @@ pub mod install;
 pub mod installed;
 pub mod menu_xml;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -246,11 +246,9 @@ fn project_items<'a>(
             let image: &Image = image;
             crate::catalog::TagKey::new(&image.tag)
         });
-        let labels = version_labels(&images);
         let repository_slug = slug(repository);
-        let versions: Vec<Version> = images
-            .iter()
-            .zip(labels)
+        let versions: Vec<Version> = fold_digests(&images)
+            .into_iter()
             .map(|(image, label)| {
                 let reference = image.reference();
                 let file_name = format!(
@@ -269,7 +267,8 @@ fn project_items<'a>(
             })
             .collect();
         let icon = icons::for_app(images[0].app_name());
-        if versions.len() > options.submenu_threshold {
+        // A project of one app needs no level for the app: its versions are the project's.
+        if versions.len() > options.submenu_threshold && repositories.len() > 1 {
             let id = names.claim(
                 &format!("app-{project_slug}-{repository_slug}"),
                 &format!("{project}/{repository}"),
@@ -286,6 +285,54 @@ fn project_items<'a>(
     }
     items.sort_by_key(|item| matches!(item, Item::Entries(_)));
     items
+}
+
+/// The longest name an entry shows; a longer one is cut with `…` (the Comment keeps the whole
+/// reference), so one odd tag cannot stretch a submenu across the screen.
+const MAX_SHOWN_NAME: usize = 64;
+
+/// One entry per image, where tags of one digest (one registry) fold into the entry of the
+/// first, newest, tag: `terminal:1.1 (latest)`. `images` is newest first; names are made unique
+/// across registries and capped at [`MAX_SHOWN_NAME`].
+fn fold_digests<'a>(images: &[&'a Image]) -> Vec<(&'a Image, String)> {
+    let mut folded: Vec<(&Image, Vec<&str>)> = Vec::new();
+    let mut by_digest: HashMap<(&str, &str), usize> = HashMap::new();
+    for image in images {
+        if let Some(digest) = &image.digest
+            && let Some(&at) = by_digest.get(&(image.registry.as_str(), digest.as_str()))
+        {
+            folded[at].1.push(&image.tag);
+            continue;
+        }
+        if let Some(digest) = &image.digest {
+            by_digest.insert((&image.registry, digest), folded.len());
+        }
+        folded.push((image, Vec::new()));
+    }
+    let primaries: Vec<&Image> = folded.iter().map(|(image, _)| *image).collect();
+    let labels = version_labels(&primaries);
+    folded
+        .into_iter()
+        .zip(labels)
+        .map(|((image, others), label)| {
+            let label = if others.is_empty() {
+                label
+            } else {
+                format!("{label} ({})", others.join(", "))
+            };
+            (image, cap(&label))
+        })
+        .collect()
+}
+
+/// `text` cut to [`MAX_SHOWN_NAME`] characters, ending in `…` when cut.
+fn cap(text: &str) -> String {
+    if text.chars().count() <= MAX_SHOWN_NAME {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(MAX_SHOWN_NAME - 1).collect();
+    cut.push('…');
+    cut
 }
 
 /// What every entry of a project is placed with.
@@ -471,7 +518,7 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
     let mut names = UniqueNames::default();
     let mut files = Vec::new();
     for wanted in &options.shortcuts {
-        let Some(image) = catalog.find(wanted).into_iter().next() else {
+        let Some(image) = crate::catalog::default_choice(&catalog.find(wanted)) else {
             plan.missing_shortcuts.push(wanted.clone());
             continue;
         };
@@ -482,7 +529,7 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
             .string("Name", app)
             .string(
                 "Comment",
-                &format!("{reference} in a container (newest version)"),
+                &format!("{reference} in a container (newest release)"),
             )
             .string("Icon", icons::for_app(app))
             .string("TryExec", &launcher)
@@ -606,7 +653,8 @@ mod tests {
                 .map(|id| FileImage {
                     id: (*id).into(),
                     types: vec![],
-                    digest: Some("sha256:00".into()),
+                    // Each its own image, unless a test says otherwise.
+                    digest: Some(format!("sha256:{}", id.replace(['/', ':'], "-"))),
                 })
                 .collect(),
             None,
@@ -620,6 +668,54 @@ mod tests {
             shortcuts: vec!["casa".into(), "nothing".into()],
             wm_classes: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn tags_of_one_digest_fold_into_one_entry() {
+        let mut catalog = catalog(&["h/skaha/terminal:1.0", "h/skaha/terminal:1.1"]);
+        let mut latest = Image::parse("h/skaha/terminal:latest").unwrap();
+        latest.digest = catalog.images[0].digest.clone();
+        assert_eq!(catalog.images[0].tag, "1.1");
+        catalog.images.push(latest);
+        catalog.normalize();
+        let plan = plan(&catalog, &options());
+        assert_eq!(
+            render_tree(&plan.tree),
+            "Astro Software\n└── skaha\n    ├── terminal:1.1 (latest)\n    └── terminal:1.0\n"
+        );
+        assert_eq!(plan.n_entries(), 2);
+    }
+
+    #[test]
+    fn a_project_of_one_app_has_no_level_for_the_app() {
+        let plan = plan(
+            &catalog(&["h/casa/casa:6.5", "h/casa/casa:6.6", "h/casa/casa:7.0"]),
+            &options(),
+        );
+        assert_eq!(
+            render_tree(&plan.tree),
+            "Astro Software\n└── casa\n    ├── casa:7.0\n    ├── casa:6.6\n    └── casa:6.5\n"
+        );
+    }
+
+    #[test]
+    fn long_names_are_capped_and_the_comment_keeps_the_reference() {
+        let tag = "x".repeat(120);
+        let reference = format!("h/p/app:{tag}");
+        let plan = plan(&catalog(&[reference.as_str()]), &options());
+        let name = &plan.tree.menus[0].entries[0].name;
+        assert_eq!(name.chars().count(), MAX_SHOWN_NAME);
+        assert!(name.ends_with('…'), "{name}");
+        let entry = plan
+            .files
+            .iter()
+            .find(|file| file.path.extension().is_some_and(|ext| ext == "desktop"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&entry.content);
+        assert!(
+            text.contains(&format!("Comment={reference} in a container")),
+            "{text}"
+        );
     }
 
     #[test]
