@@ -27,6 +27,11 @@
 //! builds); `TMPDIR` chooses where the homes go. `ARCADE_BENCH_SERVE=1` only starts the fake
 //! Harbor and prints its URL, for profiling `arcade` against it by hand.
 
+#[allow(dead_code)]
+#[path = "../tests/it/support/contract.rs"]
+mod contract;
+#[path = "../tests/it/support/fake_http.rs"]
+mod fake_http;
 #[path = "../tests/it/support/harbor.rs"]
 mod harbor;
 

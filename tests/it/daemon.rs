@@ -5,21 +5,21 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-use crate::support::contract::Contract;
 use crate::support::dbus::Bus;
+use crate::support::desk::{Desk, Engine, label_of, launch_id};
+use crate::support::desktop_files;
+use crate::support::fake_http::{Fault, FaultKind};
 use crate::support::harbor::{
-    Artifact, FakeHarbor, Fault, FaultKind, HarborConfig, HarborData, Label, Project, Repository,
-    User,
+    Artifact, FakeHarbor, HarborConfig, HarborData, Label, Project, Repository, User,
 };
 use crate::support::images::{self, Spec};
 use crate::support::skaha::{self, AppScript, FakeSkaha, SkahaConfig};
-use crate::support::xvfb::Xvfb;
 use crate::support::{self, Arcade, Home};
 
-/// A desktop session: a home, a display, a private session bus whose activated services see both.
+/// A desktop session: a podman desk, and a private session bus whose activated services (the
+/// daemon) see the same display, engine and home.
 struct Session {
-    home: Home,
-    xvfb: Xvfb,
+    desk: Desk,
     bus: Bus,
 }
 
@@ -28,27 +28,29 @@ impl Session {
         Session::with_env(config, &[])
     }
 
+    /// A session whose menu comes from a catalog file of `ids`, its apps on podman.
+    fn with_catalog(ids: &[&str]) -> Session {
+        let session = Session::new("");
+        session
+            .desk
+            .home
+            .write_config(&file_source(&session.desk.home, ids));
+        session
+    }
+
     fn with_env(config: &str, extra: &[(&str, OsString)]) -> Session {
-        let home = Home::new();
-        home.write_config(config);
-        let xvfb = Xvfb::start();
-        let mut env: Vec<(&str, OsString)> = vec![
-            ("DISPLAY", xvfb.display().into()),
-            ("XAUTHORITY", xvfb.auth.clone().into()),
-            ("CONTAINERS_CONF", images::containers_conf().into()),
-            ("RUST_LOG", "arcade=debug".into()),
-        ];
+        let desk = Desk::new(Engine::Podman);
+        desk.home.write_config(config);
+        let mut env = desk.env();
+        env.push(("RUST_LOG", "arcade=debug".into()));
         env.extend(extra.iter().cloned());
-        let bus = Bus::start(&home, &env);
-        Session { home, xvfb, bus }
+        let bus = Bus::start(&desk.home, &env);
+        Session { desk, bus }
     }
 
     fn arcade(&self) -> Arcade {
-        self.home
+        self.desk
             .arcade()
-            .env("DISPLAY", self.xvfb.display())
-            .env("XAUTHORITY", &self.xvfb.auth)
-            .env("CONTAINERS_CONF", images::containers_conf())
             .env("DBUS_SESSION_BUS_ADDRESS", &self.bus.address)
     }
 
@@ -67,41 +69,11 @@ impl Session {
     }
 
     fn property(&self, name: &str) -> String {
-        let output = self
-            .bus
-            .busctl()
-            .args([
-                "get-property",
-                "net.canfar.Arcade1",
-                "/net/canfar/Arcade1",
-                "net.canfar.Arcade1.Launcher",
-                name,
-            ])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).into_owned()
+        self.bus.property(name)
     }
 
     fn daemon_pid(&self) -> u32 {
-        let output = self
-            .bus
-            .busctl()
-            .args([
-                "call",
-                "org.freedesktop.DBus",
-                "/org/freedesktop/DBus",
-                "org.freedesktop.DBus",
-                "GetConnectionUnixProcessID",
-                "s",
-                "net.canfar.Arcade1",
-            ])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&output.stdout);
-        text.trim()
-            .strip_prefix("u ")
-            .and_then(|pid| pid.parse().ok())
-            .unwrap_or_else(|| panic!("no daemon pid: {text}"))
+        self.bus.owner_pid("net.canfar.Arcade1")
     }
 
     /// `busctl call … Launch sa{sv} IMAGE 0`; returns the launch id.
@@ -114,15 +86,12 @@ impl Session {
     /// A session whose daemon has launched the test xterm image, with its window up; returns
     /// the launch id too.
     fn with_an_app_up() -> (Session, String) {
-        let session = Session::new("");
-        let image = images::build(&Spec::new("xterm"));
-        session
-            .home
-            .write_config(&file_source(&session.home, &[&image]));
+        let image = Engine::Podman.build(&Spec::new("xterm"));
+        let session = Session::with_catalog(&[&image]);
         session.activate();
         let id = session.launch(&image);
         support::wait_for("the window", Duration::from_secs(30), || {
-            session.xvfb.window_titled(&label_of(&image))
+            session.desk.xvfb.window_titled(&label_of(&image))
         });
         (session, id)
     }
@@ -158,12 +127,6 @@ impl Session {
     }
 }
 
-impl Drop for Session {
-    fn drop(&mut self) {
-        images::remove_containers_on(&self.xvfb.display());
-    }
-}
-
 /// The string of a busctl reply like `s "abc123"`.
 fn parse_string(out: &str) -> String {
     out.trim()
@@ -189,17 +152,9 @@ fn write_catalog(home: &Home, name: &str, ids: &[&str]) -> std::path::PathBuf {
     home.write(name, &format!("[{}]", entries.join(",")))
 }
 
-fn label_of(reference: &str) -> String {
-    reference.rsplit('/').next().unwrap().to_owned()
-}
-
 #[test]
 fn the_bus_starts_the_daemon_on_first_use_and_it_syncs() {
-    let session = Session::new("");
-    session.home.write_config(&file_source(
-        &session.home,
-        &["h/skaha/terminal:1.0", "h/skaha/casa:6.5"],
-    ));
+    let session = Session::with_catalog(&["h/skaha/terminal:1.0", "h/skaha/casa:6.5"]);
     assert!(!session.bus.has_owner("net.canfar.Arcade1"));
     let (ok, out) = session.bus.call("List", &[]);
     assert!(ok, "{out}");
@@ -212,10 +167,7 @@ fn the_bus_starts_the_daemon_on_first_use_and_it_syncs() {
 
 #[test]
 fn there_is_one_daemon_per_session() {
-    let session = Session::new("");
-    session
-        .home
-        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+    let session = Session::with_catalog(&["h/skaha/terminal:1.0"]);
     session.activate();
     let run = session.arcade().args(["daemon"]).run();
     assert!(run.code.is_some_and(|code| code != 0), "{run}");
@@ -228,17 +180,14 @@ fn there_is_one_daemon_per_session() {
 
 #[test]
 fn launch_over_the_bus_maps_a_window_and_signals_it() {
-    let session = Session::new("");
-    let image = images::build(&Spec::new("xterm"));
-    session
-        .home
-        .write_config(&file_source(&session.home, &[&image]));
+    let image = Engine::Podman.build(&Spec::new("xterm"));
+    let session = Session::with_catalog(&[&image]);
     session.activate();
     let monitor = session.bus.monitor();
 
     let id = session.launch(&image);
     support::wait_for("the window", Duration::from_secs(30), || {
-        session.xvfb.window_titled(&label_of(&image))
+        session.desk.xvfb.window_titled(&label_of(&image))
     });
     support::wait_for("AppWindowMapped", Duration::from_secs(10), || {
         let text = monitor.text();
@@ -253,6 +202,7 @@ fn launch_over_the_bus_maps_a_window_and_signals_it() {
     assert!(ok, "{out}");
     support::wait_for("the window to close", Duration::from_secs(20), || {
         session
+            .desk
             .xvfb
             .window_titled(&label_of(&image))
             .is_none()
@@ -270,11 +220,8 @@ fn launch_over_the_bus_maps_a_window_and_signals_it() {
 
 #[test]
 fn concurrent_launches_all_get_their_window() {
-    let session = Session::new("");
-    let image = images::build(&Spec::new("xterm"));
-    session
-        .home
-        .write_config(&file_source(&session.home, &[&image]));
+    let image = Engine::Podman.build(&Spec::new("xterm"));
+    let session = Session::with_catalog(&[&image]);
     session.activate();
     let titles = ["first window", "second window", "third window"];
     let ids: Vec<String> = std::thread::scope(|scope| {
@@ -307,25 +254,22 @@ fn concurrent_launches_all_get_their_window() {
     );
     for title in titles {
         support::wait_for(title, Duration::from_secs(40), || {
-            session.xvfb.window_titled(title)
+            session.desk.xvfb.window_titled(title)
         });
     }
 }
 
 #[test]
 fn arcade_launch_goes_through_the_daemon_when_there_is_one() {
-    let session = Session::new("");
-    let image = images::build(&Spec::new("xterm"));
-    session
-        .home
-        .write_config(&file_source(&session.home, &[&image]));
+    let image = Engine::Podman.build(&Spec::new("xterm"));
+    let session = Session::with_catalog(&[&image]);
     // No daemon yet: `arcade launch` itself has the bus start it.
     assert!(!session.bus.has_owner("net.canfar.Arcade1"));
     let run = session.arcade().args(["launch", &image]).run();
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("by the arcade daemon"), "{run}");
     assert!(run.stdout.contains("first window after"), "{run}");
-    assert!(session.xvfb.window_titled(&label_of(&image)).is_some());
+    assert!(session.desk.xvfb.window_titled(&label_of(&image)).is_some());
     assert!(session.bus.has_owner("net.canfar.Arcade1"));
     session.wait_synced();
 
@@ -363,14 +307,15 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
         session_tokens: vec![TOKEN.to_owned()],
         app_script: AppScript::RunningAfter(1),
         runner: Some(skaha::xterm_pod(
-            &session.xvfb.display(),
-            &session.xvfb.auth,
+            &session.desk.xvfb.display(),
+            &session.desk.xvfb.auth,
         )),
         ..SkahaConfig::default()
     });
     // The daemon's own settings: the menu from a file, apps on podman, skaha asked every second.
-    let config = file_source(&session.home, &[IMAGE]);
+    let config = file_source(&session.desk.home, &[IMAGE]);
     session
+        .desk
         .home
         .write_config(&format!("{config}[skaha]\nwatch_secs = 1\n"));
     session.activate();
@@ -389,17 +334,11 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
         !run.stdout.contains("first window"),
         "returned at once: {run}"
     );
-    let id = run
-        .stdout
-        .split("(launch ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no launch id in:\n{run}"))
-        .to_owned();
+    let id = launch_id(&run);
 
     // The daemon follows it to the pod's window on this desktop.
     support::wait_for("the pod's window", Duration::from_secs(30), || {
-        session.xvfb.window_titled(POD_HOST)
+        session.desk.xvfb.window_titled(POD_HOST)
     });
     support::wait_for("AppWindowMapped", Duration::from_secs(10), || {
         monitor
@@ -419,7 +358,12 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
     });
     session.assert_listed(&id, "exited");
     support::wait_for("the pod's window to go", Duration::from_secs(10), || {
-        session.xvfb.window_titled(POD_HOST).is_none().then_some(())
+        session
+            .desk
+            .xvfb
+            .window_titled(POD_HOST)
+            .is_none()
+            .then_some(())
     });
 
     // Launched over the bus, then stopped: its end is signalled once, by Stop, not again by the
@@ -443,7 +387,7 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
         assert!(ok, "Launch failed: {out}");
         let id = parse_string(&out);
         support::wait_for("the pod's window", Duration::from_secs(30), || {
-            session.xvfb.window_titled(POD_HOST)
+            session.desk.xvfb.window_titled(POD_HOST)
         });
         id
     };
@@ -472,7 +416,7 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
         out.contains(&format!("reports app {app_id} failed")),
         "{out}"
     );
-    Contract::skaha().assert_requests(&skaha.requests());
+    skaha.assert_requests_in_contract();
 }
 
 #[test]
@@ -480,8 +424,9 @@ fn a_missing_backend_is_a_typed_error() {
     let empty = tempfile::tempdir().unwrap();
     let session = Session::with_env("", &[("PATH", empty.path().as_os_str().to_owned())]);
     session
+        .desk
         .home
-        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+        .write_config(&file_source(&session.desk.home, &["h/skaha/terminal:1.0"]));
     session.activate();
     let (ok, out) = session
         .bus
@@ -512,9 +457,9 @@ fn a_missing_backend_is_a_typed_error() {
 #[test]
 fn a_failed_launch_is_signalled_and_notified() {
     let session = Session::new("");
-    session.home.write_config(&format!(
+    session.desk.home.write_config(&format!(
         "{}pull = \"never\"\n",
-        file_source(&session.home, &["localhost/arcade-test/absent:1"])
+        file_source(&session.desk.home, &["localhost/arcade-test/absent:1"])
     ));
     session.activate();
     let monitor = session.bus.monitor();
@@ -553,15 +498,15 @@ fn a_failed_launch_is_signalled_and_notified() {
 #[test]
 fn a_notification_server_shows_the_failure() {
     let session = Session::new("");
-    session.home.write_config(&format!(
+    session.desk.home.write_config(&format!(
         "{}pull = \"never\"\n",
-        file_source(&session.home, &["localhost/arcade-test/absent:1"])
+        file_source(&session.desk.home, &["localhost/arcade-test/absent:1"])
     ));
     let dunst = std::process::Command::new(support::require_tool("dunst", "dunst"))
-        .env("DISPLAY", session.xvfb.display())
-        .env("XAUTHORITY", &session.xvfb.auth)
+        .env("DISPLAY", session.desk.xvfb.display())
+        .env("XAUTHORITY", &session.desk.xvfb.auth)
         .env("DBUS_SESSION_BUS_ADDRESS", &session.bus.address)
-        .env("HOME", session.home.path())
+        .env("HOME", session.desk.home.path())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -604,20 +549,17 @@ impl Drop for KillOnDrop {
 
 #[test]
 fn a_config_change_is_picked_up_live() {
-    let session = Session::new("");
-    session
-        .home
-        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+    let session = Session::with_catalog(&["h/skaha/terminal:1.0"]);
     session.activate();
     assert_eq!(session.entry_names(), ["terminal:1.0"]);
     let monitor = session.bus.monitor();
 
     let other = write_catalog(
-        &session.home,
+        &session.desk.home,
         "other.json",
         &["h/skaha/topcat:4.9", "h/skaha/ds9:8.5"],
     );
-    session.home.write_config(&format!(
+    session.desk.home.write_config(&format!(
         "source = \"file\"\ncatalog = \"{}\"\n",
         other.display()
     ));
@@ -630,6 +572,7 @@ fn a_config_change_is_picked_up_live() {
 
     // A broken config keeps the working one, says why, and the daemon keeps serving.
     session
+        .desk
         .home
         .write_config("source = \"file\"\ncatalgo = \"typo\"\n");
     support::wait_for(
@@ -646,7 +589,7 @@ fn a_config_change_is_picked_up_live() {
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "uuu 0 0 2");
     // `arcade menu list` itself now refuses the broken config; a menu reader shows the menu.
-    let menu = support::menu_as_read_by_pyxdg(&session.home);
+    let menu = support::menu_as_read_by_pyxdg(&session.desk.home);
     assert!(
         menu.contains("ds9:8.5") && menu.contains("topcat:4.9"),
         "{menu}"
@@ -666,11 +609,11 @@ fn a_replaced_credential_file_is_picked_up_live() {
     );
     let harbor = FakeHarbor::start(HarborConfig::new(data));
     let session = Session::new("");
-    let secrets = session.home.path().join("secrets");
+    let secrets = session.desk.home.path().join("secrets");
     std::fs::create_dir_all(&secrets).unwrap();
     let secret = secrets.join("harbor");
     std::fs::write(&secret, "wrong-secret\n").unwrap();
-    session.home.write_config(&format!(
+    session.desk.home.write_config(&format!(
         "source = \"harbor\"\nurl = \"{}\"\n[harbor]\nusername = \"astro\"\nsecret_file = \"{}\"\n",
         harbor.url(),
         secret.display()
@@ -703,14 +646,17 @@ fn a_replaced_credential_file_is_picked_up_live() {
 #[test]
 fn a_failing_refresh_keeps_the_menu() {
     let session = Session::new("");
-    let config = file_source(&session.home, &["h/skaha/terminal:1.0", "h/skaha/casa:6.5"]);
-    session.home.write_config(&config);
+    let config = file_source(
+        &session.desk.home,
+        &["h/skaha/terminal:1.0", "h/skaha/casa:6.5"],
+    );
+    session.desk.home.write_config(&config);
     session.activate();
-    let before = std::fs::read(session.home.merged_menu()).unwrap();
+    let before = std::fs::read(session.desk.home.merged_menu()).unwrap();
 
     // One more image: Refresh reports it.
     write_catalog(
-        &session.home,
+        &session.desk.home,
         "catalog.json",
         &[
             "h/skaha/terminal:1.0",
@@ -721,14 +667,20 @@ fn a_failing_refresh_keeps_the_menu() {
     let (ok, out) = session.bus.call("Refresh", &[]);
     assert!(ok, "{out}");
     assert_eq!(out.trim(), "uuu 1 0 2");
-    let good = std::fs::read(session.home.merged_menu()).unwrap();
+    let good = std::fs::read(session.desk.home.merged_menu()).unwrap();
     assert_ne!(before, good);
 
-    session.home.write("catalog.json", "{ this is not json");
+    session
+        .desk
+        .home
+        .write("catalog.json", "{ this is not json");
     let (ok, out) = session.bus.gdbus_call("Refresh", &[]);
     assert!(!ok, "{out}");
     assert!(out.contains("net.canfar.Arcade1.Error.SyncFailed"), "{out}");
-    assert_eq!(std::fs::read(session.home.merged_menu()).unwrap(), good);
+    assert_eq!(
+        std::fs::read(session.desk.home.merged_menu()).unwrap(),
+        good
+    );
     assert!(session.property("LastSyncResult").contains("error:"));
     assert_eq!(
         session.entry_names(),
@@ -855,23 +807,20 @@ fn a_restarted_daemon_finds_running_apps_by_their_labels() {
 
 #[test]
 fn session_start_builds_the_menu_at_once_and_starts_the_daemon() {
-    let session = Session::new("");
-    session
-        .home
-        .write_config(&file_source(&session.home, &["h/skaha/terminal:1.0"]));
+    let session = Session::with_catalog(&["h/skaha/terminal:1.0"]);
     // A first sync leaves a last good catalog; then the menu files go (a fresh desktop).
     session.arcade().args(["menu", "sync"]).ok();
     session.arcade().args(["menu", "clean"]).ok();
     session.arcade().args(["menu", "sync"]).ok();
-    std::fs::remove_dir_all(session.home.config().join("menus")).unwrap();
-    std::fs::remove_dir_all(session.home.applications()).unwrap();
+    std::fs::remove_dir_all(session.desk.home.config().join("menus")).unwrap();
+    std::fs::remove_dir_all(session.desk.home.applications()).unwrap();
 
     let run = session.arcade().args(["session-start"]).run();
     assert_eq!(run.code, Some(0), "{run}");
     assert!(
-        session.home.merged_menu().is_file(),
+        session.desk.home.merged_menu().is_file(),
         "{}",
-        session.home.listing()
+        session.desk.home.listing()
     );
     assert!(
         run.stdout.contains("daemon: started by the session bus"),
@@ -928,9 +877,9 @@ fn stop_started_daemon(run: &crate::support::Run) {
 fn a_config_swapped_behind_symlinks_is_picked_up_live() {
     use std::os::unix::fs::symlink;
     let session = Session::new("");
-    let dir = session.home.config().join("arcade");
-    let first = file_source(&session.home, &["h/skaha/terminal:1.0"]);
-    let other = write_catalog(&session.home, "other.json", &["h/skaha/ds9:8.5"]);
+    let dir = session.desk.home.config().join("arcade");
+    let first = file_source(&session.desk.home, &["h/skaha/terminal:1.0"]);
+    let other = write_catalog(&session.desk.home, "other.json", &["h/skaha/ds9:8.5"]);
     let second = format!("source = \"file\"\ncatalog = \"{}\"\n", other.display());
     for (version, text) in [("..v1", &first), ("..v2", &second)] {
         std::fs::create_dir_all(dir.join(version)).unwrap();
@@ -953,7 +902,7 @@ fn a_config_swapped_behind_symlinks_is_picked_up_live() {
 #[test]
 fn shipped_session_files_are_valid() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("xdg");
-    support::validate_desktop_files(&[root.join("autostart/arcade-session.desktop")]);
+    desktop_files::validate(&[root.join("autostart/arcade-session.desktop")]);
     let service =
         std::fs::read_to_string(root.join("dbus-1/services/net.canfar.Arcade1.service")).unwrap();
     assert!(service.contains("Name=net.canfar.Arcade1"));

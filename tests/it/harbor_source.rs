@@ -6,199 +6,20 @@
 //! documented behaviour, since it is the only stand-in for Harbor these tests have.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use crate::support::contract::Contract;
+use crate::support::desktop_files;
+use crate::support::fake_http::{Fault, FaultKind, LoggedRequest, base64_encode};
 use crate::support::harbor::{
-    Artifact, FakeHarbor, Fault, FaultKind, HarborConfig, HarborData, Label, LoggedRequest,
-    Project, Repository, Robot, User, base64_encode,
+    Artifact, FakeHarbor, HarborConfig, HarborData, Label, Project, Repository, Robot, User,
+};
+use crate::support::menu_state::{
+    assert_same_files, check_failure, menu_entries, menu_images, snapshot,
 };
 use crate::support::tls::TestPki;
-use crate::support::{self, Arcade, Home, Run};
-
-// ---------------------------------------------------------------------------------------------
-// Helpers, shared with `skaha_source`.
-
-/// Every file under the home with its bytes, by path relative to the home.
-pub(crate) fn snapshot(home: &Home) -> BTreeMap<PathBuf, Vec<u8>> {
-    fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-        for entry in std::fs::read_dir(dir).unwrap().flatten() {
-            let path = entry.path();
-            if path.is_dir() && !path.is_symlink() {
-                walk(base, &path, out);
-            } else {
-                let bytes = std::fs::read(&path).unwrap_or_default();
-                out.insert(path.strip_prefix(base).unwrap().to_owned(), bytes);
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    walk(home.path(), home.path(), &mut out);
-    out
-}
-
-/// Asserts that two snapshots are identical, naming the files that differ.
-#[track_caller]
-pub(crate) fn assert_same_files(
-    before: &BTreeMap<PathBuf, Vec<u8>>,
-    after: &BTreeMap<PathBuf, Vec<u8>>,
-) {
-    let changed: Vec<String> = before
-        .keys()
-        .chain(after.keys())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .filter(|path| before.get(*path) != after.get(*path))
-        .map(|path| path.display().to_string())
-        .collect();
-    assert!(
-        changed.is_empty(),
-        "a failed sync changed files: {changed:#?}"
-    );
-}
-
-/// The installed menu as (menu path, entry name, image reference), from `arcade menu list --json`.
-pub(crate) fn menu_entries(home: &Home) -> Vec<(String, String, String)> {
-    fn walk(tree: &serde_json::Value, path: &str, out: &mut Vec<(String, String, String)>) {
-        for entry in tree["entries"].as_array().into_iter().flatten() {
-            out.push((
-                path.to_owned(),
-                entry["name"].as_str().unwrap().to_owned(),
-                entry["image"].as_str().unwrap().to_owned(),
-            ));
-        }
-        for menu in tree["menus"].as_array().into_iter().flatten() {
-            let name = menu["name"].as_str().unwrap();
-            let deeper = if path.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{path}/{name}")
-            };
-            walk(menu, &deeper, out);
-        }
-    }
-    let run = home.arcade().args(["menu", "list", "--json"]).ok();
-    let mut out = Vec::new();
-    walk(&run.json(), "", &mut out);
-    out.sort();
-    out
-}
-
-/// The image references in the installed menu.
-pub(crate) fn menu_images(home: &Home) -> BTreeSet<String> {
-    menu_entries(home)
-        .into_iter()
-        .map(|(_, _, image)| image)
-        .collect()
-}
-
-/// Splits a desktop entry's `Exec` value (general escapes already undone) as the Desktop Entry
-/// spec says: double-quoted arguments with `\"`, `` \` ``, `\$`, `\\` escapes, then `%%` → `%`.
-/// Panics on anything a spec-compliant launcher would reject or expand (a field code, a reserved
-/// character outside quotes), since arcade's entries must contain neither.
-pub(crate) fn spec_exec_args(exec: &str) -> Vec<String> {
-    let mut args = Vec::new();
-    let mut chars = exec.chars().peekable();
-    loop {
-        while chars.next_if(|c| *c == ' ').is_some() {}
-        let Some(first) = chars.next() else {
-            break;
-        };
-        let mut arg = String::new();
-        if first == '"' {
-            loop {
-                match chars.next() {
-                    Some('"') => break,
-                    Some('\\') => match chars.next() {
-                        Some(c @ ('"' | '`' | '$' | '\\')) => arg.push(c),
-                        other => panic!("invalid escape \\{other:?} in Exec {exec:?}"),
-                    },
-                    Some(c) => arg.push(c),
-                    None => panic!("unterminated quote in Exec {exec:?}"),
-                }
-            }
-            assert!(
-                matches!(chars.peek(), None | Some(' ')),
-                "a quoted argument runs into more text in Exec {exec:?}"
-            );
-        } else {
-            arg.push(first);
-            while let Some(c) = chars.next_if(|c| *c != ' ') {
-                arg.push(c);
-            }
-            for reserved in [
-                '"', '\'', '\\', '>', '<', '~', '|', '&', ';', '$', '*', '?', '#', '(', ')', '`',
-            ] {
-                assert!(
-                    !arg.contains(reserved),
-                    "reserved character {reserved:?} outside quotes in Exec {exec:?}"
-                );
-            }
-        }
-        let mut expanded = String::new();
-        let mut rest = arg.chars();
-        while let Some(c) = rest.next() {
-            if c == '%' {
-                match rest.next() {
-                    Some('%') => expanded.push('%'),
-                    other => panic!("field code %{other:?} in Exec {exec:?}"),
-                }
-            } else {
-                expanded.push(c);
-            }
-        }
-        args.push(expanded);
-    }
-    args
-}
-
-/// The arcade binary as generated entries name it (the canonical path of the running binary).
-pub(crate) fn launcher() -> String {
-    std::fs::canonicalize(env!("CARGO_BIN_EXE_arcade"))
-        .unwrap()
-        .display()
-        .to_string()
-}
-
-/// Checks every generated application entry with a spec-compliant reader: `Exec` is exactly
-/// `[launcher, "launch", "--from-menu", image]` and the image is the entry's `X-Arcade-Image`. Returns the images.
-#[track_caller]
-pub(crate) fn check_entries_exec(home: &Home) -> BTreeSet<String> {
-    let launcher = launcher();
-    let mut images = BTreeSet::new();
-    for path in support::generated_entries(home) {
-        if path.extension().is_none_or(|ext| ext != "desktop") {
-            continue;
-        }
-        let entry = freedesktop_desktop_entry::DesktopEntry::from_path(&path, None::<&[&str]>)
-            .unwrap_or_else(|err| panic!("{} does not parse: {err}", path.display()));
-        let image = entry
-            .desktop_entry("X-Arcade-Image")
-            .unwrap_or_else(|| panic!("{} has no X-Arcade-Image", path.display()))
-            .to_owned();
-        let exec = entry
-            .exec()
-            .unwrap_or_else(|| panic!("{} has no Exec", path.display()));
-        assert_eq!(
-            spec_exec_args(exec),
-            [launcher.as_str(), "launch", "--from-menu", image.as_str()],
-            "Exec of {}",
-            path.display()
-        );
-        images.insert(image);
-    }
-    images
-}
-
-/// Runs `check` on a failed run: one `arcade: error:` line, naming `url`, exit status 2.
-#[track_caller]
-pub(crate) fn check_failure(run: &Run, url: &str) -> String {
-    let line = run.error_line().to_owned();
-    assert!(line.contains(url), "the error does not name {url}:\n{run}");
-    assert_eq!(run.code, Some(2), "{run}");
-    line
-}
+use crate::support::{self, Arcade, Home};
 
 fn sync(home: &Home, fake: &FakeHarbor) -> Arcade {
     home.arcade()
@@ -619,12 +440,12 @@ fn arcade_asks_harbor_only_what_its_swagger_declares() {
     sync_as_everyone(&fake);
     let log = fake.requests();
     assert!(log.iter().all(|r| r.status == Some(200)), "{log:#?}");
-    Contract::harbor().assert_requests(&log);
+    fake.assert_requests_in_contract();
 
     // Paging past a hundred of everything, where `page` and `page_size` matter.
     let big = FakeHarbor::start(HarborConfig::new(HarborData::synthetic(130, 3, 2)));
     sync(&Home::new(), &big).ok();
-    Contract::harbor().assert_requests(&big.requests());
+    big.assert_requests_in_contract();
 }
 
 #[test]
@@ -802,9 +623,10 @@ fn anonymous_sync_builds_a_valid_menu_of_labelled_artifacts() {
         "{entries:#?}"
     );
 
-    let files = support::generated_entries(&home);
-    support::validate_desktop_files(&files);
-    assert_eq!(check_entries_exec(&home), public_images(&registry));
+    assert_eq!(
+        desktop_files::validate_home(&home),
+        public_images(&registry)
+    );
     let menu = support::menu_as_read_by_pyxdg(&home);
     assert!(menu.starts_with("[Astro Software]\n"), "{menu}");
     assert!(menu.contains("  [cirada]\n"), "{menu}");
@@ -1453,7 +1275,7 @@ fn failure_empty_result_unless_allowed() {
     assert_eq!(outcome["entries"], 0);
     assert!(menu_images(&home).is_empty());
     assert!(
-        support::generated_entries(&home)
+        desktop_files::generated(&home)
             .iter()
             .all(|path| path.extension().is_some_and(|ext| ext == "directory"))
     );
@@ -1463,7 +1285,7 @@ fn failure_empty_result_unless_allowed() {
 // TLS.
 
 fn start_tls(pki: &TestPki) -> FakeHarbor {
-    FakeHarbor::start_on(HarborConfig::new(registry()), "https", pki.listener(false))
+    FakeHarbor::start_on(HarborConfig::new(registry()), pki.tls(false))
 }
 
 #[test]
@@ -1566,9 +1388,7 @@ fn hostile_names_stay_inside_the_menu() {
     );
 
     // Every file is valid, inside the XDG directories, and runs exactly the reference.
-    let files = support::generated_entries(&home);
-    support::validate_desktop_files(&files);
-    assert_eq!(check_entries_exec(&home), expected);
+    assert_eq!(desktop_files::validate_home(&home), expected);
     let allowed = [
         ".local/share/applications/arcade/",
         ".local/share/desktop-directories/",

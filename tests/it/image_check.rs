@@ -1,8 +1,8 @@
 //! `arcade image check` and `arcade image try` against real images built here: one that meets
 //! every requirement, and one breaking each, each with its own finding.
 
+use crate::support::desk::{Desk, Engine, label_of};
 use crate::support::images::{self, Spec};
-use crate::support::xvfb::Xvfb;
 use crate::support::{Home, Run};
 
 const NSSWITCH_SSS: &str = "passwd:         files sss\nshadow:         files sss\n\
@@ -289,55 +289,39 @@ fn a_missing_image_or_engine_is_a_clear_error() {
 
 #[test]
 fn image_try_opens_the_image_on_the_display() {
-    let home = Home::new();
-    let xvfb = Xvfb::start();
-    let image = images::build(&good());
-    let run = home
-        .arcade()
-        .env("DISPLAY", xvfb.display())
-        .env("XAUTHORITY", &xvfb.auth)
-        .env("CONTAINERS_CONF", images::containers_conf())
-        .args(["image", "try", &image])
-        .run();
-    let label = image.rsplit('/').next().unwrap().to_owned();
-    let window = xvfb.window_titled(&label);
-    images::remove_containers_on(&xvfb.display());
+    let desk = Desk::new(Engine::Podman);
+    let image = desk.build(&good());
+    let run = desk.arcade().args(["image", "try", &image]).run();
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("first window after"), "{run}");
+    let label = label_of(&image);
     assert!(
-        window.is_some(),
+        desk.xvfb.window_titled(&label).is_some(),
         "no window titled {label}: {:?}",
-        xvfb.windows()
+        desk.xvfb.windows()
     );
 }
 
 #[test]
 fn launch_local_runs_the_image_here_whatever_the_configured_backend() {
-    let home = Home::new();
+    let desk = Desk::new(Engine::Podman);
     // The configured backend is the platform's, which is not here.
-    home.write_config("[launch]\nbackend = \"skaha\"\npull = \"never\"\n");
-    let xvfb = Xvfb::start();
-    let image = images::build(&good());
-    let arcade = || {
-        home.arcade()
-            .env("DISPLAY", xvfb.display())
-            .env("XAUTHORITY", &xvfb.auth)
-            .env("CONTAINERS_CONF", images::containers_conf())
-    };
-    let run = arcade().args(["launch", "--local", &image]).run();
-    let label = image.rsplit('/').next().unwrap().to_owned();
-    let window = xvfb.window_titled(&label);
-    images::remove_containers_on(&xvfb.display());
+    desk.home
+        .write_config("[launch]\nbackend = \"skaha\"\npull = \"never\"\n");
+    let image = desk.build(&good());
+    let run = desk.arcade().args(["launch", "--local", &image]).run();
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains(", podman)"), "{run}");
+    let label = label_of(&image);
     assert!(
-        window.is_some(),
+        desk.xvfb.window_titled(&label).is_some(),
         "no window titled {label}: {:?}",
-        xvfb.windows()
+        desk.xvfb.windows()
     );
 
     // `image try` says plainly when the image or the engine is missing.
-    let run = arcade()
+    let run = desk
+        .arcade()
         .args(["image", "try", "localhost/arcade-test/never-built:1"])
         .run();
     assert_eq!(run.code, Some(2), "{run}");
@@ -346,7 +330,8 @@ fn launch_local_runs_the_image_here_whatever_the_configured_backend() {
         line.contains("localhost/arcade-test/never-built:1") && line.contains("not available"),
         "{run}"
     );
-    let run = arcade()
+    let run = desk
+        .arcade()
         .env("PATH", "/nonexistent")
         .args(["image", "try", &image])
         .run();

@@ -1,88 +1,38 @@
-//! `arcade launch` end to end: real images run by podman on a real Xvfb, with the X server as the
-//! witness that the window mapped.
+//! `arcade launch` end to end: real images run by podman and by a private `dockerd` on a real
+//! Xvfb, with the X server as the witness that the window mapped, and the engine's own record of
+//! the container (and the kernel's view of the app's process) as the witness of the hardening.
+//!
+//! What both engines must do is one body run on each ([`on_each_engine!`]); what only podman is
+//! asked to do (it is the default engine) stands alone.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::support::images::{self, Spec};
-use crate::support::xvfb::{StartupListener, Xvfb};
-use crate::support::{self, Arcade, Home, Run};
+use crate::support;
+use crate::support::desk::{Desk, Engine, label_of, on_each_engine};
+use crate::support::images::Spec;
+use crate::support::xvfb::StartupListener;
 
-/// A desk: a home, a display, and arcade pointed at both; removes its containers on drop.
-struct Desk {
-    home: Home,
-    xvfb: Xvfb,
+/// A field of /proc/PID/status, e.g. `CapEff`.
+fn proc_status(pid: &str, field: &str) -> String {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    text.lines()
+        .find_map(|line| line.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+        .trim()
+        .to_owned()
 }
 
-impl Desk {
-    fn new() -> Desk {
-        let desk = Desk {
-            home: Home::new(),
-            xvfb: Xvfb::start(),
-        };
-        desk.home
-            .write_config("[launch]\nbackend = \"podman\"\nwait_secs = 30\n");
-        desk
-    }
-
-    fn arcade(&self) -> Arcade {
-        self.home
-            .arcade()
-            .env("DISPLAY", self.xvfb.display())
-            .env("XAUTHORITY", &self.xvfb.auth)
-            .env("CONTAINERS_CONF", images::containers_conf())
-    }
-
-    fn launch(&self, args: &[&str]) -> Run {
-        self.arcade().args(["launch"]).args(args).run()
-    }
-
-    /// The launch id from "… (launch abc123, podman)".
-    fn launch_id(run: &Run) -> String {
-        run.stdout
-            .split("(launch ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next())
-            .unwrap_or_else(|| panic!("no launch id in:\n{run}"))
-            .to_owned()
-    }
-
-    fn podman_inspect(&self, id: &str, format: &str) -> String {
-        let output = images::podman()
-            .args(["inspect", "--format", format, &format!("arcade-{id}")])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&output.stdout).trim().to_owned()
-    }
-}
-
-impl Drop for Desk {
-    fn drop(&mut self) {
-        images::remove_containers_on(&self.xvfb.display());
-    }
-}
-
-fn label_of(reference: &str) -> String {
-    // localhost/arcade-test/<name>:<tag> shows as <name>:<tag>.
-    reference.rsplit('/').next().unwrap().to_owned()
-}
-
-#[test]
-fn launches_xterm_and_the_window_maps() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("xterm"));
-    let run = desk.launch(&[&image]);
-    assert_eq!(run.code, Some(0), "{run}");
-    assert!(run.stdout.contains("is up: first window after"), "{run}");
-    let id = Desk::launch_id(&run);
-
-    // The X server itself shows the window, titled with the app, from the container's host name.
+/// The X server shows the app's window, titled with the app, from the container's host name.
+#[track_caller]
+fn assert_window_from_the_container(desk: &Desk, image: &str, id: &str) {
     let window = desk
         .xvfb
-        .window_titled(&label_of(&image))
+        .window_titled(&label_of(image))
         .unwrap_or_else(|| {
             panic!(
                 "no window titled {}: {:?}",
-                label_of(&image),
+                label_of(image),
                 desk.xvfb.windows()
             )
         });
@@ -91,23 +41,33 @@ fn launches_xterm_and_the_window_maps() {
         window.client_machine.ends_with(&format!("-{id}")),
         "{window:?}"
     );
+}
 
-    // Hardened as promised.
-    assert_eq!(desk.podman_inspect(&id, "{{.Config.User}}"), "1000:1000");
-    assert_eq!(
-        desk.podman_inspect(&id, "{{.HostConfig.NetworkMode}}"),
-        "none"
-    );
-    assert_eq!(
-        desk.podman_inspect(&id, "{{.HostConfig.AutoRemove}}"),
-        "true"
-    );
-    assert_eq!(desk.podman_inspect(&id, "{{.HostConfig.Init}}"), "true");
-    let caps = desk.podman_inspect(&id, "{{.EffectiveCaps}}");
-    assert_eq!(caps, "[]", "capabilities left: {caps}");
-    let security = desk.podman_inspect(&id, "{{.HostConfig.SecurityOpt}}");
+/// Hardened as promised, in the engine's own record of launch `id`'s container.
+#[track_caller]
+fn assert_hardened(desk: &Desk, id: &str) {
+    let inspect = |format: &str| desk.inspect(id, format);
+    assert_eq!(inspect("{{.Config.User}}"), "1000:1000");
+    assert_eq!(inspect("{{.HostConfig.NetworkMode}}"), "none");
+    assert_eq!(inspect("{{.HostConfig.AutoRemove}}"), "true");
+    assert_eq!(inspect("{{.HostConfig.Init}}"), "true");
+    assert_eq!(inspect("{{.HostConfig.CapAdd}}"), "[]");
+    assert_eq!(inspect("{{.HostConfig.Privileged}}"), "false");
+    // Each engine records the dropped capabilities its own way.
+    match desk.engine() {
+        Engine::Podman => {
+            let caps = inspect("{{.EffectiveCaps}}");
+            assert_eq!(caps, "[]", "capabilities left: {caps}");
+        }
+        Engine::Docker => assert_eq!(inspect("{{.HostConfig.CapDrop}}"), "[ALL]"),
+    }
+    let security = inspect("{{.HostConfig.SecurityOpt}}");
     assert!(security.contains("no-new-privileges"), "{security}");
-    let mounts = desk.podman_inspect(&id, "{{range .Mounts}}{{.Destination}}={{.RW}} {{end}}");
+    assert_eq!(
+        inspect("{{index .Config.Labels \"net.canfar.arcade.id\"}}"),
+        id
+    );
+    let mounts = inspect("{{range .Mounts}}{{.Destination}}={{.RW}} {{end}}");
     let socket = format!("/tmp/.X11-unix/X{}=false", desk.xvfb.number);
     assert!(
         mounts.contains(&socket),
@@ -117,35 +77,210 @@ fn launches_xterm_and_the_window_maps() {
         !mounts.contains("/tmp/.X11-unix="),
         "whole socket folder mounted: {mounts}"
     );
+    assert!(
+        mounts.contains("/run/arcade=false"),
+        "launch folder not mounted read-only: {mounts}"
+    );
+    let env = inspect("{{range .Config.Env}}{{println .}}{{end}}");
+    for expected in [
+        "QT_X11_NO_MITSHM=1",
+        "XAUTHORITY=/run/arcade/Xauthority",
+        &format!("DISPLAY={}", desk.xvfb.display()),
+        &format!("ARCADE_LAUNCH_ID={id}"),
+    ] {
+        assert!(
+            env.lines().any(|line| line == expected),
+            "{expected}: {env}"
+        );
+    }
+}
 
-    // ps lists it; stop ends it and the window goes away.
-    let ps = desk.arcade().args(["ps", "--json"]).ok().json();
-    let row = ps
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|row| row["id"] == id.as_str())
-        .unwrap_or_else(|| panic!("{id} not in ps: {ps}"));
-    assert_eq!(row["state"], "running");
-    assert_eq!(row["backend"], "podman");
-    desk.arcade().args(["stop", &id]).ok();
+/// The kernel agrees: PID 1 of the container (the engine's init) runs as the app user, with no
+/// capabilities, not even in its bounding set, and cannot gain privileges.
+#[track_caller]
+fn assert_the_kernel_agrees(desk: &Desk, id: &str) {
+    let pid = desk.inspect(id, "{{.State.Pid}}");
+    assert!(pid.parse::<u32>().is_ok_and(|pid| pid > 0), "pid {pid:?}");
+    assert!(
+        proc_status(&pid, "Uid").starts_with("1000\t1000"),
+        "{}",
+        proc_status(&pid, "Uid")
+    );
+    assert_eq!(proc_status(&pid, "CapEff"), "0000000000000000");
+    assert_eq!(proc_status(&pid, "CapBnd"), "0000000000000000");
+    assert_eq!(proc_status(&pid, "NoNewPrivs"), "1");
+}
+
+/// The cookie is this launch's own, FamilyWild (0xffff), readable by the app user only; its path.
+#[track_caller]
+fn assert_own_cookie(desk: &Desk, id: &str) -> PathBuf {
+    use std::os::unix::fs::MetadataExt as _;
+    let cookie = desk.home.path().join(format!("run/arcade/{id}/Xauthority"));
+    let bytes = std::fs::read(&cookie).unwrap();
+    assert_eq!(&bytes[..2], &[0xff, 0xff], "not a FamilyWild cookie");
+    let meta = std::fs::metadata(&cookie).unwrap();
+    assert_eq!((meta.uid(), meta.mode() & 0o777), (1000, 0o600));
+    cookie
+}
+
+/// Waits until launch `image`'s window has gone from the display.
+#[track_caller]
+fn wait_for_the_window_to_close(desk: &Desk, image: &str) {
     support::wait_for("the window to close", Duration::from_secs(15), || {
         desk.xvfb
-            .window_titled(&label_of(&image))
+            .window_titled(&label_of(image))
             .is_none()
             .then_some(())
     });
-    let ps = desk.arcade().args(["ps"]).ok();
-    assert!(
-        ps.stdout.contains(&id) && ps.stdout.contains("stopped"),
-        "{ps}"
-    );
 }
+
+/// Waits until the engine has removed the desk's containers (`--rm`).
+#[track_caller]
+fn wait_for_the_containers_to_go(desk: &Desk) {
+    support::wait_for("the container to go", Duration::from_secs(15), || {
+        desk.containers().is_empty().then_some(())
+    });
+}
+
+on_each_engine! {
+    fn launches_xterm_hardened_and_ps_and_stop_find_it(desk) {
+        let image = desk.build(&Spec::new("xterm"));
+        let run = desk.launch(&[&image]);
+        assert_eq!(run.code, Some(0), "{run}");
+        assert!(run.stdout.contains("is up: first window after"), "{run}");
+        let id = desk.launch_id(&run);
+        assert_window_from_the_container(&desk, &image, &id);
+        assert_hardened(&desk, &id);
+        assert_the_kernel_agrees(&desk, &id);
+        let cookie = assert_own_cookie(&desk, &id);
+
+        // ps lists it as a running launch of the engine; stop ends it, the window goes, and
+        // --rm removes the container.
+        let row = desk.ps_row(&id);
+        assert_eq!(row["state"], "running", "{row}");
+        assert_eq!(row["backend"], desk.engine().name(), "{row}");
+        assert_eq!(row["live_state"], "running", "{row}");
+        assert_eq!(row["container"], format!("arcade-{id}").as_str(), "{row}");
+        desk.arcade().args(["stop", &id]).ok();
+        wait_for_the_window_to_close(&desk, &image);
+        wait_for_the_containers_to_go(&desk);
+        assert_eq!(desk.ps_row(&id)["state"], "stopped");
+        let ps = desk.arcade().args(["ps"]).ok();
+        assert!(
+            ps.stdout.contains(&id) && ps.stdout.contains("stopped"),
+            "{ps}"
+        );
+        assert!(!cookie.exists(), "the launch folder outlived the launch");
+
+        // Stopping it again is not an error: it is already what the user wanted.
+        desk.arcade().args(["stop", &id]).ok();
+    }
+
+    fn a_crashing_app_reports_its_exit_code_and_output(desk) {
+        let image = desk.build(&Spec::new("crashing").file(
+            "/skaha/startup.sh",
+            "#!/bin/sh\necho 'segmentation fault (simulated)' >&2\nexit 3\n",
+            0o755,
+        ));
+        let run = desk.launch(&[&image]);
+        assert!(run.code.is_some_and(|code| code != 0), "{run}");
+        let line = run.error_line();
+        assert!(line.contains("exited with code 3"), "{line}");
+        assert!(line.contains("segmentation fault (simulated)"), "{line}");
+        let ps = desk.arcade().args(["ps", "--json"]).ok().json();
+        assert_eq!(ps[0]["state"], "failed", "{ps}");
+        assert_eq!(ps[0]["exit_code"], 3, "{ps}");
+        assert_eq!(ps[0]["backend"], desk.engine().name(), "{ps}");
+        wait_for_the_containers_to_go(&desk);
+    }
+
+    fn a_missing_image_is_a_clear_error(desk) {
+        desk.home
+            .write_config("[launch]\nbackend = \"podman\"\npull = \"never\"\nwait_secs = 30\n");
+        let run = desk.launch(&["localhost/arcade-test/does-not-exist:1"]);
+        assert!(run.code.is_some_and(|code| code != 0), "{run}");
+        let line = run.error_line();
+        let expected = format!(
+            "image localhost/arcade-test/does-not-exist:1 is not available to {}",
+            desk.engine().name()
+        );
+        assert!(line.contains(&expected), "{line}");
+        assert!(desk.containers().is_empty());
+    }
+
+    fn the_startup_script_gets_the_launcher_path_and_logs_reach_arcade(desk) {
+        let image = desk.build(&Spec::new("with-startup").file(
+            "/skaha/startup.sh",
+            "#!/bin/sh\necho \"startup.sh got: $*\"\nexec $@\n",
+            0o755,
+        ));
+        let run = desk.launch(&[&image]);
+        assert_eq!(run.code, Some(0), "{run}");
+        let id = desk.launch_id(&run);
+        assert!(desk.xvfb.window_titled(&label_of(&image)).is_some());
+        let logs = desk.arcade().args(["logs", &id]).ok();
+        assert!(
+            logs.stdout
+                .contains("startup.sh got: /run/arcade/command.sh"),
+            "{logs}"
+        );
+    }
+
+    fn cores_and_memory_reach_the_container(desk) {
+        let image = desk.build(&Spec::new("xterm"));
+        let run = desk.launch(&["--cores", "1", "--ram", "1", &image]);
+        assert_eq!(run.code, Some(0), "{run}");
+        let id = desk.launch_id(&run);
+        assert_eq!(desk.inspect(&id, "{{.HostConfig.NanoCpus}}"), "1000000000");
+        assert_eq!(
+            desk.inspect(&id, "{{.HostConfig.Memory}}"),
+            (1u64 << 30).to_string()
+        );
+        let env = desk.inspect(&id, "{{range .Config.Env}}{{println .}}{{end}}");
+        assert!(env.lines().any(|line| line == "OMP_NUM_THREADS=1"), "{env}");
+    }
+
+    fn no_wait_returns_before_the_window(desk) {
+        let image = desk.build(&Spec::new("xterm"));
+        let run = desk.launch(&["--no-wait", &image]);
+        assert_eq!(run.code, Some(0), "{run}");
+        assert!(run.stdout.contains("started (launch"), "{run}");
+        let id = desk.launch_id(&run);
+        // The app outlives the `arcade launch` that started it.
+        desk.window(&label_of(&image), &id);
+        assert_eq!(desk.ps_row(&id)["state"], "running");
+
+        // With its record gone, the container is still found by its labels (of the configured
+        // engine), listed and stopped.
+        std::fs::remove_dir_all(desk.home.state().join("arcade/launches")).unwrap();
+        let ps = desk
+            .arcade()
+            .env("ARCADE_BACKEND", desk.engine().name())
+            .args(["ps", "--json"])
+            .ok()
+            .json();
+        assert!(
+            ps.as_array()
+                .unwrap()
+                .iter()
+                .any(|row| row["id"] == id.as_str() && row["live_state"] == "running"),
+            "{ps:#}"
+        );
+        let stopped = desk.arcade().args(["stop", &id]).ok();
+        assert!(stopped.stdout.contains(&id), "{stopped}");
+        wait_for_the_window_to_close(&desk, &image);
+        let run = desk.arcade().args(["stop", &id]).run();
+        assert_eq!(run.code, Some(1), "an unknown id once it is gone: {run}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Podman only.
 
 #[test]
 fn init_script_runs_first() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("with-init").file(
+    let desk = Desk::new(Engine::Podman);
+    let image = desk.build(&Spec::new("with-init").file(
         "/skaha/init.sh",
         "#!/bin/sh\necho \"init.sh ran in $PWD as $SHELL, OMP_NUM_THREADS=$OMP_NUM_THREADS \
          GDK_SYNCHRONIZE=$GDK_SYNCHRONIZE\"\n",
@@ -153,7 +288,7 @@ fn init_script_runs_first() {
     ));
     let run = desk.launch(&["--cores", "3", &image]);
     assert_eq!(run.code, Some(0), "{run}");
-    let id = Desk::launch_id(&run);
+    let id = desk.launch_id(&run);
     assert!(desk.xvfb.window_titled(&label_of(&image)).is_some());
     // It runs with the environment the platform's Job gives every desktop-app.
     let logs = desk.arcade().args(["logs", &id]).ok();
@@ -166,70 +301,17 @@ fn init_script_runs_first() {
 }
 
 #[test]
-fn startup_script_gets_the_launcher_path() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("with-startup").file(
-        "/skaha/startup.sh",
-        "#!/bin/sh\necho \"startup.sh got: $*\"\nexec $@\n",
-        0o755,
-    ));
-    let run = desk.launch(&[&image]);
-    assert_eq!(run.code, Some(0), "{run}");
-    let id = Desk::launch_id(&run);
-    assert!(desk.xvfb.window_titled(&label_of(&image)).is_some());
-    let logs = desk.arcade().args(["logs", &id]).ok();
-    assert!(
-        logs.stdout
-            .contains("startup.sh got: /run/arcade/command.sh"),
-        "{logs}"
-    );
-}
-
-#[test]
 fn a_command_after_dashes_replaces_xterm() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("xterm"));
+    let desk = Desk::new(Engine::Podman);
+    let image = desk.build(&Spec::new("xterm"));
     let run = desk.launch(&[&image, "--", "xterm", "-title", "given title; $(not run)"]);
     assert_eq!(run.code, Some(0), "{run}");
     assert!(desk.xvfb.window_titled("given title; $(not run)").is_some());
 }
 
 #[test]
-fn a_missing_image_is_a_clear_error() {
-    let desk = Desk::new();
-    desk.home
-        .write_config("[launch]\nbackend = \"podman\"\npull = \"never\"\nwait_secs = 30\n");
-    let run = desk.launch(&["localhost/arcade-test/does-not-exist:1"]);
-    assert!(run.code.is_some_and(|code| code != 0), "{run}");
-    let line = run.error_line();
-    assert!(
-        line.contains("localhost/arcade-test/does-not-exist:1"),
-        "{line}"
-    );
-    assert!(line.contains("not available"), "{line}");
-}
-
-#[test]
-fn a_crashing_app_reports_its_exit_code_and_output() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("crashing").file(
-        "/skaha/startup.sh",
-        "#!/bin/sh\necho 'segmentation fault (simulated)' >&2\nexit 3\n",
-        0o755,
-    ));
-    let run = desk.launch(&[&image]);
-    assert!(run.code.is_some_and(|code| code != 0), "{run}");
-    let line = run.error_line();
-    assert!(line.contains("exited with code 3"), "{line}");
-    assert!(line.contains("segmentation fault (simulated)"), "{line}");
-    let ps = desk.arcade().args(["ps", "--json"]).ok().json();
-    assert_eq!(ps[0]["state"], "failed", "{ps}");
-    assert_eq!(ps[0]["exit_code"], 3, "{ps}");
-}
-
-#[test]
 fn an_unauthorised_display_is_refused_before_anything_starts() {
-    let desk = Desk::new();
+    let desk = Desk::new(Engine::Podman);
     let wrong = desk.home.path().join("wrong-cookie");
     let status = std::process::Command::new(support::require_tool("xauth", "xauth"))
         .arg("-f")
@@ -245,7 +327,7 @@ fn an_unauthorised_display_is_refused_before_anything_starts() {
         .status()
         .unwrap();
     assert!(status.success());
-    let image = images::build(&Spec::new("xterm"));
+    let image = desk.build(&Spec::new("xterm"));
     let run = desk
         .arcade()
         .env("XAUTHORITY", &wrong)
@@ -256,22 +338,12 @@ fn an_unauthorised_display_is_refused_before_anything_starts() {
     assert!(line.contains("refused the connection"), "{line}");
     assert!(line.contains(&desk.xvfb.display()), "{line}");
     // Nothing was started.
-    let ps = images::podman()
-        .args([
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            &format!("label=net.canfar.arcade.display={}", desk.xvfb.display()),
-        ])
-        .output()
-        .unwrap();
-    assert!(ps.stdout.is_empty(), "a container was started");
+    assert!(desk.containers().is_empty(), "a container was started");
 }
 
 #[test]
 fn no_display_and_no_engine_are_clear_errors() {
-    let desk = Desk::new();
+    let desk = Desk::new(Engine::Podman);
     let run = desk
         .home
         .arcade()
@@ -290,8 +362,8 @@ fn no_display_and_no_engine_are_clear_errors() {
 
 #[test]
 fn names_resolve_through_the_catalog() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("xterm"));
+    let desk = Desk::new(Engine::Podman);
+    let image = desk.build(&Spec::new("xterm"));
     let tag = image.rsplit(':').next().unwrap();
     let catalog = desk.home.write(
         "catalog.json",
@@ -328,13 +400,13 @@ fn names_resolve_through_the_catalog() {
 
 #[test]
 fn startup_notification_brackets_the_launch() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("xterm"));
+    let desk = Desk::new(Engine::Podman);
+    let image = desk.build(&Spec::new("xterm"));
 
     let listener = StartupListener::start(&desk.xvfb);
     let run = desk.launch(&[&image]);
     assert_eq!(run.code, Some(0), "{run}");
-    let id = Desk::launch_id(&run);
+    let id = desk.launch_id(&run);
     std::thread::sleep(Duration::from_millis(300));
     let messages = listener.messages();
     assert_eq!(messages.len(), 2, "{messages:?} {run}");
@@ -358,38 +430,4 @@ fn startup_notification_brackets_the_launch() {
     std::thread::sleep(Duration::from_millis(300));
     let messages = listener.messages();
     assert_eq!(messages, ["remove: ID=\"menu-click-42_TIME1234\""], "{run}");
-}
-
-#[test]
-fn no_wait_returns_before_the_window() {
-    let desk = Desk::new();
-    let image = images::build(&Spec::new("xterm"));
-    let run = desk.launch(&["--no-wait", &image]);
-    assert_eq!(run.code, Some(0), "{run}");
-    assert!(run.stdout.contains("started (launch"), "{run}");
-    let id = Desk::launch_id(&run);
-    support::wait_for("the window", Duration::from_secs(20), || {
-        desk.xvfb.window_titled(&label_of(&image))
-    });
-
-    // With its record gone, the container is still found by its labels, listed and stopped.
-    std::fs::remove_dir_all(desk.home.state().join("arcade/launches")).unwrap();
-    let ps = desk.arcade().args(["ps", "--json"]).ok().json();
-    assert!(
-        ps.as_array()
-            .unwrap()
-            .iter()
-            .any(|row| row["id"] == id.as_str() && row["live_state"] == "running"),
-        "{ps:#}"
-    );
-    let stopped = desk.arcade().args(["stop", &id]).ok();
-    assert!(stopped.stdout.contains(&id), "{stopped}");
-    support::wait_for("the window to close", Duration::from_secs(15), || {
-        desk.xvfb
-            .window_titled(&label_of(&image))
-            .is_none()
-            .then_some(())
-    });
-    let run = desk.arcade().args(["stop", &id]).run();
-    assert_eq!(run.code, Some(1), "an unknown id once it is gone: {run}");
 }

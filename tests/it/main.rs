@@ -4,7 +4,6 @@
 mod support;
 
 mod daemon;
-mod docker_launch;
 mod harbor_source;
 mod image_check;
 mod launch;

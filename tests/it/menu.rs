@@ -8,11 +8,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 
-use freedesktop_desktop_entry::DesktopEntry;
+use freedesktop_desktop_entry::{DesktopEntry, GenericEntry};
 use serde_json::{Value, json};
 
+use crate::support::desktop_files::{self, directory_key, read_directory, read_entry};
+use crate::support::menu_state::menu_images;
 use crate::support::{self, Arcade, Home};
 
 const REGISTRY: &str = "images.example.org";
@@ -63,24 +65,9 @@ fn synced(home: &Home, catalog: &Path) -> Value {
     sync(home, catalog).args(["--json"]).ok().json()
 }
 
-#[track_caller]
-fn read_entry(path: &Path) -> DesktopEntry {
-    DesktopEntry::from_path(path.to_owned(), None::<&[&str]>)
-        .unwrap_or_else(|err| panic!("{} does not parse: {err}", path.display()))
-}
-
-/// Reads a `.directory` file; the crate only takes `.desktop` paths (it derives an ID from them).
-#[track_caller]
-fn read_directory(path: &Path) -> DesktopEntry {
-    let text = std::fs::read_to_string(path).unwrap();
-    let name = path.file_name().unwrap().to_str().unwrap();
-    DesktopEntry::from_str(format!("{name}.desktop"), &text, None::<&[&str]>)
-        .unwrap_or_else(|err| panic!("{} does not parse: {err}", path.display()))
-}
-
 /// The `.directory` files arcade wrote, read.
-fn directories(home: &Home) -> Vec<(PathBuf, DesktopEntry)> {
-    let mut out: Vec<(PathBuf, DesktopEntry)> =
+fn directories(home: &Home) -> Vec<(PathBuf, GenericEntry)> {
+    let mut out: Vec<(PathBuf, GenericEntry)> =
         std::fs::read_dir(home.data().join("desktop-directories"))
             .unwrap()
             .flatten()
@@ -139,22 +126,6 @@ fn images_on_disk(home: &Home) -> BTreeSet<String> {
     app_entries(home).values().map(x_image).collect()
 }
 
-/// The images in `arcade menu list --json`.
-fn images_listed(home: &Home) -> BTreeSet<String> {
-    fn collect(tree: &Value, out: &mut BTreeSet<String>) {
-        for entry in tree["entries"].as_array().into_iter().flatten() {
-            out.insert(entry["image"].as_str().unwrap().to_owned());
-        }
-        for menu in tree["menus"].as_array().into_iter().flatten() {
-            collect(menu, out);
-        }
-    }
-    let tree = home.arcade().args(["menu", "list", "--json"]).ok().json();
-    let mut out = BTreeSet::new();
-    collect(&tree, &mut out);
-    out
-}
-
 /// The python-xdg menu with names only (no `Exec`), one line per item.
 fn pyxdg_names(home: &Home) -> String {
     support::menu_as_read_by_pyxdg(home)
@@ -181,46 +152,13 @@ fn merged_menu_ids(home: &Home) -> BTreeSet<String> {
         .collect()
 }
 
-/// Runs python-xdg's validator on each file; panics with every error and warning it finds.
-#[track_caller]
-fn validate_with_pyxdg(files: &[PathBuf]) {
-    const SCRIPT: &str = r#"
-import sys, xdg.DesktopEntry, xdg.Exceptions
-for path in sys.argv[1:]:
-    entry = xdg.DesktopEntry.DesktopEntry()
-    entry.parse(path)
-    try:
-        entry.validate()
-    except xdg.Exceptions.ValidationError:
-        pass
-    # Only X- categories is on purpose: it keeps the entries out of every other menu.
-    for message in entry.errors + entry.warnings:
-        if message.strip() != "Missing main category":
-            print(path + ": " + message)
-"#;
-    assert!(!files.is_empty(), "no files to validate");
-    let output = Command::new("/usr/bin/python3")
-        .arg("-c")
-        .arg(SCRIPT)
-        .args(files)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run python3 (apt-get install python3-xdg)");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success() && stdout.trim().is_empty(),
-        "python-xdg rejected generated files:\n{stdout}{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Validates every generated entry, directory and shortcut with both validators.
+/// Validates every generated entry, directory and shortcut (and `extra` ones) with every
+/// validator, and holds each to arcade's promises.
 #[track_caller]
 fn validate_all(home: &Home, extra: &[PathBuf]) {
-    let mut files = support::generated_entries(home);
+    let mut files = desktop_files::generated(home);
     files.extend(extra.iter().cloned());
-    support::validate_desktop_files(&files);
-    validate_with_pyxdg(&files);
+    desktop_files::validate_generated(&files);
 }
 
 /// One file or folder as found on disk.
@@ -396,9 +334,9 @@ fn sample_catalog_builds_a_valid_menu() {
         .args(["menu", "sync", "--source", "file", "--catalog"])
         .args([&catalog])
         .ok();
-    let files = support::generated_entries(&home);
+    let files = desktop_files::generated(&home);
     assert!(files.len() > 20, "{}", home.listing());
-    support::validate_desktop_files(&files);
+    desktop_files::validate_generated(&files);
     let menu = support::menu_as_read_by_pyxdg(&home);
     assert!(menu.starts_with("[Astro Software]\n  [cirada]\n"), "{menu}");
     assert!(menu.contains("\n    [casa]\n      casa:6.6.5\t"), "{menu}");
@@ -469,8 +407,8 @@ fn writes_per_user_files_one_entry_per_version() {
         .map(|(path, entry)| {
             let name = path.file_name().unwrap().to_str().unwrap();
             assert!(name.starts_with("arcade-"), "{name}");
-            assert_eq!(entry.type_(), Some("Directory"));
-            entry.desktop_entry("Name").unwrap().to_owned()
+            assert_eq!(directory_key(&entry, "Type"), Some("Directory"));
+            directory_key(&entry, "Name").unwrap().to_owned()
         })
         .collect();
     assert_eq!(
@@ -626,13 +564,16 @@ fn apps_above_the_threshold_get_their_own_submenu() {
          \x20   topcat:4.5\n"
     );
     // The submenu has its own `.directory`, with the app's icon.
-    let casa_directory: Vec<DesktopEntry> = directories(&home)
+    let casa_directory: Vec<GenericEntry> = directories(&home)
         .into_iter()
         .map(|(_, entry)| entry)
-        .filter(|entry| entry.desktop_entry("Name") == Some("casa"))
+        .filter(|entry| directory_key(entry, "Name") == Some("casa"))
         .collect();
     assert_eq!(casa_directory.len(), 1);
-    assert_eq!(casa_directory[0].icon(), Some("arcade-casa"));
+    assert_eq!(
+        directory_key(&casa_directory[0], "Icon"),
+        Some("arcade-casa")
+    );
 
     home.write_config("[menu]\nsubmenu_threshold = 2\n");
     synced(&home, &catalog);
@@ -863,7 +804,7 @@ fn well_known_apps_get_their_icons() {
             .data()
             .join("desktop-directories/arcade-astro-software.directory"),
     );
-    assert_eq!(top.icon(), Some("arcade-astro"));
+    assert_eq!(directory_key(&top, "Icon"), Some("arcade-astro"));
 }
 
 /// Every generated file passes both validators; each entry runs the absolute arcade binary with
@@ -1035,7 +976,7 @@ fn hostile_names_cannot_inject_or_escape() {
             "{project} missing:\n{menu}"
         );
     }
-    assert_eq!(images_listed(&home), kept.iter().cloned().collect());
+    assert_eq!(menu_images(&home), kept.iter().cloned().collect());
     home.arcade().args(["menu", "list"]).ok();
 }
 
@@ -1356,13 +1297,13 @@ fn concurrent_syncs_are_serialised() {
         "the menu is a mix of two syncs:\n{}",
         home.listing()
     );
-    assert_eq!(images_listed(&home), on_disk);
+    assert_eq!(menu_images(&home), on_disk);
     let ids_on_disk: BTreeSet<String> = app_entries(&home)
         .values()
         .map(|entry| format!("{}.desktop", entry.id()))
         .collect();
     assert_eq!(merged_menu_ids(&home), ids_on_disk);
-    support::validate_desktop_files(&support::generated_entries(&home));
+    desktop_files::validate_home(&home);
     // Every file is in the manifest: clean leaves no entry behind.
     home.arcade().args(["menu", "clean"]).ok();
     assert!(!home.applications().exists(), "{}", home.listing());
@@ -1615,7 +1556,7 @@ fn menu_list_prints_the_installed_tree() {
         .applications()
         .join(id.strip_prefix("arcade-").unwrap());
     assert_eq!(x_image(&read_entry(&file)), image("skaha/casa:6.10"));
-    assert_eq!(images_listed(&home), ids.iter().cloned().collect());
+    assert_eq!(menu_images(&home), ids.iter().cloned().collect());
 }
 
 /// `arcade menu clean` removes every file arcade wrote (entries, directories, merged menu, icons,
@@ -1690,7 +1631,7 @@ fn flags_beat_environment_beat_user_file_beat_system_file() {
         .collect();
     let shown = |arcade: Arcade| -> Vec<String> {
         arcade.args(["menu", "sync", "--json"]).ok();
-        images_listed(&home).into_iter().collect()
+        menu_images(&home).into_iter().collect()
     };
 
     home.write(
@@ -1736,7 +1677,7 @@ fn flags_beat_environment_beat_user_file_beat_system_file() {
         .args([&catalogs[3]]);
     flags.ok();
     assert_eq!(
-        images_listed(&home).into_iter().collect::<Vec<_>>(),
+        menu_images(&home).into_iter().collect::<Vec<_>>(),
         [image("c-flag/flag:1")]
     );
 }
@@ -1779,7 +1720,7 @@ fn the_demo_builds_the_sample_menu_in_a_throwaway_home() {
             .map(|entry| entry.unwrap().path())
             .collect();
     assert_eq!(entries.len(), 24, "{entries:#?}");
-    support::validate_desktop_files(&entries);
+    desktop_files::validate_generated(&entries);
     assert_unchanged(&before, &snapshot(home.path()), &["scratch"]);
 }
 

@@ -7,11 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::support::contract::Contract;
-use crate::support::harbor::{Fault, FaultKind};
+use crate::support::desk::{Desk, launch_id};
+use crate::support::fake_http::{Fault, FaultKind};
 use crate::support::skaha::{self, AppScript, FakeSkaha, PodState, SkahaConfig};
-use crate::support::xvfb::Xvfb;
-use crate::support::{self, Arcade, Home, Run};
+use crate::support::{self, Arcade, Run};
 
 const TOKEN: &str = "ZGVza3RvcC1hcHAtdG9rZW4~c2lnbmF0dXJl";
 const IMAGE: &str = "images.canfar.net/skaha/terminal:1.0";
@@ -25,12 +24,11 @@ fn session() -> String {
     SkahaConfig::default().sessions[0].clone()
 }
 
-/// A platform desktop: a home, its X display, and skaha beside it (first, so that its pods end
-/// before their display does).
+/// A platform desktop: a desk without a local engine, and skaha beside it (first, so that its
+/// pods end before their display does).
 struct Desktop {
     skaha: FakeSkaha,
-    xvfb: Xvfb,
-    home: Home,
+    desk: Desk,
 }
 
 /// How a [`Desktop`] is set up.
@@ -64,10 +62,10 @@ impl Default for Setup {
 
 impl Desktop {
     fn new(setup: Setup) -> Desktop {
-        let xvfb = Xvfb::start();
+        let desk = Desk::without_engine();
         let runner = setup
             .pods
-            .then(|| skaha::xterm_pod(&xvfb.display(), &xvfb.auth));
+            .then(|| skaha::xterm_pod(&desk.xvfb.display(), &desk.xvfb.auth));
         let skaha = FakeSkaha::start(SkahaConfig {
             session_tokens: vec![TOKEN.to_owned()],
             app_script: setup.script,
@@ -76,20 +74,17 @@ impl Desktop {
             latency: setup.latency,
             ..SkahaConfig::default()
         });
-        let home = Home::new();
-        home.write_config(&format!(
+        desk.home.write_config(&format!(
             "timeout_secs = {}\n[launch]\nwait_secs = {}\n[skaha]\npoll_timeout_secs = {}\n",
             setup.timeout_secs, setup.wait_secs, setup.poll_timeout_secs
         ));
-        Desktop { skaha, xvfb, home }
+        Desktop { skaha, desk }
     }
 
     /// arcade as inside the desktop: its display, its session id and callback token.
     fn arcade(&self) -> Arcade {
-        self.home
+        self.desk
             .arcade()
-            .env("DISPLAY", self.xvfb.display())
-            .env("XAUTHORITY", &self.xvfb.auth)
             .env("DESKTOP_SESSION_APP_TOKEN", TOKEN)
             .env("ARCADE_SESSION_ID", session())
     }
@@ -127,7 +122,8 @@ impl Desktop {
 
     /// The viewable windows from the pod.
     fn pod_windows(&self) -> Vec<crate::support::xvfb::Window> {
-        self.xvfb
+        self.desk
+            .xvfb
             .windows()
             .into_iter()
             .filter(|window| window.viewable && window.client_machine == POD_HOST)
@@ -169,16 +165,6 @@ fn timed(arcade: Arcade) -> (Run, Duration) {
     (run, started.elapsed())
 }
 
-/// The launch id from "… (launch abc123, skaha)".
-fn launch_id(run: &Run) -> String {
-    run.stdout
-        .split("(launch ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or_else(|| panic!("no launch id in:\n{run}"))
-        .to_owned()
-}
-
 /// Asserts a failed launch: exit status 2 and one error line, which is returned.
 #[track_caller]
 fn failed(run: &Run) -> String {
@@ -203,7 +189,7 @@ fn the_pod_window_maps_and_stop_deletes_the_app() {
 
     // The X server shows the window, from the pod's host name, when arcade says it is up.
     let windows = desktop.pod_windows();
-    assert_eq!(windows.len(), 1, "{:#?}", desktop.xvfb.windows());
+    assert_eq!(windows.len(), 1, "{:#?}", desktop.desk.xvfb.windows());
     assert_eq!(windows[0].title, POD_HOST, "{windows:?}");
     assert!(windows[0].class.contains("XTerm"), "{windows:?}");
 
@@ -289,7 +275,7 @@ fn the_pod_window_maps_and_stop_deletes_the_app() {
     assert_eq!(desktop.only_row()["state"], "stopped");
 
     // Every call arcade made (context, POST, polls, ps, DELETE) is one skaha's OpenAPI declares.
-    Contract::skaha().assert_requests(&desktop.skaha.requests());
+    desktop.skaha.assert_requests_in_contract();
 }
 
 #[test]
@@ -306,7 +292,7 @@ fn a_slow_skaha_still_gets_the_app_up() {
         desktop.pod_windows().len(),
         1,
         "{:#?}",
-        desktop.xvfb.windows()
+        desktop.desk.xvfb.windows()
     );
     // POST and two reads, each 400 ms late: the latency was really there.
     assert!(took >= Duration::from_millis(1200), "{took:?}");
@@ -399,7 +385,7 @@ fn a_window_that_never_comes_is_reported_after_the_wait() {
             "skaha at {} runs {LABEL} (app {app_id}) but no window from {POD_HOST} reached {} \
              within 2 s",
             desktop.api(),
-            desktop.xvfb.display()
+            desktop.desk.xvfb.display()
         )),
         "{line}"
     );
@@ -464,10 +450,8 @@ fn the_platform_environment_is_enough() {
     // environment instead of flags.
     let desktop = Desktop::new(Setup::default());
     let run = desktop
-        .home
+        .desk
         .arcade()
-        .env("DISPLAY", desktop.xvfb.display())
-        .env("XAUTHORITY", &desktop.xvfb.auth)
         .env("DESKTOP_SESSION_APP_TOKEN", TOKEN)
         .env("VNC_PW", session())
         .env("ARCADE_BACKEND", "skaha")
@@ -496,10 +480,8 @@ fn credentials_refused_are_one_clear_line() {
     // No token at all: the hint names the variable the desktop provides.
     let (run, _) = timed(
         desktop
-            .home
+            .desk
             .arcade()
-            .env("DISPLAY", desktop.xvfb.display())
-            .env("XAUTHORITY", &desktop.xvfb.auth)
             .env("ARCADE_SESSION_ID", session())
             .args(["launch", "--backend", "skaha", "--url"])
             .args([desktop.skaha.root_url(), IMAGE.to_owned()]),

@@ -9,11 +9,12 @@ use arcade::config::{Secret, SkahaAuth};
 use arcade::skaha::Status;
 use arcade::{http, skaha};
 
-use crate::harbor_source::{
-    assert_same_files, check_entries_exec, check_failure, menu_entries, menu_images, snapshot,
-};
 use crate::support::contract::Contract;
-use crate::support::harbor::{Fault, FaultKind, LoggedRequest};
+use crate::support::desktop_files;
+use crate::support::fake_http::{Fault, FaultKind, LoggedRequest};
+use crate::support::menu_state::{
+    assert_same_files, check_failure, menu_entries, menu_images, snapshot,
+};
 use crate::support::skaha::{AppScript, FakeSkaha, SkahaConfig, SkahaImage};
 use crate::support::tls::TestPki;
 use crate::support::{self, Arcade, Home};
@@ -96,8 +97,7 @@ fn the_session_token_builds_a_menu_grouped_by_project() {
     assert_eq!(skipped.len(), 1, "{outcome:#}");
     assert!(skipped[0].as_str().unwrap().contains("no-tag-here"));
 
-    support::validate_desktop_files(&support::generated_entries(&home));
-    assert_eq!(check_entries_exec(&home), desktop_apps());
+    assert_eq!(desktop_files::validate_home(&home), desktop_apps());
     let menu = support::menu_as_read_by_pyxdg(&home);
     assert!(menu.contains("  [lsst]\n    ds9:8.6\t"), "{menu}");
     assert!(!menu.contains("[Other]"), "{menu}");
@@ -109,7 +109,7 @@ fn the_session_token_builds_a_menu_grouped_by_project() {
     assert_eq!(request.param("type").as_deref(), Some("desktop-app"));
     assert_eq!(request.skaha_token.as_deref(), Some(SESSION_TOKEN));
     assert_eq!(request.authorization, None);
-    Contract::skaha().assert_requests(&requests);
+    fake.assert_requests_in_contract();
 }
 
 #[test]
@@ -169,8 +169,7 @@ fn a_client_certificate_authenticates_over_tls() {
             certificate_callers: true,
             ..SkahaConfig::default()
         },
-        "https",
-        pki.listener(true),
+        pki.tls(true),
     );
     let url = fake.root_url();
     assert!(url.starts_with("https://127.0.0.1:"), "{url}");

@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 
-use super::harbor::{LoggedRequest, parse_query};
+use super::fake_http::{LoggedRequest, parse_query};
 
 /// One contract, parsed.
 pub struct Contract {

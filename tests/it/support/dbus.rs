@@ -154,8 +154,24 @@ impl Bus {
         )
     }
 
-    /// Whether a name has an owner on the bus.
-    pub fn has_owner(&self, name: &str) -> bool {
+    /// A property of arcade's interface, as busctl prints it (`s "ok: 2 entries"`).
+    pub fn property(&self, name: &str) -> String {
+        let output = self
+            .busctl()
+            .args([
+                "get-property",
+                "net.canfar.Arcade1",
+                "/net/canfar/Arcade1",
+                "net.canfar.Arcade1.Launcher",
+                name,
+            ])
+            .output()
+            .expect("run busctl");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Calls a method of the bus itself (`org.freedesktop.DBus`) with busctl; what it printed.
+    fn call_bus(&self, method: &str, signature_and_args: &[&str]) -> String {
         let output = self
             .busctl()
             .args([
@@ -163,13 +179,27 @@ impl Bus {
                 "org.freedesktop.DBus",
                 "/org/freedesktop/DBus",
                 "org.freedesktop.DBus",
-                "NameHasOwner",
-                "s",
-                name,
+                method,
             ])
+            .args(signature_and_args)
             .output()
             .expect("run busctl");
-        String::from_utf8_lossy(&output.stdout).trim() == "b true"
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    }
+
+    /// Whether a name has an owner on the bus.
+    pub fn has_owner(&self, name: &str) -> bool {
+        self.call_bus("NameHasOwner", &["s", name]).trim() == "b true"
+    }
+
+    /// The process id of a name's owner.
+    #[track_caller]
+    pub fn owner_pid(&self, name: &str) -> u32 {
+        let text = self.call_bus("GetConnectionUnixProcessID", &["s", name]);
+        text.trim()
+            .strip_prefix("u ")
+            .and_then(|pid| pid.parse().ok())
+            .unwrap_or_else(|| panic!("no owner of {name}: {text}"))
     }
 
     /// Records the bus's traffic for `arcade`'s interface (and notifications) with

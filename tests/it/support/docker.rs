@@ -82,36 +82,9 @@ pub fn build(spec: &Spec) -> String {
     reference
 }
 
-/// `docker inspect --format` of a container, trimmed; empty when the container is not there.
-pub fn inspect(container: &str, format: &str) -> String {
-    let output = docker()
-        .args(["inspect", "--format", format, container])
-        .output()
-        .expect("run docker inspect");
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-/// The ids of the containers, in any state, that arcade started on `display`.
-pub fn containers_on(display: &str) -> Vec<String> {
-    let output = docker()
-        .args([
-            "ps",
-            "--all",
-            "--quiet",
-            "--filter",
-            &format!("label=net.canfar.arcade.display={display}"),
-        ])
-        .output()
-        .expect("run docker ps");
-    String::from_utf8_lossy(&output.stdout)
-        .split_whitespace()
-        .map(str::to_owned)
-        .collect()
-}
-
 /// Removes the containers a test started on its display, whatever state they are in.
 pub fn remove_containers_on(display: &str) {
-    let ids = containers_on(display);
+    let ids = images::containers_on(docker(), display);
     if !ids.is_empty() {
         let _ = docker()
             .args(["rm", "--force"])

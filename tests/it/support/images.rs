@@ -242,9 +242,20 @@ fn copy_with_libraries(program: &str, root: &Path) {
     }
 }
 
-/// Removes the containers a test started on its display, whatever state they are in.
-pub fn remove_containers_on(display: &str) {
-    let output = podman()
+/// `inspect --format` of a container by `engine` (a podman or docker command: the two take the
+/// same arguments here), trimmed; empty when the container is not there.
+pub fn inspect(mut engine: Command, container: &str, format: &str) -> String {
+    let output = engine
+        .args(["inspect", "--format", format, container])
+        .output()
+        .expect("run the engine's inspect");
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+/// The ids of the containers, in any state, that arcade started on `display`, as `engine` (a
+/// podman or docker command) lists them.
+pub fn containers_on(mut engine: Command, display: &str) -> Vec<String> {
+    let output = engine
         .args([
             "ps",
             "--all",
@@ -253,12 +264,18 @@ pub fn remove_containers_on(display: &str) {
             &format!("label=net.canfar.arcade.display={display}"),
         ])
         .output()
-        .expect("run podman ps");
-    let ids: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .expect("run the engine's ps");
+    String::from_utf8_lossy(&output.stdout)
         .split_whitespace()
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+/// Removes the podman containers a test started on its display, whatever state they are in.
+pub fn remove_containers_on(display: &str) {
+    let ids = containers_on(podman(), display);
     if !ids.is_empty() {
+        // Without `--time 0` podman gives a running container ten seconds to stop.
         let _ = podman()
             .args(["rm", "--force", "--time", "0"])
             .args(&ids)

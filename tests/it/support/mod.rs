@@ -3,14 +3,24 @@
 //!
 //! Every fixture panics with an install hint when a tool is missing: a test that cannot run must
 //! fail, never pass by skipping.
+//!
+//! The rest, one concern a module: `desk` (home, display and engine, and `on_each_engine!`),
+//! `xvfb`, `images` and `docker` (the engines' side), `dbus` (a session bus); `fake_http` (the
+//! server core of the only stand-ins, `harbor` and `skaha`), `contract` (their published
+//! contracts) and `tls`; `desktop_files` (generated files read back by independent readers) and
+//! `menu_state` (what a sync leaves behind).
 
 #![allow(dead_code)]
 
 pub mod contract;
 pub mod dbus;
+pub mod desk;
+pub mod desktop_files;
 pub mod docker;
+pub mod fake_http;
 pub mod harbor;
 pub mod images;
+pub mod menu_state;
 pub mod skaha;
 pub mod tls;
 pub mod xvfb;
@@ -277,58 +287,6 @@ pub fn require_tool(tool: &str, package: &str) -> PathBuf {
         "{tool} is not installed; these tests need it: apt-get install {package} \
          (.ci/run installs it)"
     );
-}
-
-/// Runs the real `desktop-file-validate` on each file; panics with its output on any error.
-#[track_caller]
-pub fn validate_desktop_files(files: &[PathBuf]) {
-    assert!(!files.is_empty(), "no files to validate");
-    let validator = require_tool("desktop-file-validate", "desktop-file-utils");
-    for chunk in files.chunks(200) {
-        let output = Command::new(&validator)
-            .args(chunk)
-            .output()
-            .expect("run desktop-file-validate");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        // Hints (such as "no registered main category", which is on purpose: only X- categories
-        // keep our entries out of other menus) are not errors.
-        let errors: Vec<&str> = text
-            .lines()
-            .filter(|line| line.contains("error:") || line.contains("warning:"))
-            .collect();
-        assert!(
-            output.status.success() && errors.is_empty(),
-            "desktop-file-validate rejected generated files:\n{text}"
-        );
-    }
-}
-
-/// Every generated `.desktop` and `.directory` file of a home (entries, directories, shortcuts).
-pub fn generated_entries(home: &Home) -> Vec<PathBuf> {
-    let mut files = Vec::new();
-    for dir in [
-        home.applications(),
-        home.data().join("desktop-directories"),
-        home.desktop(),
-    ] {
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let path = entry.path();
-                if path
-                    .extension()
-                    .is_some_and(|ext| ext == "desktop" || ext == "directory")
-                {
-                    files.push(path);
-                }
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// The menu a real menu implementation (python-xdg, which reads `applications-merged`) shows,

@@ -19,8 +19,9 @@
 //!   the platform: xterm, with the pod's host name and the desktop's `DISPLAY`.
 //! - Authentication: `x-auth-token-skaha: <token>` (the desktop session's callback token) or
 //!   `Authorization: Bearer <token>`; anything else is 401 with a plain-text body, as skaha does.
-//! - Misbehaviour and observation come from the Harbor stand-in's server core: latency,
-//!   [`Fault`]s (401/403/404/5xx on demand, hangs, invalid JSON, truncation, delays) and the log.
+//! - Misbehaviour, observation and the contract check come from the server core
+//!   (`fake_http.rs`): latency, [`Fault`]s (401/403/404/5xx on demand, hangs, invalid JSON,
+//!   truncation, delays), the request log, and the requests checked against skaha's OpenAPI.
 
 #![allow(dead_code)]
 
@@ -34,7 +35,10 @@ use axum::body::Body;
 use axum::http::{Method, Response, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::harbor::{Fault, Handler, Incoming, LoggedRequest, Server, parse_query, percent_decode};
+use super::contract::Contract;
+use super::fake_http::{
+    Fault, Handler, Incoming, Plain, Server, Service, Transport, parse_query, percent_decode,
+};
 
 /// The session types skaha accepts in `GET /image?type=`.
 pub const IMAGE_TYPES: &[&str] = &[
@@ -394,7 +398,8 @@ impl State {
     }
 }
 
-/// A running stand-in skaha; see the module documentation.
+/// A running stand-in skaha; see the module documentation. The server core's log, faults and
+/// knobs are reached through it (`Deref`): a stand-in is its server plus its state.
 pub struct FakeSkaha {
     server: Server,
     state: Arc<Mutex<State>>,
@@ -402,16 +407,11 @@ pub struct FakeSkaha {
 
 impl FakeSkaha {
     pub fn start(config: SkahaConfig) -> FakeSkaha {
-        FakeSkaha::start_on(config, "http", |listener| listener)
+        FakeSkaha::start_on(config, Plain)
     }
 
-    /// Starts on a listener made by `wrap` (for TLS); `scheme` goes into [`FakeSkaha::url`].
-    pub fn start_on<L, W>(config: SkahaConfig, scheme: &str, wrap: W) -> FakeSkaha
-    where
-        L: axum::serve::Listener,
-        L::Addr: std::fmt::Debug,
-        W: FnOnce(tokio::net::TcpListener) -> L + Send + 'static,
-    {
+    /// Starts on `transport` (TLS, say).
+    pub fn start_on(config: SkahaConfig, transport: impl Transport) -> FakeSkaha {
         let faults = config.faults.clone();
         let latency = config.latency;
         let state = Arc::new(Mutex::new(State {
@@ -423,11 +423,17 @@ impl FakeSkaha {
         let handler_state = Arc::clone(&state);
         let handler: Handler =
             Arc::new(move |request: &Incoming| route(&mut handler_state.lock().unwrap(), request));
-        let server = Server::start_on(scheme, wrap, handler, skaha_error_page, latency);
-        for fault in faults {
-            server.add_fault(fault);
+        let service = Service {
+            handler,
+            error_page: skaha_error_page,
+            contract: Contract::skaha,
+            latency,
+            faults,
+        };
+        FakeSkaha {
+            server: Server::start(transport, service),
+            state,
         }
-        FakeSkaha { server, state }
     }
 
     /// The service root, `http://127.0.0.1:<port>/skaha`.
@@ -438,38 +444,6 @@ impl FakeSkaha {
     /// `http://127.0.0.1:<port>`, which arcade completes with `/skaha`.
     pub fn root_url(&self) -> String {
         self.server.url().to_owned()
-    }
-
-    pub fn requests(&self) -> Vec<LoggedRequest> {
-        self.server.requests()
-    }
-
-    /// The requests whose path (as sent) contains `text`.
-    pub fn requests_to(&self, text: &str) -> Vec<LoggedRequest> {
-        self.requests()
-            .into_iter()
-            .filter(|request| request.path.contains(text))
-            .collect()
-    }
-
-    pub fn max_in_flight(&self) -> usize {
-        self.server.max_in_flight()
-    }
-
-    pub fn reset_stats(&self) {
-        self.server.reset_stats();
-    }
-
-    pub fn set_latency(&self, latency: Duration) {
-        self.server.set_latency(latency);
-    }
-
-    pub fn add_fault(&self, fault: Fault) {
-        self.server.add_fault(fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.server.clear_faults();
     }
 
     /// Every app launched so far, deleted ones included, in launch order.
@@ -500,6 +474,14 @@ impl FakeSkaha {
             .find(|app| app.app_id == app_id)
             .unwrap_or_else(|| panic!("the fake skaha has no app {app_id:?}"));
         app.forced_status = Some(status.to_owned());
+    }
+}
+
+impl std::ops::Deref for FakeSkaha {
+    type Target = Server;
+
+    fn deref(&self) -> &Server {
+        &self.server
     }
 }
 

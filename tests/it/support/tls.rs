@@ -8,6 +8,8 @@ use std::time::Duration;
 use tokio_rustls::rustls;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::fake_http::Transport;
+
 /// A CA, a certificate for 127.0.0.1 and a client certificate, all signed by it.
 pub struct TestPki {
     /// The CA certificate, PEM: what a client's `ca_file` holds.
@@ -57,12 +59,10 @@ impl TestPki {
         }
     }
 
-    /// The server side: the 127.0.0.1 certificate, and with `client_certificates` a demand for
-    /// a client certificate signed by the CA (a handshake without one fails).
-    pub fn listener(
-        &self,
-        client_certificates: bool,
-    ) -> impl FnOnce(tokio::net::TcpListener) -> TlsListener + Send + 'static {
+    /// The server side, for a stand-in's [`Transport`]: the 127.0.0.1 certificate, and with
+    /// `client_certificates` a demand for a client certificate signed by the CA (a handshake
+    /// without one fails).
+    pub fn tls(&self, client_certificates: bool) -> Tls {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
             .with_safe_default_protocol_versions()
@@ -86,8 +86,29 @@ impl TestPki {
                 PrivateKeyDer::Pkcs8(self.server_key.clone().into()),
             )
             .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        move |tcp| TlsListener { tcp, acceptor }
+        Tls {
+            acceptor: tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+        }
+    }
+}
+
+/// HTTPS for a stand-in: every connection's handshake is done before axum sees it.
+pub struct Tls {
+    acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl Transport for Tls {
+    type Listener = TlsListener;
+
+    fn scheme(&self) -> &'static str {
+        "https"
+    }
+
+    fn listen(self, tcp: tokio::net::TcpListener) -> TlsListener {
+        TlsListener {
+            tcp,
+            acceptor: self.acceptor,
+        }
     }
 }
 
