@@ -62,7 +62,10 @@ pub enum ReferenceError {
          or -)"
     )]
     InvalidTag(String),
-    #[error("name {0:?} holds characters no image name has (only a-z A-Z 0-9 . _ - / and a port)")]
+    #[error(
+        "name {0:?} is not an image name (path components of letters, digits and . _ - inside, \
+         after a host with an optional port)"
+    )]
     InvalidName(String),
 }
 
@@ -76,12 +79,28 @@ pub fn is_oci_tag(tag: &str) -> bool {
         && bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
 }
 
-/// Whether a registry, project or repository name holds only what image names hold (OCI's
-/// path components and a registry's host and port; upper case is let through, as some
-/// registries report it).
+/// Whether `registry/project/repository` holds only what image names hold: OCI's path
+/// components (letters, digits, and `.`, `_`, `-` inside, never first or last, so no `..`) after
+/// a registry host with an optional port. Upper case is let through, as some registries report
+/// it.
+/// See: https://github.com/distribution/reference/blob/main/reference.go
 fn is_name(name: &str) -> bool {
-    name.bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'/' | b':'))
+    fn component(part: &str) -> bool {
+        let bytes = part.as_bytes();
+        !bytes.is_empty()
+            && bytes[0].is_ascii_alphanumeric()
+            && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+            && bytes
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))
+    }
+    let mut parts = name.split('/');
+    let registry = parts.next().unwrap_or_default();
+    let host = match registry.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => registry,
+    };
+    component(host) && parts.all(component)
 }
 
 /// Text from outside (a reference a user typed, a name a registry sent) as it can be shown on
@@ -620,10 +639,25 @@ mod tests {
             Image::from_parts("h", "p", "r", "a;b", None),
             Err(ReferenceError::InvalidTag(_))
         ));
-        assert!(matches!(
-            Image::parse("h/p/r$x:1"),
-            Err(ReferenceError::InvalidName(_))
-        ));
+        for bad in [
+            "h/p/r$x:1",
+            "../../tmp/x:1",
+            "h/../p/x:1",
+            "h/p/.x:1",
+            "h:/p/x:1",
+        ] {
+            assert!(
+                matches!(Image::parse(bad), Err(ReferenceError::InvalidName(_))),
+                "{bad}"
+            );
+        }
+        for good in [
+            "host:5000/p/x:1",
+            "127.0.0.1:45511/cirada/astro/casa:6.5.6",
+            "h/P_Q/a-b.c:1",
+        ] {
+            assert!(Image::parse(good).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -876,30 +876,39 @@ fn entries_are_valid_and_launch_their_image() {
     validate_all(&home, &[]);
 }
 
-/// Names from the catalog that try to break out: no injection into `Exec`, no file outside the
-/// expected folders, every file valid, python-xdg still reads the menu; what cannot be written
-/// faithfully (newline, tab, `%`, non-ASCII, over-long) is left out and reported.
+/// Names from the catalog that try to break out: what is not an image name by the OCI grammar
+/// (shell syntax, `..`, spaces, newline, `%`, non-ASCII, over-long tags) is left out and
+/// reported with why; what is kept gets one valid entry whose `Exec` reads back exactly, and no
+/// file outside the expected folders.
 #[test]
 fn hostile_names_cannot_inject_or_escape() {
     let home = Home::new();
     let marker = home.path().join("pwned");
     let kept = vec![
-        image(&format!(
-            "p q/it's \"$(touch {m})\";`touch {m}`:1 0",
-            m = marker.display()
-        )),
-        image("proj/back\\slash:1\\"),
-        image("proj/dollar$HOME:${IFS}"),
-        image("../../../../tmp/escape:1"),
-        image("proj/../../../escape:2"),
-        image("proj/ leading and trailing :1 "),
-        image("proj/semi;colon:1;2"),
-        image("proj/[Desktop Action evil]=x:1"),
-        image("proj/it'squote'd:>|&<~*?#():1"),
-        image(&format!("proj/{}:{}", "a".repeat(300), "9".repeat(200))),
-        image(&format!("{}/x:1", "p".repeat(250))),
+        image(&format!("proj/{}:{}", "a".repeat(300), "9".repeat(128))),
+        format!("{}/x/y:1", "p".repeat(250)),
+        image("proj/nested/deep/app:1.0_rc-2"),
+        "host.example:5000/proj/app:v1".to_owned(),
     ];
+    let not_a_name = "is not an image name";
+    let not_a_tag = "is not a valid OCI tag";
     let refused = vec![
+        (
+            image(&format!(
+                "p q/it's \"$(touch {m})\";`touch {m}`:1",
+                m = marker.display()
+            )),
+            not_a_name,
+        ),
+        (image("proj/back\\slash:1"), not_a_name),
+        (image("proj/dollar:${IFS}"), not_a_tag),
+        ("../../../../tmp/escape:1".to_owned(), not_a_name),
+        (image("proj/../../../escape:2"), not_a_name),
+        (image("proj/ leading and trailing :1"), not_a_name),
+        (image("proj/semi:1;2"), not_a_tag),
+        (image("proj/[Desktop Action evil]=x:1"), not_a_name),
+        (image("proj/app:>|&<~*?#()"), not_a_tag),
+        (image(&format!("proj/app:{}", "9".repeat(129))), not_a_tag),
         (image("proj/new\nline:1"), "control character"),
         (image("proj/tab\there:1"), "control character"),
         (image("proj/perc%ent:100%"), "'%'"),
@@ -940,7 +949,8 @@ fn hostile_names_cannot_inject_or_escape() {
         "{run}"
     );
 
-    // Each kept name: one entry, whose Exec reads back as exactly [arcade, launch, reference].
+    // Each kept name: one entry, whose Exec reads back as exactly [arcade, launch, reference],
+    // and whose shown name is capped.
     let entries = app_entries(&home);
     assert_eq!(entries.len(), kept.len(), "{}", home.listing());
     for reference in &kept {
@@ -953,12 +963,20 @@ fn hostile_names_cannot_inject_or_escape() {
             path.display(),
             std::fs::read_to_string(&path).unwrap()
         );
-        let label = reference
-            .splitn(3, '/')
-            .nth(2)
-            .map(|repository_and_tag| repository_and_tag.to_owned())
-            .unwrap();
-        assert_eq!(entry.desktop_entry("Name"), Some(label.as_str()));
+        let label = reference.splitn(3, '/').nth(2).unwrap();
+        let name = entry.desktop_entry("Name").unwrap();
+        if label.chars().count() <= 64 {
+            assert_eq!(name, label);
+        } else {
+            assert_eq!(name.chars().count(), 64, "{name}");
+            assert!(name.ends_with('…') && label.starts_with(name.trim_end_matches('…')));
+        }
+        assert!(
+            entry
+                .desktop_entry("Comment")
+                .unwrap()
+                .contains(reference.as_str())
+        );
     }
 
     assert!(!marker.exists(), "a name ran a command");
@@ -970,7 +988,7 @@ fn hostile_names_cannot_inject_or_escape() {
     let items = menu.lines().filter(|line| line.contains('\t')).count();
     assert_eq!(items, kept.len(), "{menu}");
     assert!(menu.starts_with("[Astro Software]\n"), "{menu}");
-    for project in ["[..]", "[p q]", "[proj]"] {
+    for project in ["[x]", "[proj]"] {
         assert!(
             menu.contains(&format!("\n  {project}\n")),
             "{project} missing:\n{menu}"

@@ -14,8 +14,8 @@ use crate::support::{self, Arcade, Run};
 
 const TOKEN: &str = "ZGVza3RvcC1hcHAtdG9rZW4~c2lnbmF0dXJl";
 const IMAGE: &str = "images.canfar.net/skaha/terminal:1.0";
-/// What arcade calls the image.
-const LABEL: &str = "terminal:1.0";
+/// What arcade calls the image: a reference the catalog does not know is named as typed.
+const LABEL: &str = IMAGE;
 /// The pod's host name skaha gives it (`getImageName`), and so its windows' WM_CLIENT_MACHINE.
 const POD_HOST: &str = "terminal-1-0";
 

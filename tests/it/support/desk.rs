@@ -246,9 +246,15 @@ pub fn launch_id(run: &Run) -> String {
     launch_of(run).0
 }
 
-/// What arcade calls an image, and so the xterm's title: `localhost/arcade-test/<name>:<tag>`
-/// shows as `<name>:<tag>`.
+/// What arcade calls an image the catalog does not know, and so the xterm's title: the
+/// reference as typed.
 pub fn label_of(reference: &str) -> String {
+    reference.to_owned()
+}
+
+/// What arcade calls an image of the catalog, as the menu does: `localhost/arcade-test/<name>:<tag>`
+/// shows as `<name>:<tag>`.
+pub fn catalog_label_of(reference: &str) -> String {
     reference.rsplit('/').next().unwrap_or(reference).to_owned()
 }
 

@@ -312,6 +312,14 @@ impl HarborData {
                 Project::public("ünïcødé-☃").repository(
                     Repository::new("nested/../deeper").artifact(Artifact::new(&["2.0"], &[7])),
                 ),
+                // Odd but valid names, each artifact with one valid tag among hostile ones.
+                Project::public("odd-but_valid.name")
+                    .repository(
+                        Repository::new("nested/deeper/app").artifact(Artifact::new(&tags, &[7])),
+                    )
+                    .repository(
+                        Repository::new(long.as_str()).artifact(Artifact::new(&tags, &[7])),
+                    ),
             ],
             ..HarborData::default()
         }
