@@ -44,9 +44,12 @@ impl From<daemon::Error> for Error {
     fn from(err: daemon::Error) -> Error {
         let message = err.to_string();
         match err {
-            daemon::Error::Launch(launch::Error::NotFound(_) | launch::Error::Ambiguous { .. }) => {
-                Error::NotFound(message)
-            }
+            daemon::Error::Launch(
+                launch::Error::NotFound(_)
+                | launch::Error::Ambiguous { .. }
+                | launch::Error::AlreadyEnded { .. },
+            ) => Error::NotFound(message),
+            daemon::Error::Launch(launch::Error::Id(_)) => Error::InvalidArgs(message),
             daemon::Error::Launch(launch::Error::X(_) | launch::Error::RemoteDisplay(_)) => {
                 Error::NoDisplay(message)
             }
@@ -272,6 +275,8 @@ pub enum ServeError {
     NameTaken,
     #[error("failed to serve on the session bus: {0}")]
     Bus(#[from] zbus::Error),
+    #[error("the session bus did not answer within 10 s")]
+    Unanswered,
 }
 
 /// The daemon's connection to the session bus, serving the interface under its name.
@@ -284,10 +289,15 @@ pub async fn serve(
     core: Arc<Core>,
     notices: tokio::sync::mpsc::UnboundedReceiver<Notice>,
 ) -> Result<Served, ServeError> {
-    let connection = zbus::connection::Builder::session()?
-        .serve_at(PATH, Launcher { core })?
-        .build()
-        .await?;
+    // A bus that accepts the connection but never answers must not hold the daemon forever.
+    let connection = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        zbus::connection::Builder::session()?
+            .serve_at(PATH, Launcher { core })?
+            .build(),
+    )
+    .await
+    .map_err(|_| ServeError::Unanswered)??;
     connection
         .request_name_with_flags(NAME, zbus::fdo::RequestNameFlags::DoNotQueue.into())
         .await
@@ -411,11 +421,21 @@ pub mod client {
         TimedOut(String),
     }
 
+    /// Whether a daemon owns its name on the bus.
+    pub async fn daemon_answers(Bus(connection): &Bus) -> bool {
+        let Ok(bus) = zbus::fdo::DBusProxy::new(connection).await else {
+            return false;
+        };
+        match zbus::names::BusName::try_from(NAME) {
+            Ok(name) => bus.name_has_owner(name).await.unwrap_or(false),
+            Err(_) => false,
+        }
+    }
+
     /// Makes the daemon refresh the menu: pokes a running one, or has the bus start an
     /// installed one (which refreshes as it starts). Fails when neither is possible.
-    pub async fn poke() -> Result<&'static str, String> {
-        let Bus(connection) = connect().await.ok_or("no session bus")?;
-        let bus = zbus::fdo::DBusProxy::new(&connection)
+    pub async fn poke(Bus(connection): &Bus) -> Result<&'static str, String> {
+        let bus = zbus::fdo::DBusProxy::new(connection)
             .await
             .map_err(|err| err.to_string())?;
         let name = zbus::names::BusName::try_from(NAME).map_err(|err| err.to_string())?;
@@ -452,6 +472,15 @@ pub mod client {
         Err(format!(
             "{NAME} is neither running nor installed as a D-Bus service"
         ))
+    }
+
+    /// Shows a launch's failure as a desktop notification, when there is a bus and a
+    /// notification server; quietly nothing otherwise.
+    pub async fn notify_failure(target: &str, reason: &str) {
+        if let Some(Bus(connection)) = connect().await {
+            let summary = format!("{} did not start", crate::catalog::printable(target));
+            notify_desktop(&connection, &summary, reason).await;
+        }
     }
 
     /// A connection to the session bus, for talking to the daemon.

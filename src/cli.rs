@@ -5,6 +5,7 @@
 use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
@@ -124,8 +125,9 @@ pub struct LaunchArgs {
     /// Return once the app is started, without waiting for its window.
     #[arg(long)]
     pub no_wait: bool,
-    /// Started by a menu entry: when the arcade daemon takes the launch, return at once (the
-    /// daemon ends the busy cursor when the window maps); without a daemon, launch here and wait.
+    /// Started by a menu entry: the menu's busy cursor lasts until the window maps (this
+    /// process waits for it, through the daemon when there is one), and a failure also shows
+    /// as a desktop notification.
     #[arg(long)]
     pub from_menu: bool,
     /// Run the image here with a local engine, as the platform would, without the daemon.
@@ -208,6 +210,23 @@ impl Cli {
     }
 }
 
+/// Writes to stdout. A reader that went away (`arcade ps | head`) is an error returned to the
+/// top, which takes it as a quiet success, rather than the panic of `print!`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
+/// [`out!`] with a line break.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match &cli.command {
@@ -252,13 +271,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Stop { id } => {
             let settings = config::load(&cli.overrides(None))?;
             let stopped = launch::stop(&settings, id).await.map_err(launch_error)?;
-            println!("stopped {} ({})", stopped.record.app, stopped.record.id);
+            outln!("stopped {} ({})", stopped.record.app, stopped.record.id)?;
             Ok(())
         }
         Command::Logs { id } => {
             let settings = config::load(&cli.overrides(None))?;
             let (_, text) = launch::logs(&settings, id).map_err(launch_error)?;
-            print!("{text}");
+            out!("{text}")?;
             Ok(())
         }
         Command::Image(ImageCommand::Check {
@@ -304,10 +323,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 /// Whether the failure is only that whoever read our output stopped reading (`arcade menu list |
 /// head`), which is not a failure at all.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    let broken = Some(std::io::ErrorKind::BrokenPipe);
     err.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.downcast_ref::<std::io::Error>().map(|io| io.kind()) == broken
+            // JSON written straight to stdout fails with the write's error inside.
+            || cause
+                .downcast_ref::<serde_json::Error>()
+                .and_then(serde_json::Error::io_error_kind)
+                == broken
     })
 }
 
@@ -329,12 +352,14 @@ pub struct NotFound(pub String);
 fn launch_error(err: launch::Error) -> anyhow::Error {
     match err {
         launch::Error::NotFound(message) => NotFound(message).into(),
+        // Nothing left to act on is, to the user, something that is not there.
+        err @ launch::Error::AlreadyEnded { .. } => NotFound(err.to_string()).into(),
         other => other.into(),
     }
 }
 
 async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::Result<()> {
-    let request = launch::Request {
+    let mut request = launch::Request {
         target: args.target.clone(),
         cores: args.cores,
         ram_gb: args.ram,
@@ -351,84 +376,127 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         id: None,
         skaha_url: None,
     };
-    if !args.local
-        && let Some(bus) = crate::bus::client::connect().await
-    {
-        // The daemon launches with this caller's settings where they differ from its own
-        // (its environment is the bus's, not this shell's): the backend, for skaha the
-        // service, and the display with its cookie.
-        let backend = launch::backend_of(settings, &request);
-        let handed = launch::Request {
-            backend: Some(backend),
-            skaha_url: (backend == Backend::Skaha)
-                .then(|| settings.skaha.url.clone())
-                .flatten(),
-            display: std::env::var("DISPLAY").ok(),
-            xauthority: std::env::var_os("XAUTHORITY").map(PathBuf::from),
-            ..request.clone()
-        };
-        let wait = (!args.no_wait && !args.from_menu)
-            .then(|| settings.launch.wait + settings.skaha.poll_timeout);
-        match crate::bus::client::launch(&bus, &handed, wait).await {
-            Ok(Some(outcome)) => return print_daemon_outcome(outcome),
-            Ok(None) => tracing::debug!("no arcade daemon on the session bus; launching here"),
-            Err(crate::bus::client::Refused::NotFound(message)) => {
-                return Err(NotFound(message).into());
-            }
-            // A daemon from before an upgrade, which does not know this caller's options, is
-            // no reason to fail a launch this process can do itself.
-            Err(crate::bus::client::Refused::UnknownOption(message)) => {
-                tracing::debug!(
-                    "the arcade daemon is older than this client ({message}); launching here"
-                );
-            }
-            Err(crate::bus::client::Refused::Other(message)) => anyhow::bail!("{message}"),
-        }
-    }
-    let mut request = request;
-    if args.local
-        && request
+    let result = if args.local {
+        // `--local` runs the image here, whatever the configured backend.
+        if request
             .backend
             .is_none_or(|backend| backend == Backend::Skaha)
+        {
+            request.backend = Some(local_backend(settings));
+        }
+        launch_here(settings, &request).await
+    } else {
+        match hand_to_daemon(settings, args, &request).await {
+            Some(result) => result,
+            None => launch_here(settings, &request).await,
+        }
+    };
+    if let Err(err) = &result
+        && args.from_menu
+        && !is_broken_pipe(err)
+        && err.downcast_ref::<ShownByDaemon>().is_none()
     {
-        // `--local` runs the image here, whatever the configured backend.
-        request.backend = Some(match settings.launch.backend {
-            Backend::Docker => Backend::Docker,
-            _ if config::which("podman").is_none() && config::which("docker").is_some() => {
-                Backend::Docker
-            }
-            _ => Backend::Podman,
-        });
+        // A menu click has no terminal to read the error in.
+        crate::bus::client::notify_failure(&args.target, &format!("{err:#}")).await;
     }
-    let launched = launch::launch(settings, &request, Arc::new(()), launch::interrupted())
+    result
+}
+
+/// A launch failure the daemon reported, and showed as a desktop notification itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct ShownByDaemon(String);
+
+/// The local engine `--local` runs on: docker when so configured or the only one there.
+fn local_backend(settings: &config::Settings) -> Backend {
+    match settings.launch.backend {
+        Backend::Docker => Backend::Docker,
+        _ if config::which("podman").is_none() && config::which("docker").is_some() => {
+            Backend::Docker
+        }
+        _ => Backend::Podman,
+    }
+}
+
+/// Launches through the session's daemon and waits as a launch here would (a menu click's
+/// busy cursor lasts until the window maps, since the menu ends it when this process exits);
+/// `None` when no daemon can take it.
+async fn hand_to_daemon(
+    settings: &config::Settings,
+    args: &LaunchArgs,
+    request: &launch::Request,
+) -> Option<anyhow::Result<()>> {
+    use crate::bus::client::{self, Refused};
+    let bus = client::connect().await?;
+    // The version is picked here, from the same last good catalog the daemon reads, so this
+    // process can say which; a name it cannot resolve is the same error the daemon would give.
+    let target = match launch::resolve(settings, &request.target) {
+        Ok(target) => target,
+        Err(err) => return Some(Err(launch_error(err))),
+    };
+    // The daemon launches with this caller's settings where they differ from its own (its
+    // environment is the bus's, not this shell's): the backend, for skaha the service, and the
+    // display with its cookie.
+    let backend = launch::backend_of(settings, request);
+    let handed = launch::Request {
+        target: target.image.clone(),
+        backend: Some(backend),
+        skaha_url: (backend == Backend::Skaha)
+            .then(|| settings.skaha.url.clone())
+            .flatten(),
+        display: std::env::var("DISPLAY").ok(),
+        xauthority: std::env::var_os("XAUTHORITY").map(PathBuf::from),
+        ..request.clone()
+    };
+    let wait = (!args.no_wait).then(|| settings.launch.wait + settings.skaha.poll_timeout);
+    match client::launch(&bus, &handed, wait).await {
+        Ok(Some(outcome)) => Some(print_daemon_outcome(&target.label, outcome)),
+        Ok(None) => {
+            tracing::debug!("no arcade daemon on the session bus; launching here");
+            None
+        }
+        Err(Refused::NotFound(message)) => Some(Err(NotFound(message).into())),
+        // A daemon from before an upgrade, which does not know this caller's options, is no
+        // reason to fail a launch this process can do itself.
+        Err(Refused::UnknownOption(message)) => {
+            tracing::debug!(
+                "the arcade daemon is older than this client ({message}); launching here"
+            );
+            None
+        }
+        Err(Refused::Other(message)) => Some(Err(anyhow::anyhow!("{message}"))),
+    }
+}
+
+/// Launches in this process, following the app to its first window; Ctrl-C cancels.
+async fn launch_here(settings: &config::Settings, request: &launch::Request) -> anyhow::Result<()> {
+    let launched = launch::launch(settings, request, Arc::new(()), launch::interrupted())
         .await
         .map_err(|failure| launch_error(failure.error))?;
     let record = &launched.record;
+    let app = crate::catalog::printable(&record.app);
     match launched.window_after {
-        Some(after) => println!(
-            "{} is up: first window after {:.2} s (launch {}, {})",
-            record.app,
+        Some(after) => outln!(
+            "{app} is up: first window after {:.2} s (launch {}, {})",
             after.as_secs_f64(),
             record.id,
             record.backend
-        ),
-        None => println!(
-            "{} started (launch {}, {})",
-            record.app, record.id, record.backend
-        ),
+        )?,
+        None => outln!("{app} started (launch {}, {})", record.id, record.backend)?,
     }
     Ok(())
 }
 
-fn print_daemon_outcome(outcome: crate::bus::client::Outcome) -> anyhow::Result<()> {
+fn print_daemon_outcome(label: &str, outcome: crate::bus::client::Outcome) -> anyhow::Result<()> {
     use crate::bus::client::Outcome;
+    let app = crate::catalog::printable(label);
     match outcome {
-        Outcome::Started(id) => println!("started (launch {id}, by the arcade daemon)"),
-        Outcome::Window { id, milliseconds } => println!(
-            "up: first window after {:.2} s (launch {id}, by the arcade daemon)",
+        Outcome::Started(id) => outln!("{app} started (launch {id}, by the arcade daemon)")?,
+        Outcome::Window { id, milliseconds } => outln!(
+            "{app} is up: first window after {:.2} s (launch {id}, by the arcade daemon)",
             milliseconds as f64 / 1000.0
-        ),
-        Outcome::Failed { reason, .. } => anyhow::bail!("{reason}"),
+        )?,
+        Outcome::Failed { reason, .. } => return Err(ShownByDaemon(reason).into()),
         Outcome::TimedOut(id) => anyhow::bail!(
             "the daemon reported no window for launch {id} in time (arcade ps, arcade logs {id})"
         ),
@@ -469,9 +537,9 @@ async fn image_check(
     )
     .await?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", crate::image::render(&report));
+        out!("{}", crate::image::render(&report))?;
     }
     if report.failed() {
         return Err(ChecksFailed(format!(
@@ -526,43 +594,84 @@ async fn session_start(settings: config::Result<config::Settings>) -> anyhow::Re
             Arc::new(()),
         );
         match tokio::time::timeout(std::time::Duration::from_secs(10), offline).await {
-            Ok(Ok(outcome)) => print_outcome(&outcome),
+            Ok(Ok(outcome)) => print_outcome(&outcome)?,
             Ok(Err(err)) => eprintln!("arcade: warning: menu from the saved catalog: {err}"),
             Err(_) => eprintln!("arcade: warning: the menu from the saved catalog took over 10 s"),
         }
     }
-    match tokio::time::timeout(
-        std::time::Duration::from_secs(5),
-        crate::bus::client::poke(),
-    )
-    .await
-    {
-        Ok(Ok(how)) => println!("daemon: {how}"),
+    start_daemon(settings.as_ref()).await
+}
+
+/// Pokes the session's daemon to refresh the menu, or starts it, and says whether it answered.
+async fn start_daemon(settings: Option<&config::Settings>) -> anyhow::Result<()> {
+    use crate::bus::client;
+    let Some(bus) = client::connect().await else {
+        eprintln!(
+            "arcade: warning: no session bus to run the daemon on (DBUS_SESSION_BUS_ADDRESS is \
+             {}); the menu is refreshed only at the next session start: run the desktop under \
+             dbus-launch (see README, \"For operators\")",
+            match std::env::var_os("DBUS_SESSION_BUS_ADDRESS") {
+                Some(_) => "set but nothing answers there",
+                None => "unset",
+            }
+        );
+        return Ok(());
+    };
+    let poked = tokio::time::timeout(Duration::from_secs(5), client::poke(&bus)).await;
+    match poked {
+        Ok(Ok(how)) => outln!("daemon: {how}")?,
+        Err(_) => eprintln!("arcade: warning: the session bus did not answer within 5 s"),
+        // Not installed as a D-Bus service: start it ourselves, and wait for it to answer.
         Ok(Err(err)) => {
-            // No bus, or the daemon is not installed as a D-Bus service: start it ourselves.
-            tracing::debug!("cannot reach the daemon over the bus: {err}");
-            match spawn_daemon(settings.as_ref()) {
-                Ok(pid) => println!("daemon: started (pid {pid})"),
-                Err(err) => eprintln!("arcade: warning: failed to start the daemon: {err}"),
+            tracing::debug!("the bus cannot start the daemon: {err}");
+            let (mut child, log) = match spawn_daemon(settings) {
+                Ok(spawned) => spawned,
+                Err(err) => {
+                    eprintln!("arcade: warning: failed to start the daemon: {err:#}");
+                    return Ok(());
+                }
+            };
+            let deadline = std::time::Instant::now() + Duration::from_secs(5);
+            loop {
+                if client::daemon_answers(&bus).await {
+                    outln!("daemon: started (pid {})", child.id())?;
+                    break;
+                }
+                if let Ok(Some(status)) = child.try_wait() {
+                    let last = std::fs::read_to_string(&log)
+                        .ok()
+                        .and_then(|text| text.lines().last().map(str::to_owned))
+                        .unwrap_or_default();
+                    eprintln!(
+                        "arcade: warning: the daemon exited at once ({status}): {last} (see {})",
+                        log.display()
+                    );
+                    break;
+                }
+                if std::time::Instant::now() >= deadline {
+                    eprintln!(
+                        "arcade: warning: the daemon (pid {}) did not answer on the session bus \
+                         within 5 s (see {})",
+                        child.id(),
+                        log.display()
+                    );
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
         }
-        Err(_) => eprintln!("arcade: warning: the session bus did not answer within 5 s"),
     }
     Ok(())
 }
 
-/// Starts `arcade daemon` in a session of its own, logging into the state folder.
-fn spawn_daemon(settings: Option<&config::Settings>) -> anyhow::Result<u32> {
+/// Starts `arcade daemon` in a session of its own, logging into the state folder; returns it
+/// and its log.
+fn spawn_daemon(
+    settings: Option<&config::Settings>,
+) -> anyhow::Result<(std::process::Child, PathBuf)> {
     use std::os::unix::process::CommandExt as _;
     let exe = std::env::current_exe().context("failed to find the arcade binary")?;
-    let state_home = match settings {
-        Some(settings) => settings.dirs.state_home.clone(),
-        None => config::Dirs::from_env()?.state_home,
-    };
-    let log_dir = state_home.join("arcade");
-    std::fs::create_dir_all(&log_dir)
-        .with_context(|| format!("failed to create {}", log_dir.display()))?;
-    let log_path = log_dir.join("daemon.log");
+    let log_path = daemon_log(settings)?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -576,20 +685,34 @@ fn spawn_daemon(settings: Option<&config::Settings>) -> anyhow::Result<u32> {
         .process_group(0)
         .spawn()
         .context("failed to run arcade daemon")?;
-    Ok(child.id())
+    Ok((child, log_path))
+}
+
+/// The daemon's log file, `$XDG_STATE_HOME/arcade/daemon.log`, its folder made.
+pub fn daemon_log(settings: Option<&config::Settings>) -> anyhow::Result<PathBuf> {
+    let state_home = match settings {
+        Some(settings) => settings.dirs.state_home.clone(),
+        None => config::Dirs::from_env()?.state_home,
+    };
+    let dir = state_home.join("arcade");
+    std::fs::create_dir_all(&dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    Ok(dir.join("daemon.log"))
 }
 
 async fn print_ps(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
     let rows = launch::list(settings).await;
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     let now = launch::record::now();
-    println!(
+    outln!(
         "{:<8} {:<32} {:<8} {:<9} SINCE",
-        "ID", "APP", "BACKEND", "STATE"
-    );
+        "ID",
+        "APP",
+        "BACKEND",
+        "STATE"
+    )?;
     for row in rows {
         let record = &row.record;
         let since = if record.started_at == 0 {
@@ -597,10 +720,13 @@ async fn print_ps(settings: &config::Settings, json: bool) -> anyhow::Result<()>
         } else {
             ago(now.saturating_sub(record.started_at))
         };
-        println!(
+        outln!(
             "{:<8} {:<32} {:<8} {:<9} {since}",
-            record.id, record.app, record.backend, record.state
-        );
+            record.id,
+            record.app,
+            record.backend,
+            record.state
+        )?;
     }
     Ok(())
 }
@@ -660,14 +786,14 @@ async fn menu_sync(settings: &config::Settings, args: &SyncArgs) -> anyhow::Resu
     bar.0.finish_and_clear();
     let outcome = result?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&outcome)?);
+        outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
     } else {
-        print_outcome(&outcome);
+        print_outcome(&outcome)?;
     }
     Ok(())
 }
 
-fn print_outcome(outcome: &sync::Outcome) {
+fn print_outcome(outcome: &sync::Outcome) -> std::io::Result<()> {
     let verb = if outcome.dry_run {
         "would write"
     } else {
@@ -678,7 +804,7 @@ fn print_outcome(outcome: &sync::Outcome) {
     } else {
         format!("{} {}", outcome.source, outcome.url)
     };
-    println!(
+    outln!(
         "menu: {} entries in {} projects from {from}; {verb} {} files, {} unchanged, {} removed ({:.2} s)",
         outcome.entries,
         outcome.projects,
@@ -686,7 +812,7 @@ fn print_outcome(outcome: &sync::Outcome) {
         outcome.unchanged,
         outcome.removed,
         outcome.seconds
-    );
+    )?;
     if !outcome.skipped.is_empty() {
         eprintln!(
             "arcade: warning: left out {} images the source listed:",
@@ -717,6 +843,7 @@ fn print_outcome(outcome: &sync::Outcome) {
     for warning in &outcome.warnings {
         eprintln!("arcade: warning: {warning}");
     }
+    Ok(())
 }
 
 fn menu_list(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
@@ -762,14 +889,14 @@ fn menu_clean(settings: &config::Settings, dry_run: bool, json: bool) -> anyhow:
             .with_context(|| format!("failed to remove {}", cache.display()))?;
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
-    println!(
+    outln!(
         "menu: {} {} files",
         if dry_run { "would remove" } else { "removed" },
         report.removed
-    );
+    )?;
     for path in &report.kept_modified {
         eprintln!(
             "arcade: warning: kept {}: it changed since arcade wrote it",
@@ -842,15 +969,15 @@ async fn demo() -> anyhow::Result<()> {
     let mut settings = config::resolve(dirs, vec![], &config::process_env, &overrides)?;
     settings.menu.shortcuts = vec!["terminal".to_owned(), "casa".to_owned()];
     let outcome = sync::run(&settings, sync::Mode::default(), Arc::new(())).await?;
-    print_outcome(&outcome);
+    print_outcome(&outcome)?;
     let manifest = install::Manifest::load(&sync::target(&settings)).0;
-    print!("\n{}", menu::render_tree(&manifest.tree));
-    println!(
+    out!("\n{}", menu::render_tree(&manifest.tree))?;
+    outln!(
         "\nThe menu files are under {} (XDG_DATA_HOME={} XDG_CONFIG_HOME={}).",
         home.display(),
         settings.dirs.data_home.display(),
         settings.dirs.config_home.display()
-    );
+    )?;
     Ok(())
 }
 

@@ -174,13 +174,12 @@ impl Core {
                             core.live().remove(&id);
                         }
                     }
-                    core.notify(Notice::Launch(Event::Failed {
-                        id,
-                        reason: reason.clone(),
-                    }));
+                    // The signal first: a slow notification server must not hold it up.
+                    let body = short_reason(&reason, &id);
+                    core.notify(Notice::Launch(Event::Failed { id, reason }));
                     core.notify(Notice::Desktop {
-                        summary: format!("{app} did not start"),
-                        body: reason,
+                        summary: format!("{} did not start", crate::catalog::printable(&app)),
+                        body,
                     });
                 }
             }
@@ -352,6 +351,18 @@ impl Core {
             }
         }
     }
+}
+
+/// A failure as a notification says it: the first clause of the reason, cut short, and where
+/// to read the rest.
+fn short_reason(reason: &str, id: &str) -> String {
+    const MOST: usize = 120;
+    let first = reason.split("; ").next().unwrap_or(reason);
+    let mut text: String = first.chars().take(MOST).collect();
+    if first.chars().count() > MOST {
+        text.push('…');
+    }
+    format!("{text}\narcade logs {id}")
 }
 
 /// Runs the daemon until the session ends: SIGTERM, SIGINT, or `session_end` (the session bus

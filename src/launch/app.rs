@@ -34,6 +34,16 @@ pub enum NotReady {
     Undecided(Error),
 }
 
+/// What stopping found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopping {
+    /// It ran and is stopped. `Some(end)` when stopping is itself the end (skaha deletes the
+    /// app); `None` when the end is seen by whoever follows it (a local engine's client exits).
+    Stopped(Option<End>),
+    /// It had ended already: its backend no longer has it.
+    AlreadyGone,
+}
+
 /// Where an app runs, as its record keeps it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Place {
@@ -78,9 +88,8 @@ pub(crate) trait App {
     /// The error for an app that showed no window within `wait`.
     fn no_window(&self, wait: Duration, life: &Lifecycle) -> Error;
 
-    /// Stops it. `Some(end)` when stopping is itself the end (skaha deletes the app); `None`
-    /// when the end is seen by whoever follows it (a local engine's client exits).
-    async fn stop(&mut self, life: &Lifecycle) -> Result<Option<End>>;
+    /// Stops it.
+    async fn stop(&mut self, life: &Lifecycle) -> Result<Stopping>;
 }
 
 /// An app on any backend.
@@ -151,7 +160,7 @@ impl App for AnyApp {
         }
     }
 
-    async fn stop(&mut self, life: &Lifecycle) -> Result<Option<End>> {
+    async fn stop(&mut self, life: &Lifecycle) -> Result<Stopping> {
         match self {
             AnyApp::Local(app) => app.stop(life).await,
             AnyApp::Skaha(app) => app.stop(life).await,

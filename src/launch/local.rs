@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use super::app::{App, CurrentSettings, End, Matcher, NotReady, Place};
+use super::app::{App, CurrentSettings, End, Matcher, NotReady, Place, Stopping};
 use super::engine::{self, Engine, RunSpec};
 use super::lifecycle::{Backend, Lifecycle, Start, launch_dir};
 use super::{Error, Request, Result, Target, contract, io_error};
@@ -311,29 +311,30 @@ impl App for LocalApp {
     /// Stops the container. While a client of ours still pulls or creates it, there is no
     /// container to stop yet: stop what exists, end the client, then remove a container that
     /// appeared meanwhile.
-    async fn stop(&mut self, _: &Lifecycle) -> Result<Option<End>> {
+    async fn stop(&mut self, _: &Lifecycle) -> Result<Stopping> {
+        let failed = |message: String| Error::StopFailed {
+            engine: self.engine.name(),
+            app: self.label.clone(),
+            message,
+        };
         let stopped =
-            match tokio::time::timeout(Duration::from_secs(10), self.engine.stop(&self.name)).await
-            {
-                Ok(Ok(()) | Err(engine::Error::NoSuchContainer { .. })) => Ok(()),
-                Ok(Err(err)) => Err(Error::StopFailed {
-                    engine: self.engine.name(),
-                    app: self.label.clone(),
-                    message: err.to_string(),
-                }),
-                Err(_) => Err(Error::StopFailed {
-                    engine: self.engine.name(),
-                    app: self.label.clone(),
-                    message: "it did not stop within 10 s".to_owned(),
-                }),
+            tokio::time::timeout(Duration::from_secs(10), self.engine.stop(&self.name)).await;
+        let Some(child) = &mut self.child else {
+            return match stopped {
+                Ok(Ok(())) => Ok(Stopping::Stopped(None)),
+                Ok(Err(engine::Error::NoSuchContainer { .. })) => Ok(Stopping::AlreadyGone),
+                Ok(Err(err)) => Err(failed(err.to_string())),
+                Err(_) => Err(failed("it did not stop within 10 s".to_owned())),
             };
-        if let Some(child) = &mut self.child {
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
-            let _ =
-                tokio::time::timeout(Duration::from_secs(10), self.engine.remove(&self.name)).await;
+        };
+        let _ = child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.engine.remove(&self.name)).await;
+        match stopped {
+            Ok(Ok(()) | Err(engine::Error::NoSuchContainer { .. })) => Ok(Stopping::Stopped(None)),
+            Ok(Err(err)) => Err(failed(err.to_string())),
+            Err(_) => Err(failed("it did not stop within 10 s".to_owned())),
         }
-        stopped.map(|()| None)
     }
 }
 

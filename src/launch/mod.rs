@@ -91,6 +91,14 @@ pub enum Error {
     Invalid(String),
     #[error("the launch of {app} was cancelled; its container was stopped")]
     Cancelled { app: String },
+    #[error("launch {id} ({app}) has already {state}; there is nothing to stop")]
+    AlreadyEnded {
+        id: String,
+        app: String,
+        state: State,
+    },
+    #[error(transparent)]
+    Id(record::FindError),
 }
 
 fn output_suffix(output: &[String]) -> String {
@@ -435,11 +443,10 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         .into_iter()
         .map(|record| {
             let live_state = live.remove(&record.id).map(|(_, state)| state);
-            let record = if asked.contains(&record.backend) && !record.state.is_finished() {
-                settle(settings, record, live_state.as_deref())
-            } else {
-                record
-            };
+            let mut record = record;
+            if asked.contains(&record.backend) && !record.state.is_finished() {
+                record.state = observed_state(settings, &record, live_state.as_deref());
+            }
             Row { record, live_state }
         })
         .collect();
@@ -454,23 +461,19 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
     rows
 }
 
-/// Brings a launch's record up to date with what its backend says of it. A launch still
-/// starting may not be listed yet; one gone quiet for longer than a launch may wait is over.
-fn settle(settings: &Settings, record: Record, live_state: Option<&str>) -> Record {
-    let settled = record.state == State::Running
-        || record::now().saturating_sub(record.started_at)
-            > settings.launch.wait.as_secs() + settings.skaha.poll_timeout.as_secs();
-    let mut life = Lifecycle::resume(settings, record, Arc::new(()));
+/// What a launch's backend says of it, read only: `ps` never changes a record, since a launch
+/// still starting may not be listed yet; whoever learns of an app's end records it. One not
+/// listed after longer than a launch may wait is shown as over.
+fn observed_state(settings: &Settings, record: &Record, live_state: Option<&str>) -> State {
+    let settled = record::now().saturating_sub(record.started_at)
+        > settings.launch.wait.as_secs() + settings.skaha.poll_timeout.as_secs();
     match live_state {
-        Some("running") => life.running(),
-        Some("failed" | "error") => {
-            life.finish(End::Failed("its backend reports it failed".to_owned()))
-        }
-        Some("completed" | "succeeded" | "exited" | "stopped") => life.finish(End::Exited(-1)),
-        None if settled => life.finish(End::Exited(-1)),
-        _ => {}
+        Some("running") => State::Running,
+        Some("failed" | "error") => State::Failed,
+        Some("completed" | "succeeded" | "exited" | "stopped") => State::Exited,
+        None if settled => State::Exited,
+        _ => record.state,
     }
-    life.record().clone()
 }
 
 /// What is known of an arcade container without a record (the state folder was wiped, say):
@@ -523,38 +526,63 @@ async fn stop_unrecorded(settings: &Settings, id: &str) -> Option<Result<Stopped
             .filter(|found| found.starts_with(id))
             .collect();
         if let [found] = matching.as_slice() {
-            return Some(stop_record(settings, unrecorded(found, kind, false)).await);
+            return Some(stop_record(settings, unrecorded(found, kind, true)).await);
         }
     }
     None
 }
 
-/// Stops a launch by id (or unique prefix).
+/// Stops a launch by id (or unique prefix). An ambiguous prefix is an error naming the
+/// candidates; an app that has already ended is [`Error::AlreadyEnded`].
 pub async fn stop(settings: &Settings, id: &str) -> Result<Stopped> {
     let store = Store::new(settings.dirs.launch_state());
     match store.find(id) {
+        Ok(record) if record.state.is_finished() => Err(already_ended(&record)),
         Ok(record) => stop_record(settings, record).await,
-        Err(message) => stop_unrecorded(settings, id)
+        Err(missing @ record::FindError::NoSuch(_)) => stop_unrecorded(settings, id)
             .await
-            .unwrap_or(Err(Error::NotFound(message))),
+            .unwrap_or(Err(Error::NotFound(missing.to_string()))),
+        Err(missing @ record::FindError::NotAnId(_)) => Err(Error::NotFound(missing.to_string())),
+        Err(err) => Err(Error::Id(err)),
     }
 }
 
 async fn stop_record(settings: &Settings, record: Record) -> Result<Stopped> {
     let mut app = attach(settings, &record)?;
     let mut life = Lifecycle::resume(settings, record, Arc::new(()));
-    let end = app.stop(&life).await?;
-    life.stopped(None);
-    Ok(Stopped {
-        record: life.record().clone(),
-        end,
-    })
+    match app.stop(&life).await? {
+        app::Stopping::Stopped(end) => {
+            life.stopped(None);
+            Ok(Stopped {
+                record: life.record().clone(),
+                end,
+            })
+        }
+        // Its backend no longer has it: it ended unseen, and now that is known.
+        app::Stopping::AlreadyGone => {
+            life.finish(End::Exited(-1));
+            Err(already_ended(life.record()))
+        }
+    }
+}
+
+fn already_ended(record: &Record) -> Error {
+    Error::AlreadyEnded {
+        id: record.id.clone(),
+        app: catalog::printable(&record.app).into_owned(),
+        state: record.state,
+    }
 }
 
 /// The log of a launch.
 pub fn logs(settings: &Settings, id: &str) -> Result<(Record, String)> {
     let store = Store::new(settings.dirs.launch_state());
-    let record = store.find(id).map_err(Error::NotFound)?;
+    let record = store.find(id).map_err(|err| match err {
+        record::FindError::NoSuch(_) | record::FindError::NotAnId(_) => {
+            Error::NotFound(err.to_string())
+        }
+        other => Error::Id(other),
+    })?;
     let path = store.log_path(&record.id);
     let text = std::fs::read_to_string(&path).map_err(io_error("read", &path))?;
     Ok((record, text))

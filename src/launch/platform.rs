@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::app::{App, CurrentSettings, End, Matcher, NotReady, Place};
+use super::app::{App, CurrentSettings, End, Matcher, NotReady, Place, Stopping};
 use super::lifecycle::{Backend, Lifecycle, Start};
 use super::record::Record;
 use super::{Error, Request, Result};
@@ -383,15 +383,19 @@ impl App for SkahaApp {
         ))
     }
 
-    /// Deletes the app; deleting is its end. One already gone is what the user wanted.
-    async fn stop(&mut self, life: &Lifecycle) -> Result<Option<End>> {
-        let gone = match self.skaha.delete_app(&self.session, &self.app_id).await {
-            Ok(()) => "skaha deleted it",
-            Err(skaha::Error::NoSuchApp { .. }) => "skaha no longer had it",
-            Err(err) => return Err(err.into()),
-        };
-        life.note(&format!("stopped app {}: {gone}", self.app_id));
-        Ok(Some(End::Exited(-1)))
+    /// Deletes the app; deleting is its end.
+    async fn stop(&mut self, life: &Lifecycle) -> Result<Stopping> {
+        match self.skaha.delete_app(&self.session, &self.app_id).await {
+            Ok(()) => {
+                life.note(&format!("stopped app {}: skaha deleted it", self.app_id));
+                Ok(Stopping::Stopped(Some(End::Exited(-1))))
+            }
+            Err(skaha::Error::NoSuchApp { .. }) => {
+                life.note(&format!("app {}: skaha no longer had it", self.app_id));
+                Ok(Stopping::AlreadyGone)
+            }
+            Err(err) => Err(err.into()),
+        }
     }
 }
 

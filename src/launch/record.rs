@@ -75,6 +75,28 @@ pub struct Record {
     pub message: Option<String>,
 }
 
+/// Why no one launch was found by an id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FindError {
+    #[error("{0:?} is not a launch id (see arcade ps)")]
+    NotAnId(String),
+    #[error("no launch with id {0:?} (see arcade ps)")]
+    NoSuch(String),
+    /// Several launches start with the prefix, as git says of a short commit id.
+    #[error(
+        "launch id {prefix:?} is ambiguous; it could be {}",
+        candidates
+            .iter()
+            .map(|r| format!("{} ({}, {})", r.id, crate::catalog::printable(&r.app), r.state))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )]
+    Ambiguous {
+        prefix: String,
+        candidates: Vec<Record>,
+    },
+}
+
 /// Whether `id` can be a launch id (or a prefix of one): hex digits only, so an id from the
 /// command line or the bus never becomes a path of its own.
 pub fn is_id(id: &str) -> bool {
@@ -181,29 +203,25 @@ impl Store {
     }
 
     /// Finds a record by id or unique id prefix.
-    pub fn find(&self, id: &str) -> Result<Record, String> {
+    pub fn find(&self, id: &str) -> Result<Record, FindError> {
         if !is_id(id) {
-            return Err(format!("{id:?} is not a launch id (see arcade ps)"));
+            return Err(FindError::NotAnId(id.to_owned()));
         }
         if let Some(record) = self.load(id) {
             return Ok(record);
         }
-        let matches: Vec<Record> = self
+        let mut matches: Vec<Record> = self
             .all()
             .into_iter()
             .filter(|record| record.id.starts_with(id))
             .collect();
         match matches.len() {
-            1 => Ok(matches.into_iter().next().expect("one match")),
-            0 => Err(format!("no launch with id {id:?} (see arcade ps)")),
-            _ => Err(format!(
-                "{id:?} matches several launches: {}",
-                matches
-                    .iter()
-                    .map(|record| record.id.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )),
+            0 => Err(FindError::NoSuch(id.to_owned())),
+            1 => Ok(matches.remove(0)),
+            _ => Err(FindError::Ambiguous {
+                prefix: id.to_owned(),
+                candidates: matches,
+            }),
         }
     }
 
@@ -279,7 +297,12 @@ mod tests {
             .unwrap();
         store.save(&record("old000", 10, State::Exited)).unwrap();
         assert_eq!(store.find("abc").unwrap().id, "abc123");
-        assert!(store.find("ab").unwrap_err().contains("several"));
+        let ambiguous = store.find("ab").unwrap_err().to_string();
+        assert_eq!(
+            ambiguous,
+            "launch id \"ab\" is ambiguous; it could be abc123 (terminal:1.0, running), abd999 \
+             (terminal:1.0, exited)"
+        );
         assert!(store.find("zzz").is_err());
         let ids: Vec<String> = store.all().into_iter().map(|r| r.id).collect();
         assert_eq!(ids, ["abc123", "abd999"]);

@@ -424,19 +424,43 @@ fn no_wait_returns_after_the_post() {
     assert_eq!(row["state"], "starting", "{row:#}");
     assert_eq!(row["live_state"], "pending", "{row:#}");
 
-    // A second stop finds the app gone (404), which is what was asked.
+    // Stopped once; a second stop says it has already stopped (exit 1), and asks skaha nothing.
     desktop.after().args(["stop", &id]).ok();
-    desktop.after().args(["stop", &id]).ok();
-    let deletes: Vec<Option<u16>> = desktop
-        .skaha
-        .requests()
-        .iter()
-        .filter(|r| r.method == "DELETE")
-        .map(|r| r.status)
-        .collect();
-    assert_eq!(deletes, [Some(200), Some(404)], "{}", desktop.request_log());
+    let again = desktop.after().args(["stop", &id]).run();
+    assert_eq!(again.code, Some(1), "{again}");
+    assert!(
+        again.error_line().contains(&format!(
+            "launch {id} ({LABEL}) has already stopped; there is nothing to stop"
+        )),
+        "{again}"
+    );
+    let deletes = || -> Vec<Option<u16>> {
+        desktop
+            .skaha
+            .requests()
+            .iter()
+            .filter(|r| r.method == "DELETE")
+            .map(|r| r.status)
+            .collect()
+    };
+    assert_eq!(deletes(), [Some(200)], "{}", desktop.request_log());
     assert_eq!(desktop.only_row()["state"], "stopped");
-    let logs = desktop.after().args(["logs", &id]).ok();
+
+    // An app skaha no longer has (404) ended unseen: stop says so, exits 1, and records its end.
+    let (run, _) = desktop.launch(&["--no-wait", IMAGE]);
+    let second = launch_id(&run);
+    let app_id = desktop.skaha.apps()[1].app_id.clone();
+    desktop.skaha.forget_app(&app_id);
+    let gone = desktop.after().args(["stop", &second]).run();
+    assert_eq!(gone.code, Some(1), "{gone}");
+    assert!(gone.error_line().contains("has already exited"), "{gone}");
+    assert_eq!(
+        deletes(),
+        [Some(200), Some(404)],
+        "{}",
+        desktop.request_log()
+    );
+    let logs = desktop.after().args(["logs", &second]).ok();
     assert!(logs.stdout.contains("skaha no longer had it"), "{logs}");
 
     // An id arcade never launched is not found (exit status 1).

@@ -25,11 +25,22 @@ fn service_file(services: &Path) {
 impl Bus {
     /// Starts a bus whose activated services get `env` (the test home's XDG folders, display…).
     pub fn start(home: &Home, env: &[(&str, std::ffi::OsString)]) -> Bus {
+        Bus::start_with(home, env, true)
+    }
+
+    /// A bus on which arcade is not installed as a D-Bus service: nothing starts the daemon.
+    pub fn start_without_service(home: &Home) -> Bus {
+        Bus::start_with(home, &[], false)
+    }
+
+    fn start_with(home: &Home, env: &[(&str, std::ffi::OsString)], installed: bool) -> Bus {
         let daemon = require_tool("dbus-daemon", "dbus");
         let dir = tempfile::tempdir().expect("create a folder for the bus");
         let services = dir.path().join("services");
         std::fs::create_dir_all(&services).unwrap();
-        service_file(&services);
+        if installed {
+            service_file(&services);
+        }
         let config = dir.path().join("session.conf");
         std::fs::write(
             &config,

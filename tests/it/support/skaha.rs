@@ -465,6 +465,19 @@ impl FakeSkaha {
         self.state.lock().unwrap().config.runner = runner;
     }
 
+    /// Deletes an app as the platform would behind arcade's back (a Job cleaned up after it
+    /// finished, say): skaha no longer has it.
+    pub fn forget_app(&self, app_id: &str) {
+        let mut state = self.state.lock().unwrap();
+        let index = state
+            .apps
+            .iter()
+            .position(|app| app.app_id == app_id)
+            .unwrap_or_else(|| panic!("the fake skaha has no app {app_id:?}"));
+        state.apps[index].deleted = true;
+        state.kill_pod(index);
+    }
+
     /// Makes an app report `status` from now on, whatever its script says.
     pub fn set_app_status(&self, app_id: &str, status: &str) {
         let mut state = self.state.lock().unwrap();
