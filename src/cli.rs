@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, Backend, Overrides, Source};
 use crate::harbor::Progress;
 use crate::menu::{self, install};
+use crate::text::count;
 use crate::{launch, sync};
 
 /// Desktop menus and launchers for container images on the CANFAR Science Platform.
@@ -41,6 +42,7 @@ pub enum Command {
     Config {
         #[command(flatten)]
         source: SourceArgs,
+        /// Print the settings as one JSON object.
         #[arg(long)]
         json: bool,
         /// Say where each value comes from: `file:PATH`, `env:VARIABLE`, `flag:--FLAG`,
@@ -54,6 +56,7 @@ pub enum Command {
     Launch(LaunchArgs),
     /// List the apps you launched.
     Ps {
+        /// Print the launches as a JSON array, with each record's fields and the live state.
         #[arg(long)]
         json: bool,
     },
@@ -66,6 +69,9 @@ pub enum Command {
     Logs {
         /// The launch id from `arcade ps` (a unique prefix is enough).
         id: String,
+        /// Keep printing what the app writes, until it ends (or Ctrl-C).
+        #[arg(short, long)]
+        follow: bool,
     },
     /// For image authors: check a local image against the platform's requirements, or try it.
     #[command(subcommand)]
@@ -75,6 +81,13 @@ pub enum Command {
     /// For the desktop's startup: build the menu from the last good catalog at once, then start
     /// (or poke) the daemon to refresh it from the network. Bounded in time.
     SessionStart,
+    /// Print a shell completion script (see README for where to install it).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff), for `man`.
+    Man,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +160,7 @@ pub enum MenuCommand {
     Sync(SyncArgs),
     /// Print the installed menu tree.
     List {
+        /// Print the tree as JSON: menus with their entries (name, image, digest, file ID).
         #[arg(long)]
         json: bool,
     },
@@ -155,6 +169,7 @@ pub enum MenuCommand {
         /// Say what would be removed without removing it.
         #[arg(long)]
         dry_run: bool,
+        /// Print what was removed as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -274,10 +289,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             outln!("stopped {} ({})", stopped.record.app, stopped.record.id)?;
             Ok(())
         }
-        Command::Logs { id } => {
+        Command::Logs { id, follow } => {
             let settings = config::load(&cli.overrides(None))?;
-            let (_, text) = launch::logs(&settings, id).map_err(launch_error)?;
-            out!("{text}")?;
+            print_logs(&settings, id, *follow).await
+        }
+        Command::Completions { shell } => {
+            // Made in memory, then written: the generator panics on a write error, where a
+            // closed pipe must stay a quiet success.
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut command, "arcade", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+            Ok(())
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(command).render(&mut std::io::stdout().lock())?;
             Ok(())
         }
         Command::Image(ImageCommand::Check {
@@ -295,8 +322,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             command,
         }) => {
             let settings = config::load(&cli.overrides(None))?;
+            // A local image, as `image check` takes it: never pulled.
+            let engine = local_engine(&settings, *backend)?;
+            if !engine.image_exists(image).await {
+                return Err(NotFound(format!(
+                    "{} has no local image {}: build or pull it first (image try never pulls)",
+                    engine.name(),
+                    crate::catalog::printable(image)
+                ))
+                .into());
+            }
             let args = LaunchArgs {
-                backend: *backend,
+                backend: Some(engine.kind),
                 cores: None,
                 ram: None,
                 gpus: None,
@@ -332,6 +369,23 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
                 .and_then(serde_json::Error::io_error_kind)
                 == broken
     })
+}
+
+/// A failure as one line: its causes, colon-separated, each said once (an error that names its
+/// cause in its own text is not followed by that cause again), with no line breaks inside.
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 /// The exit status for a failure: 1 when something asked for does not exist, 2 otherwise.
@@ -502,6 +556,48 @@ fn print_daemon_outcome(label: &str, outcome: crate::bus::client::Outcome) -> an
         ),
     }
     Ok(())
+}
+
+/// Prints a launch's log; with `follow`, goes on printing what is added until the launch is
+/// over (its record says so, or it is not running on its backend) or Ctrl-C.
+async fn print_logs(settings: &config::Settings, id: &str, follow: bool) -> anyhow::Result<()> {
+    let (record, text) = launch::logs(settings, id).map_err(launch_error)?;
+    out!("{text}")?;
+    if !follow {
+        return Ok(());
+    }
+    let path = launch::record::Store::new(settings.dirs.launch_state()).log_path(&record.id);
+    let mut printed = text.len() as u64;
+    let interrupted = launch::interrupted();
+    tokio::pin!(interrupted);
+    for round in 1u64.. {
+        tokio::select! {
+            () = &mut interrupted => return Ok(()),
+            () = tokio::time::sleep(Duration::from_millis(250)) => {}
+        }
+        printed += copy_new_bytes(&path, printed)?;
+        // Asking the backend costs an engine call: once every two seconds is enough.
+        if round % 8 == 0 && launch::is_over(settings, &record.id).await {
+            // What it wrote as it ended.
+            copy_new_bytes(&path, printed)?;
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// Copies what a file holds past `from` to stdout; returns how many bytes.
+fn copy_new_bytes(path: &std::path::Path, from: u64) -> anyhow::Result<u64> {
+    use std::io::{Read as _, Seek as _, Write as _};
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("failed to read {}", path.display()))?;
+    file.seek(std::io::SeekFrom::Start(from))?;
+    let mut bytes = Vec::new();
+    file.read_to_end(&mut bytes)?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(&bytes)?;
+    out.flush()?;
+    Ok(bytes.len() as u64)
 }
 
 /// The local engine for image commands: the one asked for, else the configured local one.
@@ -784,7 +880,18 @@ async fn menu_sync(settings: &config::Settings, args: &SyncArgs) -> anyhow::Resu
     )
     .await;
     bar.0.finish_and_clear();
-    let outcome = result?;
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(err)
+            if err.is_unreachable() && !args.offline && settings.dirs.cached_catalog().exists() =>
+        {
+            return Err(anyhow::anyhow!(
+                "{err}; the menu stays as it was (`arcade menu sync --offline` rebuilds it from \
+                 the last good catalog)"
+            ));
+        }
+        Err(err) => return Err(err.into()),
+    };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&outcome)?)?;
     } else {
@@ -805,18 +912,23 @@ fn print_outcome(outcome: &sync::Outcome) -> std::io::Result<()> {
         format!("{} {}", outcome.source, outcome.url)
     };
     outln!(
-        "menu: {} entries in {} projects from {from}; {verb} {} files, {} unchanged, {} removed ({:.2} s)",
-        outcome.entries,
-        outcome.projects,
-        outcome.written,
+        "menu: {} in {} from {from}; {verb} {}, {} unchanged, {} removed ({:.2} s)",
+        count(outcome.entries, "entry", "entries"),
+        count(outcome.projects, "project", "projects"),
+        count(outcome.written, "file", "files"),
         outcome.unchanged,
         outcome.removed,
         outcome.seconds
     )?;
+    for (sign, references) in [("+", &outcome.would_add), ("-", &outcome.would_remove)] {
+        for reference in references {
+            outln!("  {sign} {}", crate::catalog::printable(reference))?;
+        }
+    }
     if !outcome.skipped.is_empty() {
         eprintln!(
-            "arcade: warning: left out {} images the source listed:",
-            outcome.skipped.len()
+            "arcade: warning: left out {} the source listed:",
+            count(outcome.skipped.len(), "image", "images")
         );
         for line in outcome.skipped.iter().take(20) {
             eprintln!("  {line}");
@@ -893,9 +1005,9 @@ fn menu_clean(settings: &config::Settings, dry_run: bool, json: bool) -> anyhow:
         return Ok(());
     }
     outln!(
-        "menu: {} {} files",
+        "menu: {} {}",
         if dry_run { "would remove" } else { "removed" },
-        report.removed
+        count(report.removed, "file", "files")
     )?;
     for path in &report.kept_modified {
         eprintln!(
@@ -1062,6 +1174,7 @@ mod tests {
             _ => None,
         };
         let overrides = Overrides {
+            source: Some(Source::Harbor),
             catalog: Some("/flag.json".into()),
             ..Overrides::default()
         };

@@ -257,8 +257,11 @@ impl Core {
         match result {
             Ok(outcome) => {
                 status.result = format!(
-                    "ok: {} entries in {} projects from {} ({} files written)",
-                    outcome.entries, outcome.projects, outcome.url, outcome.written
+                    "ok: {} in {} from {} ({} written)",
+                    crate::text::count(outcome.entries, "entry", "entries"),
+                    crate::text::count(outcome.projects, "project", "projects"),
+                    outcome.url,
+                    crate::text::count(outcome.written, "file", "files")
                 );
                 drop(status);
                 *self.catalog.write().expect("catalog lock") = sync::read_cache(&settings)

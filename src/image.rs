@@ -720,9 +720,9 @@ pub fn render(report: &Report) -> String {
     }
     let _ = writeln!(
         out,
-        "{} passed, {} warnings, {} failed",
+        "{} passed, {}, {} failed",
         report.count(Status::Pass),
-        report.count(Status::Warn),
+        crate::text::count(report.count(Status::Warn), "warning", "warnings"),
         report.count(Status::Fail)
     );
     out

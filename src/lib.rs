@@ -14,4 +14,5 @@ pub mod launch;
 pub mod menu;
 pub mod skaha;
 pub mod sync;
+pub mod text;
 pub mod x11;

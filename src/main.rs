@@ -28,9 +28,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) if arcade::cli::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            // One line: the whole cause chain, colon-separated, with no line breaks inside.
-            let message = format!("{err:#}").replace('\n', " ");
-            eprintln!("arcade: error: {message}");
+            eprintln!("arcade: error: {}", arcade::cli::one_line(&err));
             ExitCode::from(arcade::cli::exit_code(&err))
         }
     }

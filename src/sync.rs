@@ -45,6 +45,24 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// Whether the source could not be reached at all (refused, unanswered, too slow), where
+    /// the last good catalog can stand in.
+    pub fn is_unreachable(&self) -> bool {
+        let http = match self {
+            Error::Deadline { .. } => return true,
+            Error::Http(err)
+            | Error::Harbor(harbor::Error::Http(err))
+            | Error::Skaha(skaha::Error::Http(err)) => err,
+            _ => return false,
+        };
+        matches!(
+            http,
+            http::Error::Connect { .. } | http::Error::Timeout { .. }
+        )
+    }
+}
+
 /// How to run a sync.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Mode {
@@ -72,6 +90,11 @@ pub struct Outcome {
     /// Entries that were not in the previous menu, and entries no longer in it.
     pub added_entries: usize,
     pub removed_entries: usize,
+    /// With `--dry-run`: the references of the entries the sync would add and remove.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_add: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would_remove: Vec<String>,
     pub skipped: Vec<String>,
     pub missing_shortcuts: Vec<String>,
     pub kept_modified: Vec<PathBuf>,
@@ -280,7 +303,7 @@ fn install_catalog(
     let mut installer =
         install::Installer::new(target, install::Manifest::load(target), mode.dry_run);
     let plan = menu::plan_each(&catalog, options, &mut |file| installer.put(file))?;
-    let changes = entry_changes(installer.previous_tree(), &plan.tree);
+    let changes = entry_changes(installer.previous_tree(), &plan.tree, mode.dry_run);
     let report = installer.finish(&plan.tree, &plan.shortcuts)?;
     // The catalog is saved as the last good one only once the menu it describes is installed,
     // under the same lock, so the cache and the menu always agree. It is written straight from
@@ -314,7 +337,7 @@ fn outcome(
         provenance,
         plan,
         report,
-        changes: (added_entries, removed_entries),
+        changes,
     } = installed;
     let no_desktop = (settings.menu.desktop_dir.is_none() && !settings.menu.shortcuts.is_empty())
         .then(|| {
@@ -332,8 +355,10 @@ fn outcome(
         written: report.written,
         unchanged: report.unchanged,
         removed: report.removed,
-        added_entries,
-        removed_entries,
+        added_entries: changes.n_added,
+        removed_entries: changes.n_removed,
+        would_add: changes.added,
+        would_remove: changes.removed,
         skipped,
         missing_shortcuts: plan.missing_shortcuts.clone(),
         kept_modified: report.kept_modified,
@@ -353,11 +378,12 @@ struct Installed {
     /// The plan without its files, which went to disk as they were planned.
     plan: menu::Plan,
     report: install::Report,
-    changes: (usize, usize),
+    changes: Changes,
 }
 
-/// Counts entries (by image reference) added and removed between two trees.
-pub fn entry_changes(before: &menu::Tree, after: &menu::Tree) -> (usize, usize) {
+/// The entries (by image reference) added and removed between two trees: counted, and named
+/// only when `named` (a dry run lists them; a real sync of a large registry need not hold them).
+pub fn entry_changes(before: &menu::Tree, after: &menu::Tree, named: bool) -> Changes {
     // Borrowed, not copied: a large menu has tens of thousands of references on each side.
     fn collect<'a>(tree: &'a menu::Tree, out: &mut std::collections::HashSet<&'a str>) {
         out.extend(tree.entries.iter().map(|entry| entry.image.as_str()));
@@ -368,5 +394,28 @@ pub fn entry_changes(before: &menu::Tree, after: &menu::Tree) -> (usize, usize) 
     let (mut old, mut new) = (Default::default(), Default::default());
     collect(before, &mut old);
     collect(after, &mut new);
-    (new.difference(&old).count(), old.difference(&new).count())
+    let names = |set: std::collections::hash_set::Difference<'_, &str, _>| -> Vec<String> {
+        if !named {
+            return Vec::new();
+        }
+        let mut names: Vec<String> = set.map(|name| (*name).to_owned()).collect();
+        names.sort_unstable();
+        names
+    };
+    Changes {
+        n_added: new.difference(&old).count(),
+        n_removed: old.difference(&new).count(),
+        added: names(new.difference(&old)),
+        removed: names(old.difference(&new)),
+    }
+}
+
+/// What a sync changes in the menu's entries.
+#[derive(Debug, Default)]
+pub struct Changes {
+    pub n_added: usize,
+    pub n_removed: usize,
+    /// The references, when asked for.
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
 }

@@ -206,8 +206,13 @@ impl Overrides {
                 .transpose()
                 .map_err(|err| Error::Invalid(format!("a flag's value is unusable: {err}")))
         }
+        // `--catalog` alone means that file: syncing a registry beside it would surprise.
+        let source = match (self.source, &self.catalog) {
+            (None, Some(_)) => (Some(Source::File), "--catalog"),
+            (source, _) => (source, "--source"),
+        };
         let flags = [
-            ("source", "--source", value(&self.source)?),
+            ("source", source.1, value(&source.0)?),
             ("url", "--url", value(&self.url)?),
             ("label", "--label", value(&self.label)?),
             ("catalog", "--catalog", value(&self.catalog)?),

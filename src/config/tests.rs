@@ -662,3 +662,16 @@ fn the_readme_documents_every_key_and_variable() {
         assert!(section.contains(&format!("`{var}`")), "README lacks {var}");
     }
 }
+
+#[test]
+fn a_catalog_flag_alone_means_the_file_source() {
+    let world = World::new();
+    world.write("catalog.json", "[]");
+    world.flags.borrow_mut().catalog = Some(world.path("catalog.json"));
+    let settings = world.load().unwrap();
+    assert_eq!(settings.source, Source::File);
+    assert_eq!(settings.origins["source"], Origin::Flag("--catalog"));
+    // With a source named, the flag does not override it.
+    world.flags.borrow_mut().source = Some(Source::Harbor);
+    assert_eq!(world.load().unwrap().source, Source::Harbor);
+}

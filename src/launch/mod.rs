@@ -461,6 +461,15 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
     rows
 }
 
+/// Whether a launch is over, by its record or, read only, by its backend.
+pub async fn is_over(settings: &Settings, id: &str) -> bool {
+    list(settings)
+        .await
+        .iter()
+        .find(|row| row.record.id == id)
+        .is_none_or(|row| row.record.state.is_finished())
+}
+
 /// What a launch's backend says of it, read only: `ps` never changes a record, since a launch
 /// still starting may not be listed yet; whoever learns of an app's end records it. One not
 /// listed after longer than a launch may wait is shown as over.

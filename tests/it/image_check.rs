@@ -324,12 +324,15 @@ fn launch_local_runs_the_image_here_whatever_the_configured_backend() {
         .arcade()
         .args(["image", "try", "localhost/arcade-test/never-built:1"])
         .run();
-    assert_eq!(run.code, Some(2), "{run}");
+    assert_eq!(run.code, Some(1), "{run}");
     let line = run.error_line();
     assert!(
-        line.contains("localhost/arcade-test/never-built:1") && line.contains("not available"),
+        line.contains("localhost/arcade-test/never-built:1")
+            && line.contains("build or pull it first"),
         "{run}"
     );
+    // It never tried to pull from a registry that is not one.
+    assert!(!run.stderr.contains("/v2/"), "{run}");
     let run = desk
         .arcade()
         .env("PATH", "/nonexistent")
