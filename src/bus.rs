@@ -185,6 +185,24 @@ impl Launcher {
         Ok(self.core.launch(request).await?)
     }
 
+    // The signals a launch sends as it goes, beside the method that starts it.
+
+    #[zbus(signal)]
+    async fn app_starting(emitter: &SignalEmitter<'_>, id: &str, app: &str) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn app_window_mapped(
+        emitter: &SignalEmitter<'_>,
+        id: &str,
+        milliseconds: u64,
+    ) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn app_exited(emitter: &SignalEmitter<'_>, id: &str, code: i32) -> zbus::Result<()>;
+
+    #[zbus(signal)]
+    async fn app_failed(emitter: &SignalEmitter<'_>, id: &str, reason: &str) -> zbus::Result<()>;
+
     /// Stops a launched app.
     async fn stop(&self, id: &str) -> Result<(), Error> {
         Ok(self.core.stop(id).await?)
@@ -194,6 +212,14 @@ impl Launcher {
     async fn list(&self) -> Vec<AppRow> {
         rows(&self.core)
     }
+
+    #[zbus(signal)]
+    async fn menu_changed(
+        emitter: &SignalEmitter<'_>,
+        added: u32,
+        removed: u32,
+        unchanged: u32,
+    ) -> zbus::Result<()>;
 
     /// Rebuilds the menu from the source now; returns entries added, removed and unchanged.
     async fn refresh(&self) -> Result<(u32, u32, u32), Error> {
@@ -218,30 +244,6 @@ impl Launcher {
     async fn last_sync_result(&self) -> String {
         self.core.last_sync().result
     }
-
-    #[zbus(signal)]
-    async fn app_starting(emitter: &SignalEmitter<'_>, id: &str, app: &str) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    async fn app_window_mapped(
-        emitter: &SignalEmitter<'_>,
-        id: &str,
-        milliseconds: u64,
-    ) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    async fn app_exited(emitter: &SignalEmitter<'_>, id: &str, code: i32) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    async fn app_failed(emitter: &SignalEmitter<'_>, id: &str, reason: &str) -> zbus::Result<()>;
-
-    #[zbus(signal)]
-    async fn menu_changed(
-        emitter: &SignalEmitter<'_>,
-        added: u32,
-        removed: u32,
-        unchanged: u32,
-    ) -> zbus::Result<()>;
 }
 
 fn rows(core: &Core) -> Vec<AppRow> {

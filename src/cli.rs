@@ -244,21 +244,9 @@ macro_rules! outln {
 
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = || config::load(&cli.overrides(None));
     match &cli.command {
-        Command::Menu(MenuCommand::Sync(args)) => {
-            let mut overrides = cli.overrides(Some(&args.source));
-            overrides.allow_empty = args.allow_empty;
-            let settings = config::load(&overrides)?;
-            menu_sync(&settings, args).await
-        }
-        Command::Menu(MenuCommand::List { json }) => {
-            let settings = config::load(&cli.overrides(None))?;
-            menu_list(&settings, *json)
-        }
-        Command::Menu(MenuCommand::Clean { dry_run, json }) => {
-            let settings = config::load(&cli.overrides(None))?;
-            menu_clean(&settings, *dry_run, *json)
-        }
+        Command::Menu(command) => run_menu(&cli, command).await,
         Command::Config {
             source,
             json,
@@ -266,9 +254,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let settings = config::load(&cli.overrides(Some(source)))?;
             let text = render_config(&settings.view()?, *json, *show_origin)?;
-            // Written, not `print!`ed, so `arcade config | head` ends quietly (see
-            // `is_broken_pipe`) instead of panicking.
-            std::io::stdout().lock().write_all(text.as_bytes())?;
+            out!("{text}")?;
             Ok(())
         }
         Command::Demo => demo().await,
@@ -276,30 +262,22 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut overrides = cli.overrides(None);
             overrides.backend = args.backend;
             overrides.skaha_url = args.url.clone();
-            let settings = config::load(&overrides)?;
-            run_launch(&settings, args).await
+            run_launch(&config::load(&overrides)?, args).await
         }
-        Command::Ps { json } => {
-            let settings = config::load(&cli.overrides(None))?;
-            print_ps(&settings, *json).await
-        }
+        Command::Ps { json } => print_ps(&settings()?, *json).await,
         Command::Stop { id } => {
-            let settings = config::load(&cli.overrides(None))?;
-            let stopped = launch::stop(&settings, id).await.map_err(launch_error)?;
+            let stopped = launch::stop(&settings()?, id).await.map_err(launch_error)?;
             outln!("stopped {} ({})", stopped.record.app, stopped.record.id)?;
             Ok(())
         }
-        Command::Logs { id, follow } => {
-            let settings = config::load(&cli.overrides(None))?;
-            print_logs(&settings, id, *follow).await
-        }
+        Command::Logs { id, follow } => print_logs(&settings()?, id, *follow).await,
         Command::Completions { shell } => {
             // Made in memory, then written: the generator panics on a write error, where a
             // closed pipe must stay a quiet success.
             let mut command = <Cli as clap::CommandFactory>::command();
             let mut script = Vec::new();
             clap_complete::generate(*shell, &mut command, "arcade", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)?;
+            std::io::stdout().lock().write_all(&script)?;
             Ok(())
         }
         Command::Man => {
@@ -307,23 +285,47 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             clap_mangen::Man::new(command).render(&mut std::io::stdout().lock())?;
             Ok(())
         }
-        Command::Image(ImageCommand::Check {
+        Command::Image(command) => run_image(&settings()?, command).await,
+        Command::Daemon => {
+            let overrides = cli.overrides(None);
+            let settings = config::load(&overrides)?;
+            let (core, notices) = crate::daemon::Core::new(settings, overrides);
+            let served = crate::bus::serve(Arc::clone(&core), notices).await?;
+            crate::daemon::run(core, served.closed()).await
+        }
+        Command::SessionStart => session_start(settings()).await,
+    }
+}
+
+async fn run_menu(cli: &Cli, command: &MenuCommand) -> anyhow::Result<()> {
+    match command {
+        MenuCommand::Sync(args) => {
+            let mut overrides = cli.overrides(Some(&args.source));
+            overrides.allow_empty = args.allow_empty;
+            menu_sync(&config::load(&overrides)?, args).await
+        }
+        MenuCommand::List { json } => menu_list(&config::load(&cli.overrides(None))?, *json),
+        MenuCommand::Clean { dry_run, json } => {
+            menu_clean(&config::load(&cli.overrides(None))?, *dry_run, *json)
+        }
+    }
+}
+
+async fn run_image(settings: &config::Settings, command: &ImageCommand) -> anyhow::Result<()> {
+    match command {
+        ImageCommand::Check {
             image,
             backend,
             timeout,
             json,
-        }) => {
-            let settings = config::load(&cli.overrides(None))?;
-            image_check(&settings, image, *backend, *timeout, *json).await
-        }
-        Command::Image(ImageCommand::Try {
+        } => image_check(settings, image, *backend, *timeout, *json).await,
+        ImageCommand::Try {
             backend,
             image,
             command,
-        }) => {
-            let settings = config::load(&cli.overrides(None))?;
+        } => {
             // A local image, as `image check` takes it: never pulled.
-            let engine = local_engine(&settings, *backend)?;
+            let engine = local_engine(settings, *backend)?;
             if !engine.image_exists(image).await {
                 return Err(NotFound(format!(
                     "{} has no local image {}: build or pull it first (image try never pulls)",
@@ -344,16 +346,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 target: image.clone(),
                 command: command.clone(),
             };
-            run_launch(&settings, &args).await
+            run_launch(settings, &args).await
         }
-        Command::Daemon => {
-            let overrides = cli.overrides(None);
-            let settings = config::load(&overrides)?;
-            let (core, notices) = crate::daemon::Core::new(settings, overrides);
-            let served = crate::bus::serve(Arc::clone(&core), notices).await?;
-            crate::daemon::run(core, served.closed()).await
-        }
-        Command::SessionStart => session_start(config::load(&cli.overrides(None))).await,
     }
 }
 

@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 use crate::catalog::Catalog;
 use crate::config::{self, Backend, Overrides, Settings};
 use crate::launch::lifecycle::{Failure, Follow};
-use crate::launch::{self, Event, Request, engine::Engine, record::Store};
+use crate::launch::{self, Event, Request, engine::Engine, record, record::Store};
 use crate::sync;
 
 #[derive(Debug, thiserror::Error)]
@@ -320,6 +320,8 @@ impl Core {
         let settings = self.settings();
         // SAFETY: getuid only reads the process's credentials.
         let uid = unsafe { libc::getuid() };
+        // The containers each engine that answered still has, by launch id.
+        let mut listed_containers = Vec::new();
         for kind in [Backend::Podman, Backend::Docker] {
             let Ok(engine) = Engine::find(kind) else {
                 continue;
@@ -327,6 +329,13 @@ impl Core {
             let Ok(containers) = engine.list(uid).await else {
                 continue;
             };
+            listed_containers.push((
+                kind,
+                containers
+                    .iter()
+                    .map(|(id, _)| id.clone())
+                    .collect::<Vec<_>>(),
+            ));
             for (id, state) in containers {
                 // Launches this daemon took since it began serving are followed already.
                 if state != "running" || self.live().contains_key(&id) {
@@ -339,8 +348,27 @@ impl Core {
                 }
             }
         }
-        // Apps on skaha that have not ended, launched by an earlier daemon or without one.
         let store = Store::new(settings.dirs.launch_state());
+        // Local apps launched without a daemon were followed by nobody once their window
+        // mapped: one whose container has long gone ended unseen, and now that is known.
+        for (kind, listed) in listed_containers {
+            for record in store.all() {
+                if record.backend == kind
+                    && !record.state.is_finished()
+                    && !listed.contains(&record.id)
+                    && !self.live().contains_key(&record.id)
+                    && record::now().saturating_sub(record.started_at) > settle_after(&settings)
+                {
+                    tracing::info!(
+                        id = record.id,
+                        "recording the end of an app that ended unseen"
+                    );
+                    launch::lifecycle::Lifecycle::resume(&settings, record, Arc::new(()))
+                        .finish(launch::app::End::Exited(-1));
+                }
+            }
+        }
+        // Apps on skaha that have not ended, launched by an earlier daemon or without one.
         for record in store.all() {
             if record.backend == Backend::Skaha
                 && !record.state.is_finished()
@@ -366,6 +394,12 @@ fn short_reason(reason: &str, id: &str) -> String {
         text.push('…');
     }
     format!("{text}\narcade logs {id}")
+}
+
+/// How long a launch may take before its container must exist: its window wait and skaha's
+/// poll time (a pull can take that long).
+fn settle_after(settings: &Settings) -> u64 {
+    settings.launch.wait.as_secs() + settings.skaha.poll_timeout.as_secs()
 }
 
 /// Runs the daemon until the session ends: SIGTERM, SIGINT, or `session_end` (the session bus
@@ -459,7 +493,6 @@ fn watched_files(settings: &Settings) -> BTreeSet<PathBuf> {
 /// Kubernetes-style `..data` symlink swaps, are seen), reloading after changes settle.
 async fn watch(core: Arc<Core>) {
     use notify::Watcher as _;
-    const SETTLE: Duration = Duration::from_millis(300);
     loop {
         let files = watched_files(&core.settings());
         let (sender, mut events) = mpsc::unbounded_channel();
@@ -495,53 +528,65 @@ async fn watch(core: Arc<Core>) {
             .chain(dirs.iter())
             .filter_map(|path| path.file_name().map(ToOwned::to_owned))
             .collect();
-        let relevant = |event: &notify::Result<notify::Event>| match event {
-            // Reading a file (our own syncs read the catalog) is no change.
-            Ok(event)
-                if matches!(
-                    event.kind,
-                    notify::EventKind::Access(
-                        notify::event::AccessKind::Open(_)
-                            | notify::event::AccessKind::Read
-                            | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
-                    )
-                ) =>
-            {
-                false
-            }
-            Ok(event) => event.paths.iter().any(|path| {
-                path.file_name().is_some_and(|name| {
-                    names.contains(name) || name.to_string_lossy().starts_with("..")
-                })
-            }),
-            Err(_) => true,
-        };
-        // Wait for a relevant change, then for the burst to settle.
-        loop {
-            match events.recv().await {
-                Some(event) if relevant(&event) => {
-                    tracing::debug!(?event, "a watched file changed");
-                    break;
-                }
-                Some(_) => continue,
-                None => return,
-            }
-        }
-        // Others reading the files (every `arcade` command reads the config) is no change, so
-        // only relevant events keep the burst open.
-        let mut last_change = Instant::now();
-        while let Some(left) = SETTLE.checked_sub(last_change.elapsed()) {
-            match tokio::time::timeout(left, events.recv()).await {
-                Ok(Some(event)) if relevant(&event) => last_change = Instant::now(),
-                Ok(Some(_)) => {}
-                Ok(None) | Err(_) => break,
-            }
+        if !changed_and_settled(&mut events, &names).await {
+            return;
         }
         drop(watcher);
         if core.reload() {
             core.refresh_now.notify_one();
         }
     }
+}
+
+/// Waits for a change to one of the watched `names` (or a Kubernetes `..data` swap), then for
+/// the burst to settle; false when the watcher is gone.
+async fn changed_and_settled(
+    events: &mut mpsc::UnboundedReceiver<notify::Result<notify::Event>>,
+    names: &BTreeSet<std::ffi::OsString>,
+) -> bool {
+    const SETTLE: Duration = Duration::from_millis(300);
+    let relevant = |event: &notify::Result<notify::Event>| match event {
+        // Reading a file (our own syncs read the catalog) is no change.
+        Ok(event)
+            if matches!(
+                event.kind,
+                notify::EventKind::Access(
+                    notify::event::AccessKind::Open(_)
+                        | notify::event::AccessKind::Read
+                        | notify::event::AccessKind::Close(notify::event::AccessMode::Read)
+                )
+            ) =>
+        {
+            false
+        }
+        Ok(event) => event.paths.iter().any(|path| {
+            path.file_name().is_some_and(|name| {
+                names.contains(name) || name.to_string_lossy().starts_with("..")
+            })
+        }),
+        Err(_) => true,
+    };
+    loop {
+        match events.recv().await {
+            Some(event) if relevant(&event) => {
+                tracing::debug!(?event, "a watched file changed");
+                break;
+            }
+            Some(_) => continue,
+            None => return false,
+        }
+    }
+    // Others reading the files (every `arcade` command reads the config) is no change, so
+    // only relevant events keep the burst open.
+    let mut last_change = Instant::now();
+    while let Some(left) = SETTLE.checked_sub(last_change.elapsed()) {
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(event)) if relevant(&event) => last_change = Instant::now(),
+            Ok(Some(_)) => {}
+            Ok(None) | Err(_) => break,
+        }
+    }
+    true
 }
 
 fn nearest_existing(dir: &Path) -> PathBuf {

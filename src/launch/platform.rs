@@ -356,9 +356,9 @@ impl App for SkahaApp {
 
     fn ended_early(&self, end: End, _: &Lifecycle) -> Error {
         let status = match end {
-            End::Exited(0) => "Completed".to_owned(),
+            End::Exited(0) => Status::Completed.to_string(),
             End::Exited(_) => "gone".to_owned(),
-            End::Failed(_) => "Failed".to_owned(),
+            End::Failed(_) => Status::Failed.to_string(),
             End::Lost(reason) => return Error::Platform(reason),
         };
         Error::Platform(format!(

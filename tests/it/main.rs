@@ -3,6 +3,7 @@
 
 mod support;
 
+mod architecture;
 mod daemon;
 mod harbor_source;
 mod image_check;
