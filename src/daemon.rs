@@ -54,8 +54,9 @@ pub struct SyncStatus {
 /// An app this daemon follows.
 struct Live {
     backend: Backend,
-    /// The task following it to its end, once there is one.
-    follower: Option<tokio::task::AbortHandle>,
+    /// Asks the task that holds the app (its launch, then its follower) to stop it: that task
+    /// knows what has been started so far (an engine client still pulling, say).
+    stop: Arc<tokio::sync::Notify>,
 }
 
 /// The daemon's state.
@@ -140,11 +141,12 @@ impl Core {
         launch::check_backend(&settings, backend)?;
         let id = Store::new(settings.dirs.launch_state()).new_id();
         request.id = Some(id.clone());
+        let stop = Arc::new(tokio::sync::Notify::new());
         self.live().insert(
             id.clone(),
             Live {
                 backend,
-                follower: None,
+                stop: Arc::clone(&stop),
             },
         );
         let core = Arc::clone(self);
@@ -158,18 +160,26 @@ impl Core {
                 target,
                 started,
                 core.observer(),
-                std::future::pending(),
+                stop.notified(),
             )
             .await;
             match result {
-                Ok(launched) => core.follow(launched.follow),
+                Ok(launched) => core.follow(launched.follow, stop),
+                // Stopped while it started: recorded as stopped, and its end is the Stop's.
+                Err(Failure {
+                    error: launch::Error::Cancelled { .. },
+                    ..
+                }) => {
+                    core.live().remove(&id);
+                    core.notify(Notice::Launch(Event::Exited { id, code: -1 }));
+                }
                 Err(Failure { error, follow }) => {
                     let reason = error.to_string();
                     tracing::warn!(id, "launch failed: {reason}");
                     // An app that may run on (no window in time, a backend that was not sure)
                     // is followed to its end; the others are over.
                     match follow {
-                        Some(follow) => core.follow(follow),
+                        Some(follow) => core.follow(follow, stop),
                         None => {
                             core.live().remove(&id);
                         }
@@ -187,44 +197,83 @@ impl Core {
         Ok(id)
     }
 
-    /// Follows an app to its end, then records and signals the end, unless `Stop` did first.
-    fn follow(self: &Arc<Self>, mut follow: Follow) {
+    /// Follows an app to its end, then records and signals the end; or, asked through `stop`,
+    /// stops it, records that and signals the end.
+    fn follow(self: &Arc<Self>, mut follow: Follow, stop: Arc<tokio::sync::Notify>) {
         let id = follow.id().to_owned();
         let backend = follow.backend();
+        self.live().entry(id.clone()).or_insert(Live {
+            backend,
+            stop: Arc::clone(&stop),
+        });
         let core = Arc::clone(self);
-        let task = {
-            let id = id.clone();
-            tokio::spawn(async move {
-                let current = {
-                    let core = Arc::clone(&core);
-                    move || core.settings()
-                };
-                let end = follow.ended(&current).await;
-                if core.live().remove(&id).is_some() {
+        tokio::spawn(async move {
+            let current = {
+                let core = Arc::clone(&core);
+                move || core.settings()
+            };
+            let end = tokio::select! {
+                end = follow.ended(&current) => Some(end),
+                () = stop.notified() => None,
+            };
+            match end {
+                Some(end) => {
+                    core.live().remove(&id);
                     follow.finish(end);
                 }
-            })
-        };
-        let mut live = self.live();
-        let entry = live.entry(id).or_insert(Live {
-            backend,
-            follower: None,
+                None => {
+                    let stopped = follow.stop().await;
+                    core.live().remove(&id);
+                    match stopped {
+                        Ok(()) => core.notify(Notice::Launch(Event::Exited { id, code: -1 })),
+                        Err(err) => tracing::warn!(id, "failed to stop: {err}"),
+                    }
+                }
+            }
         });
-        entry.follower = Some(task.abort_handle());
+    }
+
+    /// The full id and the stop handle of the one app this daemon follows whose id starts with
+    /// `id`.
+    fn followed(&self, id: &str) -> Option<(String, Arc<tokio::sync::Notify>)> {
+        let live = self.live();
+        let mut found = live.iter().filter(|(full, _)| full.starts_with(id));
+        match (found.next(), found.next()) {
+            (Some((full, live)), None) => Some((full.clone(), Arc::clone(&live.stop))),
+            _ => None,
+        }
+    }
+
+    /// Waits until the app `id` is no longer followed (its end is recorded), within `bound`;
+    /// false when the bound passed first.
+    async fn gone(&self, id: &str, bound: Duration) -> bool {
+        let deadline = Instant::now() + bound;
+        while self.live().contains_key(id) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        true
     }
 
     pub async fn stop(&self, id: &str) -> Result<(), Error> {
+        // An app this daemon follows is stopped by the task that holds it, which knows what has
+        // been started so far: a stopped launch is "stopped", and its folder goes only after its
+        // container.
+        if let Some((full, stop)) = self.followed(id) {
+            stop.notify_one();
+            if self.gone(&full, Duration::from_secs(30)).await {
+                return Ok(());
+            }
+            return Err(Error::Invalid(format!(
+                "launch {full} did not stop within 30 s (arcade ps shows where it stands)"
+            )));
+        }
         let settings = self.settings();
         match launch::stop(&settings, id).await {
             Ok(stopped) => {
-                // A local app's end is signalled when its engine client exits; a skaha app's
-                // here, unless its follower saw it end first.
-                if let Some(end) = stopped.end
-                    && let Some(live) = self.live().remove(&stopped.record.id)
-                {
-                    if let Some(follower) = live.follower {
-                        follower.abort();
-                    }
+                if let Some(end) = stopped.end {
                     launch::lifecycle::Lifecycle::resume(
                         &settings,
                         stopped.record,
@@ -305,12 +354,12 @@ impl Core {
         }
     }
 
-    /// The containers of the local apps this daemon follows.
-    fn running_local(&self) -> Vec<(Backend, String)> {
+    /// The local apps this daemon follows: launch ids and engines.
+    fn running_local(&self) -> Vec<(String, Backend)> {
         self.live()
             .iter()
             .filter(|(_, live)| live.backend != Backend::Skaha)
-            .map(|(id, live)| (live.backend, launch::engine::container_name(id)))
+            .map(|(id, live)| (id.clone(), live.backend))
             .collect()
     }
 
@@ -320,13 +369,19 @@ impl Core {
         let settings = self.settings();
         // SAFETY: getuid only reads the process's credentials.
         let uid = unsafe { libc::getuid() };
+        // Only this session's apps: those on this daemon's display. Without one, another
+        // session's apps cannot be told from ours, and none is adopted (or stopped).
+        let Some(display) = std::env::var("DISPLAY").ok().filter(|d| !d.is_empty()) else {
+            tracing::info!("no DISPLAY: adopting no running apps, which may be another session's");
+            return self.follow_skaha_records(&settings);
+        };
         // The containers each engine that answered still has, by launch id.
         let mut listed_containers = Vec::new();
         for kind in [Backend::Podman, Backend::Docker] {
             let Ok(engine) = Engine::find(kind) else {
                 continue;
             };
-            let Ok(containers) = engine.list(uid).await else {
+            let Ok(containers) = engine.list_on(uid, &display).await else {
                 continue;
             };
             listed_containers.push((
@@ -343,40 +398,29 @@ impl Core {
                 }
                 tracing::info!(id, "adopting a running app");
                 match launch::follow_container(&settings, kind, &id, self.observer()) {
-                    Ok(follow) => self.follow(follow),
+                    Ok(follow) => self.follow(follow, Arc::default()),
                     Err(err) => tracing::warn!(id, "cannot follow the app: {err}"),
                 }
             }
         }
+        record_unseen_ends(&settings, &display, listed_containers, |id| {
+            self.live().contains_key(id)
+        });
+        self.follow_skaha_records(&settings);
+    }
+
+    /// Follows the apps on skaha that have not ended, launched by an earlier daemon or without
+    /// one.
+    fn follow_skaha_records(self: &Arc<Self>, settings: &Settings) {
         let store = Store::new(settings.dirs.launch_state());
-        // Local apps launched without a daemon were followed by nobody once their window
-        // mapped: one whose container has long gone ended unseen, and now that is known.
-        for (kind, listed) in listed_containers {
-            for record in store.all() {
-                if record.backend == kind
-                    && !record.state.is_finished()
-                    && !listed.contains(&record.id)
-                    && !self.live().contains_key(&record.id)
-                    && record::now().saturating_sub(record.started_at) > settle_after(&settings)
-                {
-                    tracing::info!(
-                        id = record.id,
-                        "recording the end of an app that ended unseen"
-                    );
-                    launch::lifecycle::Lifecycle::resume(&settings, record, Arc::new(()))
-                        .finish(launch::app::End::Exited(-1));
-                }
-            }
-        }
-        // Apps on skaha that have not ended, launched by an earlier daemon or without one.
         for record in store.all() {
             if record.backend == Backend::Skaha
                 && !record.state.is_finished()
                 && !self.live().contains_key(&record.id)
             {
                 tracing::info!(id = record.id, "following an app on skaha");
-                match launch::follow_recorded(&settings, record, self.observer()) {
-                    Ok(follow) => self.follow(follow),
+                match launch::follow_recorded(settings, record, self.observer()) {
+                    Ok(follow) => self.follow(follow, Arc::default()),
                     Err(err) => tracing::warn!("cannot follow an app on skaha: {err}"),
                 }
             }
@@ -394,6 +438,36 @@ fn short_reason(reason: &str, id: &str) -> String {
         text.push('…');
     }
     format!("{text}\narcade logs {id}")
+}
+
+/// Records the ends nobody saw: local apps launched without a daemon were followed by nobody
+/// once their window mapped, so one of this display whose container has long gone (listed by
+/// none of the engines that answered) ended unseen, and now that is known.
+fn record_unseen_ends(
+    settings: &Settings,
+    display: &str,
+    listed_containers: Vec<(Backend, Vec<String>)>,
+    followed: impl Fn(&str) -> bool,
+) {
+    let store = Store::new(settings.dirs.launch_state());
+    for (kind, listed) in listed_containers {
+        for record in store.all() {
+            if record.backend == kind
+                && record.display == display
+                && !record.state.is_finished()
+                && !listed.contains(&record.id)
+                && !followed(&record.id)
+                && record::now().saturating_sub(record.started_at) > settle_after(settings)
+            {
+                tracing::info!(
+                    id = record.id,
+                    "recording the end of an app that ended unseen"
+                );
+                launch::lifecycle::Lifecycle::resume(settings, record, Arc::new(()))
+                    .finish(launch::app::End::Exited(-1));
+            }
+        }
+    }
 }
 
 /// How long a launch may take before its container must exist: its window wait and skaha's
@@ -433,24 +507,26 @@ async fn signal(kind: tokio::signal::unix::SignalKind) {
 }
 
 /// Stops the local apps this daemon runs, all at once, within a bound.
+/// Stops the local apps this daemon runs, all at once, and waits (within a bound) for their
+/// ends to be recorded, so no folder or record outlives the session: launches still starting
+/// stop themselves, running containers are stopped and their followers record the end.
 async fn stop_all(core: &Core) {
     let running = core.running_local();
     if running.is_empty() {
         return;
     }
     tracing::info!(n = running.len(), "stopping the apps of this session");
-    let stops = running.into_iter().map(|(kind, name)| async move {
-        if let Ok(engine) = Engine::find(kind)
-            && let Err(err) = engine.stop(&name).await
-        {
-            tracing::warn!(container = name, "failed to stop: {err}");
+    for (id, _) in &running {
+        if let Some((_, stop)) = core.followed(id) {
+            stop.notify_one();
         }
-    });
-    let _ = tokio::time::timeout(
-        Duration::from_secs(15),
-        futures_util::future::join_all(stops),
-    )
-    .await;
+    }
+    let ended = async {
+        for (id, _) in &running {
+            core.gone(id, Duration::from_secs(20)).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(20), ended).await;
 }
 
 /// Syncs at start, then every refresh interval (±10 % jitter, so a cluster of desktops does not

@@ -228,6 +228,108 @@ pub fn write_cookie(path: &Path, cookie: &Cookie, display: u16) -> Result<()> {
         })
 }
 
+/// A per-launch authorization from the X server's SECURITY extension: its id (to revoke it)
+/// and the cookie a client presents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authorization {
+    pub id: u32,
+    pub cookie: Cookie,
+}
+
+/// The reply of `SecurityGenerateAuthorization`: the authorization's id and its data.
+struct GenerateReply {
+    id: u32,
+    data: Vec<u8>,
+}
+
+impl x11rb::x11_utils::TryParse for GenerateReply {
+    fn try_parse(value: &[u8]) -> std::result::Result<(Self, &[u8]), x11rb::errors::ParseError> {
+        use x11rb::errors::ParseError;
+        // 1 reply, 1 unused, 2 sequence, 4 length, 4 id, 2 data length, 18 unused, data.
+        let header = value.get(..32).ok_or(ParseError::InsufficientData)?;
+        let length = u32::from_ne_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
+        let id = u32::from_ne_bytes(header[8..12].try_into().expect("4 bytes"));
+        let n = u16::from_ne_bytes(header[12..14].try_into().expect("2 bytes")) as usize;
+        let data = value
+            .get(32..32 + n)
+            .ok_or(ParseError::InsufficientData)?
+            .to_vec();
+        let end = (32 + length * 4).min(value.len());
+        Ok((GenerateReply { id, data }, &value[end..]))
+    }
+}
+
+/// Asks the server for a new, trusted MIT-MAGIC-COOKIE-1 authorization of its own, to give one
+/// launch instead of the display's master cookie, so it can be revoked when the app ends.
+/// `None` when the server has no SECURITY extension. It expires `timeout` seconds after the
+/// last client using it went (a backstop: it is revoked when the app ends).
+/// See: https://www.x.org/releases/X11R7.7/doc/xextproto/security.html
+fn generate_authorization(
+    conn: &RustConnection,
+    display: &str,
+    timeout: u32,
+) -> Result<Option<Authorization>> {
+    let Some(extension) = conn
+        .extension_information("SECURITY")
+        .map_err(|err| protocol(display)(err.into()))?
+    else {
+        return Ok(None);
+    };
+    const NAME: &[u8] = b"MIT-MAGIC-COOKIE-1";
+    // Timeout and trust level (trusted: the app may use every extension, as with the master
+    // cookie).
+    let mask: u32 = 0b11;
+    let values = [timeout, 0u32];
+    let pad = (4 - NAME.len() % 4) % 4;
+    let length = (12 + NAME.len() + pad + values.len() * 4) / 4;
+    let mut request = Vec::with_capacity(length * 4);
+    request.push(extension.major_opcode);
+    request.push(1); // SecurityGenerateAuthorization
+    request.extend_from_slice(&(length as u16).to_ne_bytes());
+    request.extend_from_slice(&(NAME.len() as u16).to_ne_bytes());
+    request.extend_from_slice(&0u16.to_ne_bytes()); // no data: the server makes the cookie
+    request.extend_from_slice(&mask.to_ne_bytes());
+    request.extend_from_slice(NAME);
+    request.extend(std::iter::repeat_n(0u8, pad));
+    for value in values {
+        request.extend_from_slice(&value.to_ne_bytes());
+    }
+    let reply: GenerateReply = conn
+        .send_request_with_reply(&[std::io::IoSlice::new(&request)], Vec::new())
+        .map_err(|err| protocol(display)(err.into()))?
+        .reply()
+        .map_err(|err| protocol(display)(err.into()))?;
+    Ok(Some(Authorization {
+        id: reply.id,
+        cookie: Cookie {
+            name: NAME.to_vec(),
+            data: reply.data,
+        },
+    }))
+}
+
+/// Revokes a launch's authorization: clients using it are disconnected, and it opens the
+/// display no more. Best effort, since the app has ended by then: a display that is gone has
+/// revoked everything already.
+pub fn revoke_authorization(display: &Display, xauthority: Option<&Path>, id: u32) -> Result<()> {
+    let (conn, _, _) = connect(display, xauthority)?;
+    let Some(extension) = conn
+        .extension_information("SECURITY")
+        .map_err(|err| protocol(&display.name)(err.into()))?
+    else {
+        return Ok(());
+    };
+    let mut request = Vec::with_capacity(8);
+    request.push(extension.major_opcode);
+    request.push(2); // SecurityRevokeAuthorization
+    request.extend_from_slice(&2u16.to_ne_bytes());
+    request.extend_from_slice(&id.to_ne_bytes());
+    conn.send_request_without_reply(&[std::io::IoSlice::new(&request)], Vec::new())
+        .map_err(|err| protocol(&display.name)(err.into()))?
+        .check()
+        .map_err(|err| protocol(&display.name)(err.into()))
+}
+
 x11rb::atom_manager! {
     Atoms: AtomsCookie {
         _NET_STARTUP_INFO_BEGIN,
@@ -326,6 +428,11 @@ impl Watcher {
 
     pub fn screen(&self) -> usize {
         self.screen
+    }
+
+    /// A new authorization for one launch; `None` without the SECURITY extension.
+    pub fn generate_authorization(&self, timeout: u32) -> Result<Option<Authorization>> {
+        generate_authorization(&self.conn, &self.display, timeout)
     }
 
     /// Whether the server can tell the PID of a window's client.

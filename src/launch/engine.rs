@@ -67,11 +67,14 @@ pub struct RunSpec {
     /// The per-launch folder mounted at [`contract::MOUNT`].
     pub launch_dir: PathBuf,
     pub display: Display,
+    /// The desktop session the launch belongs to (skaha's session id, logind's, or the
+    /// display), so a daemon adopts and stops only its own session's apps.
+    pub session: String,
     /// Variables given as `NAME=VALUE` (nothing secret: ours, and those the engine client reads).
     pub env: Vec<(String, String)>,
-    /// Variables given as `--env NAME`, their values taken from the engine client's environment
-    /// so they never show in a command line.
-    pub env_names: Vec<String>,
+    /// A private env file (`--env-file`) with the variables whose values must never show in a
+    /// command line.
+    pub env_file: Option<PathBuf>,
     pub cores: Option<u32>,
     pub ram_gb: Option<u32>,
     pub gpus: Option<u32>,
@@ -116,6 +119,7 @@ impl Engine {
             (format!("{LABEL}.app"), spec.app.clone()),
             (format!("{LABEL}.image"), spec.image.clone()),
             (format!("{LABEL}.display"), spec.display.name.clone()),
+            (format!("{LABEL}.session"), spec.session.clone()),
         ] {
             push(format!("--label={key}={value}"));
         }
@@ -167,9 +171,8 @@ impl Engine {
             push("--env".into());
             push(format!("{key}={value}"));
         }
-        for key in &spec.env_names {
-            push("--env".into());
-            push(key.clone());
+        if let Some(path) = &spec.env_file {
+            push(format!("--env-file={}", path.display()));
         }
         push("--entrypoint=/bin/sh".into());
         push(spec.image.clone());
@@ -198,6 +201,20 @@ impl Engine {
         let mut command = tokio::process::Command::new(&self.program);
         command.args(args);
         command.stdin(std::process::Stdio::null());
+        // The engine needs none of arcade's credentials: they stay out of its environment,
+        // where any process of the user could read them.
+        for (key, _) in std::env::vars_os() {
+            let secret = key.to_str().is_some_and(|key| {
+                key.starts_with("ARCADE_")
+                    || matches!(
+                        key,
+                        "DESKTOP_SESSION_APP_TOKEN" | "VNC_PW" | "skaha_sessionid"
+                    )
+            });
+            if secret {
+                command.env_remove(key);
+            }
+        }
         command
     }
 
@@ -239,16 +256,31 @@ impl Engine {
 
     /// arcade's containers of this host user: (launch id, state such as `running`).
     pub async fn list(&self, host_uid: u32) -> Result<Vec<(String, String)>> {
-        let text = self
-            .output([
-                "ps",
-                "--all",
-                "--filter",
-                &format!("label={LABEL}.user={host_uid}"),
-                "--format",
-                "{{.Names}}\t{{.State}}",
-            ])
-            .await?;
+        self.list_where(host_uid, None).await
+    }
+
+    /// arcade's containers of this host user on one display (one desktop session).
+    pub async fn list_on(&self, host_uid: u32, display: &str) -> Result<Vec<(String, String)>> {
+        self.list_where(host_uid, Some(display)).await
+    }
+
+    async fn list_where(
+        &self,
+        host_uid: u32,
+        display: Option<&str>,
+    ) -> Result<Vec<(String, String)>> {
+        let mut args = vec![
+            "ps".to_owned(),
+            "--all".to_owned(),
+            "--filter".to_owned(),
+            format!("label={LABEL}.user={host_uid}"),
+        ];
+        if let Some(display) = display {
+            args.push("--filter".to_owned());
+            args.push(format!("label={LABEL}.display={display}"));
+        }
+        args.extend(["--format".to_owned(), "{{.Names}}\t{{.State}}".to_owned()]);
+        let text = self.output(args).await?;
         Ok(text
             .lines()
             .filter_map(|line| {
@@ -300,17 +332,6 @@ impl Engine {
             _ => self.output(["image", "exists", image]).await.is_ok(),
         }
     }
-}
-
-/// Whether the engine client itself reads this variable, so it cannot carry a value meant only
-/// for the container (such values go on the command line instead).
-pub fn engine_reads(name: &str) -> bool {
-    matches!(
-        name,
-        "HOME" | "PATH" | "USER" | "TMPDIR" | "REGISTRY_AUTH_FILE"
-    ) || ["XDG_", "CONTAINERS_", "DOCKER_", "BUILDAH_", "PODMAN_"]
-        .iter()
-        .any(|prefix| name.starts_with(prefix))
 }
 
 /// The last non-empty line of some output.
@@ -397,8 +418,9 @@ mod tests {
             host_uid: 0,
             launch_dir: "/run/user/0/arcade/abc123".into(),
             display: Display::parse(":5").unwrap(),
+            session: ":5".into(),
             env: vec![("DISPLAY".into(), ":5".into())],
-            env_names: vec!["SECRET_TOKEN".into()],
+            env_file: Some("/run/user/0/arcade/abc123/env".into()),
             cores: Some(2),
             ram_gb: Some(4),
             gpus: None,
@@ -438,11 +460,11 @@ mod tests {
                 "{expected} missing: {args:?}"
             );
         }
-        let secret = args.iter().position(|arg| arg == "SECRET_TOKEN").unwrap();
-        assert_eq!(
-            args[secret - 1],
-            "--env",
-            "a named variable carries no value"
+        // The operator's variables come from a private file, never from the command line.
+        assert!(
+            args.iter()
+                .any(|arg| arg == "--env-file=/run/user/0/arcade/abc123/env"),
+            "{args:?}"
         );
         assert_eq!(args[args.len() - 2], "images.canfar.net/skaha/terminal:1.0");
         assert_eq!(args[args.len() - 1], "/run/arcade/entry.sh");

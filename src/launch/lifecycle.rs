@@ -27,6 +27,10 @@ pub(crate) trait Backend {
     /// The display the app's windows appear on, when there is one to watch.
     fn display(&self) -> Option<&Display>;
 
+    /// Whether the app connects with a cookie of arcade's making (a local container; a pod
+    /// reaches the display by its address).
+    fn authorizes(&self) -> bool;
+
     /// Starts the app.
     async fn start(&self, start: &Start<'_>) -> Result<Self::App>;
 }
@@ -221,10 +225,21 @@ impl Lifecycle {
         }
     }
 
-    /// Removes the launch's folder (its scripts and its copy of the X cookie).
+    /// Lets go of what the app held: its folder (scripts and cookie), and its authorization
+    /// on the display, which is revoked so no saved copy of the cookie opens it again.
     fn remove_dir(&self) {
         if record::is_id(&self.record.id) {
             let _ = std::fs::remove_dir_all(&self.dir);
+        }
+        if let Some(id) = self.record.x_authorization
+            && let Ok(display) = Display::parse(&self.record.display)
+            && let Err(err) =
+                crate::x11::revoke_authorization(&display, self.record.xauthority.as_deref(), id)
+        {
+            tracing::debug!(
+                launch = self.record.id,
+                "could not revoke its X authorization: {err}"
+            );
         }
     }
 }
@@ -287,6 +302,15 @@ impl Follow {
     pub fn finish(mut self, end: End) {
         self.life.finish(end);
     }
+
+    /// Stops the app and records it: stopped, or, when its backend no longer had it, ended.
+    pub async fn stop(mut self) -> Result<()> {
+        match self.app.stop(&self.life).await? {
+            super::app::Stopping::Stopped(_) => self.life.stopped(None),
+            super::app::Stopping::AlreadyGone => self.life.finish(End::Exited(-1)),
+        }
+        Ok(())
+    }
 }
 
 /// Runs a launch on `backend` through its steps; see the module's documentation. `started` is
@@ -305,7 +329,14 @@ pub(crate) async fn drive<B: Backend>(
     let store = Store::new(settings.dirs.launch_state());
     std::fs::create_dir_all(store.dir()).map_err(super::io_error("create", store.dir()))?;
     let id = request.id.clone().unwrap_or_else(|| store.new_id());
-    let watch = Watch::open(backend.display(), request, &id, target).await?;
+    let watch = Watch::open(
+        backend.display(),
+        request,
+        &id,
+        target,
+        backend.authorizes(),
+    )
+    .await?;
     let start = Start {
         settings,
         request,
@@ -339,6 +370,8 @@ pub(crate) async fn drive<B: Backend>(
         exit_code: None,
         window_ms: None,
         message: None,
+        x_authorization: watch.authorization(),
+        xauthority: request.xauthority.clone(),
     };
     let life = Lifecycle::begin(settings, record, app.place(), observer);
     let follow = Follow::new(life, app);

@@ -78,18 +78,16 @@ impl LocalBackend {
         if let Some(id) = start.watch.startup_id() {
             env.push(("DESKTOP_STARTUP_ID".into(), id.to_owned()));
         }
-        // The operator's variables may hold secrets: they reach the container through the
-        // engine client's environment (`--env NAME`), never through its command line.
-        let (passed, mut private): (Vec<_>, Vec<_>) = settings
+        // The operator's variables may hold secrets, and the platform's session id is the
+        // desktop's VNC password: they reach the container through a private env file, never
+        // through a command line any local user can read. The session id goes only inside a
+        // platform desktop (elsewhere the setting may come from `VNC_PW`, a real password).
+        let mut private: Vars = settings
             .launch
             .env
             .iter()
             .map(|(key, value)| (key.clone(), value.clone()))
-            .partition(|(key, _)| engine::engine_reads(key));
-        env.extend(passed);
-        // The platform's session id, only inside a platform desktop (elsewhere the setting may
-        // come from `VNC_PW`, a real password), and like a secret: the desktop's VNC password
-        // is the same.
+            .collect();
         if crate::config::in_platform_session()
             && let Some(session) = &settings.skaha.session_id
         {
@@ -97,6 +95,32 @@ impl LocalBackend {
         }
         (env, private)
     }
+}
+
+/// Writes the private variables as an engine env file (`KEY=VALUE` lines, read by the engine
+/// client on the host), readable by its owner only.
+fn write_env_file(path: &Path, vars: &[(String, String)]) -> Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut text = String::new();
+    for (key, value) in vars {
+        // The format has no quoting: a line break would start another variable.
+        if value.contains(['\n', '\r', '\0']) || key.contains(['=', '\n', '\0']) {
+            return Err(Error::Invalid(format!(
+                "launch.env {key:?} holds a line break or NUL, which no engine env file can carry"
+            )));
+        }
+        text.push_str(&format!("{key}={value}\n"));
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io_error("write", path))?;
+    file.write_all(text.as_bytes())
+        .map_err(io_error("write", path))
 }
 
 impl Backend for LocalBackend {
@@ -108,6 +132,10 @@ impl Backend for LocalBackend {
 
     fn display(&self) -> Option<&Display> {
         Some(&self.display)
+    }
+
+    fn authorizes(&self) -> bool {
+        true
     }
 
     async fn start(&self, start: &Start<'_>) -> Result<LocalApp> {
@@ -126,6 +154,9 @@ impl Backend for LocalBackend {
             self.gid,
         )?;
         let (env, private) = self.env(start, !cookie.is_empty());
+        if !private.is_empty() {
+            write_env_file(&dir.join("env"), &private)?;
+        }
         // SAFETY: getuid only reads the process's credentials.
         let host_uid = unsafe { libc::getuid() };
         let spec = RunSpec {
@@ -139,8 +170,19 @@ impl Backend for LocalBackend {
             host_uid,
             launch_dir: dir.clone(),
             display: self.display.clone(),
+            session: settings
+                .skaha
+                .session_id
+                .clone()
+                .filter(|_| crate::config::in_platform_session())
+                .or_else(|| {
+                    std::env::var("XDG_SESSION_ID")
+                        .ok()
+                        .filter(|id| !id.is_empty())
+                })
+                .unwrap_or_else(|| self.display.name.clone()),
             env,
-            env_names: private.iter().map(|(key, _)| key.clone()).collect(),
+            env_file: (!private.is_empty()).then(|| dir.join("env")),
             cores: request.cores.or(settings.launch.cores),
             ram_gb: request.ram_gb.or(settings.launch.ram_gb),
             gpus: request.gpus,
@@ -164,7 +206,6 @@ impl Backend for LocalBackend {
         );
         let mut command = self.engine.command(self.engine.run_args(&spec));
         command
-            .envs(private)
             .stdout(log.try_clone().map_err(io_error("open", &log_path))?)
             .stderr(log)
             // Its own process group: closing the terminal `arcade launch` was typed in, or
@@ -227,6 +268,21 @@ impl LocalApp {
     }
 }
 
+impl LocalApp {
+    /// Whether the engine lists the container as running.
+    async fn is_running(&self) -> bool {
+        self.engine
+            .output([
+                "inspect",
+                "--format",
+                "{{.State.Running}}",
+                self.name.as_str(),
+            ])
+            .await
+            .is_ok_and(|text| text.trim() == "true")
+    }
+}
+
 impl App for LocalApp {
     fn running_once_started(&self) -> bool {
         true
@@ -252,18 +308,23 @@ impl App for LocalApp {
         Ok(())
     }
 
+    /// The container, not its client, is the truth: the client's exit carries the app's exit
+    /// code, but a client killed on its own leaves the container running, which is then
+    /// followed by the engine's `wait` until it ends.
     async fn ended(&mut self, _: &mut Lifecycle, _: CurrentSettings<'_>) -> End {
-        match &mut self.child {
-            Some(child) => End::Exited(
-                child
-                    .wait()
-                    .await
-                    .ok()
-                    .and_then(|status| status.code())
-                    .unwrap_or(-1),
-            ),
-            None => End::Exited(self.engine.wait(&self.name).await.unwrap_or(-1)),
+        if let Some(child) = &mut self.child {
+            let status = child.wait().await.ok();
+            self.child = None;
+            let killed = status.is_some_and(|status| status.code().is_none());
+            if !(killed && self.is_running().await) {
+                return End::Exited(status.and_then(|status| status.code()).unwrap_or(-1));
+            }
+            tracing::info!(
+                id = self.id,
+                "the engine client ended but its container runs on"
+            );
         }
+        End::Exited(self.engine.wait(&self.name).await.unwrap_or(-1))
     }
 
     /// Turns an early exit of the engine client into the clearest error we can tell.

@@ -507,6 +507,8 @@ fn unrecorded(id: &str, backend: Backend, running: bool) -> Record {
         exit_code: None,
         window_ms: None,
         message: None,
+        x_authorization: None,
+        xauthority: None,
     }
 }
 

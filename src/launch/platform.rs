@@ -138,6 +138,10 @@ impl Backend for SkahaBackend {
         self.display.as_ref()
     }
 
+    fn authorizes(&self) -> bool {
+        false
+    }
+
     async fn start(&self, start: &Start<'_>) -> Result<SkahaApp> {
         let target = start.target;
         let app_id = self

@@ -73,6 +73,12 @@ pub struct Record {
     pub window_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The app's own authorization on the display (SECURITY extension), revoked at its end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x_authorization: Option<u32>,
+    /// The cookie file the launch reached the display with, to revoke that authorization.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub xauthority: Option<PathBuf>,
 }
 
 /// Why no one launch was found by an id.
@@ -282,6 +288,8 @@ mod tests {
             exit_code: None,
             window_ms: None,
             message: None,
+            x_authorization: None,
+            xauthority: None,
         }
     }
 

@@ -55,21 +55,31 @@ pub type Found = Result<Option<(WindowInfo, Instant)>, x11::Error>;
 pub struct Watch {
     open: Option<(Watcher, Cookie)>,
     startup: Option<Startup>,
+    /// The app's own authorization, when one was asked for and the server can make one.
+    authorization: Option<x11::Authorization>,
 }
+
+/// How long a launch's authorization outlives its last client, should arcade not live to revoke
+/// it: long enough for any pull, short of forever.
+const AUTHORIZATION_BACKSTOP_SECS: u32 = 24 * 3600;
 
 impl Watch {
     /// Connects to `display` and starts the busy cursor, unless the menu started it (it passed
-    /// its sequence in the request) or nothing will wait to end it (`no_wait`).
+    /// its sequence in the request) or nothing will wait to end it (`no_wait`). With
+    /// `authorize`, asks the server for an authorization of the app's own (see
+    /// [`Watch::cookie`]).
     pub async fn open(
         display: Option<&Display>,
         request: &Request,
         launch_id: &str,
         target: &Target,
+        authorize: bool,
     ) -> Result<Watch> {
         let Some(display) = display.cloned() else {
             return Ok(Watch {
                 open: None,
                 startup: None,
+                authorization: None,
             });
         };
         let xauthority = request.xauthority.clone();
@@ -78,6 +88,20 @@ impl Watch {
         let (launch_id, target) = (launch_id.to_owned(), target.clone());
         tokio::task::spawn_blocking(move || {
             let (mut watcher, cookie) = Watcher::connect(&display, xauthority.as_deref())?;
+            let authorization = if authorize && !cookie.is_empty() {
+                let made = watcher.generate_authorization(AUTHORIZATION_BACKSTOP_SECS)?;
+                if made.is_none() {
+                    let name = &display.name;
+                    tracing::warn!(
+                        on = %name,
+                        "the X server has no SECURITY extension: the app gets a copy of the \
+                         display's cookie, which stays valid after it ends"
+                    );
+                }
+                made
+            } else {
+                None
+            };
             let startup = match given {
                 Some(id) => Some(Startup { id }),
                 None if own => Some(Startup::begin(&mut watcher, &launch_id, &target)),
@@ -86,15 +110,26 @@ impl Watch {
             Ok(Watch {
                 open: Some((watcher, cookie)),
                 startup,
+                authorization,
             })
         })
         .await
         .expect("x11 connect task panicked")
     }
 
-    /// The display's cookie, which the app's own wildcard cookie copies.
+    /// The cookie the app gets: its own authorization's, else a copy of the display's.
     pub fn cookie(&self) -> Option<&Cookie> {
-        self.open.as_ref().map(|(_, cookie)| cookie)
+        match &self.authorization {
+            Some(authorization) => Some(&authorization.cookie),
+            None => self.open.as_ref().map(|(_, cookie)| cookie),
+        }
+    }
+
+    /// The id of the app's own authorization, to revoke when it ends.
+    pub fn authorization(&self) -> Option<u32> {
+        self.authorization
+            .as_ref()
+            .map(|authorization| authorization.id)
     }
 
     /// The sequence the app is to carry in `DESKTOP_STARTUP_ID`.
