@@ -172,8 +172,10 @@ on_each_engine! {
         );
         assert!(!cookie.exists(), "the launch folder outlived the launch");
 
-        // Stopping it again is not an error: it is already what the user wanted.
-        desk.arcade().args(["stop", &id]).ok();
+        // Stopping it again says it has already stopped, with status 1 (issue 11, point 4).
+        let again = desk.arcade().args(["stop", &id]).run();
+        assert_eq!(again.code, Some(1), "{again}");
+        assert!(again.error_line().contains("has already stopped"), "{again}");
     }
 
     fn a_crashing_app_reports_its_exit_code_and_output(desk) {

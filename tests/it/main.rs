@@ -4,6 +4,7 @@
 mod support;
 
 mod daemon;
+mod desktop_use;
 mod harbor_source;
 mod image_check;
 mod launch;
