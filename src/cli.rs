@@ -424,6 +424,10 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         id: None,
         skaha_url: None,
     };
+    if args.from_menu {
+        // The id is chosen here, so that a failure's notification can name the launch's log.
+        request.id = Some(launch::record::Store::new(settings.dirs.launch_state()).new_id());
+    }
     let result = if args.local {
         // `--local` runs the image here, whatever the configured backend.
         if request
@@ -444,8 +448,15 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         && !is_broken_pipe(err)
         && err.downcast_ref::<ShownByDaemon>().is_none()
     {
-        // A menu click has no terminal to read the error in.
-        crate::bus::client::notify_failure(&args.target, &format!("{err:#}")).await;
+        // A menu click has no terminal to read the error in: the notification says it short,
+        // and where the rest is when the launch got as far as writing its log.
+        let store = launch::record::Store::new(settings.dirs.launch_state());
+        let log_of = request
+            .id
+            .as_deref()
+            .filter(|id| store.log_path(id).exists());
+        let body = crate::daemon::short_reason(&one_line(err), log_of);
+        crate::bus::client::notify_failure(&args.target, &body).await;
     }
     result
 }

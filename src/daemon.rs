@@ -185,7 +185,7 @@ impl Core {
                         }
                     }
                     // The signal first: a slow notification server must not hold it up.
-                    let body = short_reason(&reason, &id);
+                    let body = short_reason(&reason, Some(&id));
                     core.notify(Notice::Launch(Event::Failed { id, reason }));
                     core.notify(Notice::Desktop {
                         summary: format!("{} did not start", crate::catalog::printable(&app)),
@@ -429,15 +429,19 @@ impl Core {
 }
 
 /// A failure as a notification says it: the first clause of the reason, cut short, and where
-/// to read the rest.
-fn short_reason(reason: &str, id: &str) -> String {
+/// to read the rest (`arcade logs ID`, when the launch got as far as having a log). The
+/// daemon's notifications and those of a menu click launched without it say it alike.
+pub fn short_reason(reason: &str, log_of: Option<&str>) -> String {
     const MOST: usize = 120;
     let first = reason.split("; ").next().unwrap_or(reason);
     let mut text: String = first.chars().take(MOST).collect();
     if first.chars().count() > MOST {
         text.push('…');
     }
-    format!("{text}\narcade logs {id}")
+    match log_of {
+        Some(id) => format!("{text}\narcade logs {id}"),
+        None => text,
+    }
 }
 
 /// Records the ends nobody saw: local apps launched without a daemon were followed by nobody

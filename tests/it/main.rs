@@ -5,6 +5,7 @@ mod support;
 
 mod architecture;
 mod daemon;
+mod desktop_use;
 mod harbor_source;
 mod image_check;
 mod launch;

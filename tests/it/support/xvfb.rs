@@ -177,6 +177,48 @@ impl Xvfb {
             .into_iter()
             .find(|window| window.viewable && window.title == title)
     }
+
+    /// Broadcasts one startup-notification message (`new: ID=…`) as a launcher does before it
+    /// runs an entry's `Exec`: from a window of its own (never mapped), in 20-byte client
+    /// messages to the root window, the first `_NET_STARTUP_INFO_BEGIN`.
+    /// See: https://specifications.freedesktop.org/startup-notification-spec/0.1/
+    pub fn send_startup(&self, message: &str) {
+        use x11rb::protocol::xproto::{
+            ClientMessageEvent, CreateWindowAux, EventMask, WindowClass,
+        };
+        let conn = self.connect().expect("connect to Xvfb");
+        let root = conn.setup().roots[0].root;
+        let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
+        let (begin, more) = (atom(b"_NET_STARTUP_INFO_BEGIN"), atom(b"_NET_STARTUP_INFO"));
+        let sender = conn.generate_id().unwrap();
+        conn.create_window(
+            0,
+            sender,
+            root,
+            0,
+            0,
+            1,
+            1,
+            0,
+            WindowClass::INPUT_ONLY,
+            0,
+            &CreateWindowAux::new(),
+        )
+        .unwrap();
+        let mut bytes = message.as_bytes().to_vec();
+        bytes.push(0);
+        for (i, chunk) in bytes.chunks(20).enumerate() {
+            let mut data = [0u8; 20];
+            data[..chunk.len()].copy_from_slice(chunk);
+            let kind = if i == 0 { begin } else { more };
+            let event = ClientMessageEvent::new(8, sender, kind, data);
+            conn.send_event(false, root, EventMask::PROPERTY_CHANGE, event)
+                .unwrap();
+        }
+        conn.destroy_window(sender).unwrap();
+        // A round trip, so the server has handled every message before this returns.
+        x11rb::wrapper::ConnectionExt::sync(&conn).unwrap();
+    }
 }
 
 impl Drop for Xvfb {
@@ -217,9 +259,21 @@ fn read_cookie(path: &Path, display: u32) -> Option<(Vec<u8>, Vec<u8>)> {
     None
 }
 
-/// Collects the startup-notification messages broadcast on a display's root window.
+/// What a [`StartupListener`] saw on the root window, in the order the X server delivered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// A startup-notification message (`new: …`, `remove: …`).
+    Startup(String),
+    /// A top-level window was mapped (a `MapNotify` from the root's substructure).
+    Mapped(u32),
+}
+
+/// Collects the startup-notification messages broadcast on a display's root window, and the
+/// top-level windows mapped there, in one ordered timeline: the X server delivers both to one
+/// connection in the order they happened on the server, so "mapped before remove:" is a fact
+/// of the server, not of the test's timing.
 pub struct StartupListener {
-    messages: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    seen: std::sync::Arc<std::sync::Mutex<Vec<Seen>>>,
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -244,14 +298,15 @@ impl StartupListener {
             .atom;
         conn.change_window_attributes(
             root,
-            &ChangeWindowAttributesAux::new().event_mask(EventMask::PROPERTY_CHANGE),
+            &ChangeWindowAttributesAux::new()
+                .event_mask(EventMask::PROPERTY_CHANGE | EventMask::SUBSTRUCTURE_NOTIFY),
         )
         .unwrap();
         x11rb::wrapper::ConnectionExt::sync(&conn).unwrap();
-        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let thread = {
-            let messages = std::sync::Arc::clone(&messages);
+            let seen = std::sync::Arc::clone(&seen);
             let stop = std::sync::Arc::clone(&stop);
             std::thread::spawn(move || {
                 // Messages are reassembled per sending window, as receivers must.
@@ -268,12 +323,15 @@ impl StartupListener {
                             for byte in ev.data.as_data8() {
                                 if byte == 0 {
                                     let text = String::from_utf8_lossy(buffer).into_owned();
-                                    messages.lock().unwrap().push(text);
+                                    seen.lock().unwrap().push(Seen::Startup(text));
                                     buffer.clear();
                                     break;
                                 }
                                 buffer.push(byte);
                             }
+                        }
+                        Ok(Some(Event::MapNotify(ev))) if ev.event == root => {
+                            seen.lock().unwrap().push(Seen::Mapped(ev.window));
                         }
                         Ok(Some(_)) => {}
                         Ok(None) => std::thread::sleep(Duration::from_millis(5)),
@@ -283,14 +341,26 @@ impl StartupListener {
             })
         };
         StartupListener {
-            messages,
+            seen,
             stop,
             thread: Some(thread),
         }
     }
 
+    /// The startup-notification messages, in order.
     pub fn messages(&self) -> Vec<String> {
-        self.messages.lock().unwrap().clone()
+        self.timeline()
+            .into_iter()
+            .filter_map(|seen| match seen {
+                Seen::Startup(text) => Some(text),
+                Seen::Mapped(_) => None,
+            })
+            .collect()
+    }
+
+    /// Messages and mapped windows, in the order the server delivered them.
+    pub fn timeline(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
     }
 }
 
