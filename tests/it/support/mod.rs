@@ -11,6 +11,7 @@ pub mod dbus;
 pub mod docker;
 pub mod harbor;
 pub mod images;
+pub mod real_apps;
 pub mod skaha;
 pub mod tls;
 pub mod xvfb;
