@@ -247,14 +247,17 @@ pub fn podman_images() -> &'static Images {
             key: recipe_key(&host),
         };
         let _lock = BuildLock::take();
+        if podman_has(&images.references()) {
+            return images;
+        }
         let base = images.reference(Kind::Bare);
-        if !podman_has(&base) {
+        if !podman_has(std::slice::from_ref(&base)) {
             bootstrap(&host, &base);
         }
         for kind in Kind::ALL {
             let reference = images.reference(kind);
             if let Some(script) = kind.startup_script()
-                && !podman_has(&reference)
+                && !podman_has(std::slice::from_ref(&reference))
             {
                 add_layer(&base, &script, &reference);
             }
@@ -340,11 +343,15 @@ fn docker_archive(images: &Images) -> PathBuf {
     path
 }
 
-fn podman_has(reference: &str) -> bool {
+/// Whether podman has every one of `references` (one `podman image inspect` for them all).
+fn podman_has(references: &[String]) -> bool {
     podman()
-        .args(["image", "exists", reference])
+        .args(["image", "inspect", "--format", "{{.Id}}"])
+        .args(references)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
         .status()
-        .expect("run podman image exists")
+        .expect("run podman image inspect")
         .success()
 }
 
@@ -542,10 +549,15 @@ impl Container {
 
 impl Drop for Container {
     fn drop(&mut self) {
-        let _ = self
-            .engine
-            .command()
-            .args(["rm", "--force", &self.name])
+        let mut remove = self.engine.command();
+        remove.args(["rm", "--force"]);
+        // podman's `rm --force` stops with SIGTERM and waits 10 s before SIGKILL, and a shell or
+        // wish running as a pod's PID 1 ignores SIGTERM; docker's kills at once.
+        if self.engine == Engine::Podman {
+            remove.args(["--time", "0"]);
+        }
+        let _ = remove
+            .arg(&self.name)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
