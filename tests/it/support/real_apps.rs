@@ -524,7 +524,7 @@ impl Container {
             .command()
             .args(["logs", &self.name])
             .output()
-            .expect("run podman logs");
+            .expect("run the engine's logs");
         format!(
             "{}{}",
             String::from_utf8_lossy(&output.stdout),
