@@ -10,5 +10,6 @@ mod harbor_source;
 mod image_check;
 mod launch;
 mod menu;
+mod real_apps;
 mod skaha_launch;
 mod skaha_source;

@@ -21,6 +21,7 @@ pub mod fake_http;
 pub mod harbor;
 pub mod images;
 pub mod menu_state;
+pub mod real_apps;
 pub mod skaha;
 pub mod tls;
 pub mod xvfb;
