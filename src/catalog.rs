@@ -133,6 +133,9 @@ pub struct Image {
     pub repository: String,
     pub tag: String,
     pub digest: Option<String>,
+    /// Whether the digest came with the reference (`repo:tag@sha256:…`), so it pins the image
+    /// to launch; otherwise it is what the registry reported, for information.
+    pub pinned: bool,
 }
 
 impl Image {
@@ -171,6 +174,7 @@ impl Image {
             project: project.to_owned(),
             repository: repository.to_owned(),
             tag: tag.to_owned(),
+            pinned: digest.is_some(),
             digest,
         })
     }
@@ -189,6 +193,7 @@ impl Image {
             repository: repository.to_owned(),
             tag: tag.to_owned(),
             digest: digest.map(str::to_owned),
+            pinned: false,
         };
         let reference = image.reference();
         check_text(&reference)?;
@@ -212,6 +217,14 @@ impl Image {
             "{}/{}/{}:{}",
             self.registry, self.project, self.repository, self.tag
         )
+    }
+
+    /// The reference to launch: [`Image::reference`], with the digest when it pins the image.
+    pub fn launch_reference(&self) -> String {
+        match (&self.digest, self.pinned) {
+            (Some(digest), true) => format!("{}@{digest}", self.reference()),
+            _ => self.reference(),
+        }
     }
 
     /// Whether two images have the same [`Image::reference`], without building either string.
@@ -600,7 +613,7 @@ pub fn write_file_text(
     impl Serialize for ImagesRef<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
             serializer.collect_seq(self.images.iter().map(|image| ImageRef {
-                id: image.reference(),
+                id: image.launch_reference(),
                 types: [self.label],
                 digest: image.digest.as_deref(),
             }))
@@ -921,7 +934,8 @@ mod tests {
         let owned = CatalogFile {
             provenance: Some(provenance.clone()),
             images: vec![FileImage {
-                id: "h/p/r:1".into(),
+                // The digest pins it (it came with the reference), so the id keeps it.
+                id: "h/p/r:1@sha256:9".into(),
                 types: vec!["desktop-app".into()],
                 digest: Some("sha256:9".into()),
             }],

@@ -337,6 +337,9 @@ x11rb::atom_manager! {
         _NET_STARTUP_ID,
         UTF8_STRING,
         _ARCADE_TIME,
+        _NET_WM_NAME,
+        _NET_WM_WINDOW_TYPE,
+        _NET_WM_WINDOW_TYPE_SPLASH,
     }
 }
 
@@ -344,11 +347,26 @@ x11rb::atom_manager! {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WindowInfo {
     pub window: u32,
-    /// The host PID of the client that created it (X-Resource extension).
+    /// The client that created it: the base of its resource ids, the same for all its windows.
+    pub client: u32,
+    /// The host PID of the client that created it (X-Resource extension); `None` for a client
+    /// the server knows no process of, such as one connected over TCP (a pod).
     pub pid: Option<u32>,
     pub client_machine: Option<String>,
     pub startup_id: Option<String>,
+    /// `WM_CLASS`: its instance (res_name) and class (res_class).
+    pub instance: Option<String>,
     pub class: Option<String>,
+    pub title: Option<String>,
+    /// A splash screen (`_NET_WM_WINDOW_TYPE_SPLASH`): shown while the app loads, not the app.
+    pub splash: bool,
+}
+
+impl WindowInfo {
+    /// Whether its `WM_CLASS` names `class`, as instance or class (as `StartupWMClass` does).
+    pub fn has_class(&self, class: &str) -> bool {
+        self.class.as_deref() == Some(class) || self.instance.as_deref() == Some(class)
+    }
 }
 
 /// A connection watching the root window for new top-level windows, which can also send startup
@@ -492,7 +510,8 @@ impl Watcher {
         Ok(())
     }
 
-    /// Waits for a mapped top-level window that `matches`, until `deadline` or `cancel`.
+    /// Waits for a mapped top-level window that `matches` (never a splash screen), until
+    /// `deadline` or `cancel`.
     pub fn wait_for_window(
         &mut self,
         matches: &dyn Fn(&WindowInfo) -> bool,
@@ -506,8 +525,11 @@ impl Watcher {
                 .map_err(|err| protocol(&self.display)(err.into()))?
             {
                 let at = Instant::now();
+                // The first window is the first the app maps that the user sees as the app's:
+                // a dialog counts, a splash screen does not.
                 if let Some(window) = self.mapped_window(&event)
                     && let Some(info) = self.inspect(window)
+                    && !info.splash
                     && matches(&info)
                 {
                     return Ok(Some((info, at)));
@@ -529,10 +551,13 @@ impl Watcher {
         }
     }
 
-    /// Tracks new top-level windows; returns a window that just became mapped.
+    /// Tracks new top-level windows; returns a window that just became mapped. Override-redirect
+    /// windows (menus, tooltips, a toolkit's 1x1 helpers) are no app's window.
     fn mapped_window(&mut self, event: &Event) -> Option<Window> {
         match event {
-            Event::CreateNotify(ev) if ev.parent == self.root && ev.window != self.own => {
+            Event::CreateNotify(ev)
+                if ev.parent == self.root && ev.window != self.own && !ev.override_redirect =>
+            {
                 // Follow the window itself, so its MapNotify arrives even after a window manager
                 // reparents it into a frame.
                 let _ = self.conn.change_window_attributes(
@@ -595,14 +620,45 @@ impl Watcher {
         };
         let client_machine = text(AtomEnum::WM_CLIENT_MACHINE.into());
         let startup_id = text(self.atoms._NET_STARTUP_ID);
-        let class = text(AtomEnum::WM_CLASS.into())
-            .map(|class| class.rsplit('\0').next().unwrap_or_default().to_owned());
+        let (instance, class) = match text(AtomEnum::WM_CLASS.into()) {
+            Some(both) => {
+                let mut parts = both.split('\0');
+                (
+                    parts.next().map(str::to_owned),
+                    parts.next().map(str::to_owned),
+                )
+            }
+            None => (None, None),
+        };
+        let title = text(self.atoms._NET_WM_NAME).or_else(|| text(AtomEnum::WM_NAME.into()));
+        let splash = self
+            .conn
+            .get_property(
+                false,
+                window,
+                self.atoms._NET_WM_WINDOW_TYPE,
+                AtomEnum::ATOM,
+                0,
+                32,
+            )
+            .ok()
+            .and_then(|cookie| cookie.reply().ok())
+            .and_then(|reply| {
+                reply.value32().map(|mut types| {
+                    types.any(|kind| kind == self.atoms._NET_WM_WINDOW_TYPE_SPLASH)
+                })
+            })
+            .unwrap_or(false);
         Some(WindowInfo {
             window,
+            client: window & !self.conn.setup().resource_id_mask,
             pid,
             client_machine,
             startup_id,
+            instance,
             class,
+            title,
+            splash,
         })
     }
 }

@@ -231,6 +231,7 @@ impl Lifecycle {
         if record::is_id(&self.record.id) {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
+        super::watch::release(&self.record.id);
         if let Some(id) = self.record.x_authorization
             && let Ok(display) = Display::parse(&self.record.display)
             && let Err(err) =

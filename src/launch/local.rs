@@ -75,6 +75,15 @@ impl LocalBackend {
         env.push(("GDK_SYNCHRONIZE".into(), "1".into()));
         env.push(("SHELL".into(), "/bin/bash".into()));
         env.push(("PWD".into(), contract::HOME.into()));
+        // docker gives the app's uid no passwd entry (podman adds one, with the working folder as
+        // its home), and Java takes its home from there, not from HOME: without this, TOPCAT
+        // cannot start its SAMP hub and Aladin keeps no settings.
+        if self.engine.kind == BackendKind::Docker {
+            env.push((
+                "JAVA_TOOL_OPTIONS".into(),
+                format!("-Duser.home={}", contract::HOME),
+            ));
+        }
         if let Some(id) = start.watch.startup_id() {
             env.push(("DESKTOP_STARTUP_ID".into(), id.to_owned()));
         }

@@ -268,7 +268,7 @@ fn reference_target(target: &str) -> Result<Target> {
 
 fn target_of(image: &Image) -> Target {
     Target {
-        image: image.reference(),
+        image: image.launch_reference(),
         label: image.label(),
         app: image.app_name().to_owned(),
     }

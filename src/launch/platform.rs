@@ -172,6 +172,8 @@ impl Backend for SkahaBackend {
             id: start.id.to_owned(),
             label: target.label.clone(),
             host: pod_host_name(&target.image),
+            wm_class: crate::menu::known_wm_class(&target.app, &start.settings.menu.wm_classes)
+                .map(str::to_owned),
             display: self
                 .display
                 .as_ref()
@@ -193,8 +195,11 @@ pub struct SkahaApp {
     /// The launch id, for the way out in messages.
     id: String,
     label: String,
-    /// The pod's host name, which its windows carry as WM_CLIENT_MACHINE.
+    /// The pod's host name, which its windows carry as WM_CLIENT_MACHINE (when the toolkit sets
+    /// it).
     host: String,
+    /// The window class known for the app, for windows that name no host.
+    wm_class: Option<String>,
     display: String,
     poll_deadline: Instant,
     poll_timeout: Duration,
@@ -217,6 +222,7 @@ impl SkahaApp {
             id: record.id.clone(),
             label: record.app.clone(),
             host: pod_host_name(&record.image),
+            wm_class: None,
             display: record.display.clone(),
             poll_deadline: Instant::now(),
             poll_timeout: Duration::ZERO,
@@ -259,9 +265,25 @@ impl App for SkahaApp {
         }
     }
 
+    /// A pod reaches the desktop over TCP, so the server knows no PID for it, and only some
+    /// toolkits name their host (Java and xterm do, Tk does not). A window is this app's when its
+    /// client has no PID (it is remote), it names the pod's host or, naming none, has the class
+    /// known for the app (any class when none is known), and no other launch has its client.
+    /// Its client is then this launch's, so none of its windows goes to another launch of the
+    /// same image, and a local client's window never matches.
     fn window_matcher(&self, _: Option<&str>) -> Matcher {
         let host = self.host.clone();
-        Box::new(move |info: &WindowInfo| info.client_machine.as_deref() == Some(host.as_str()))
+        let class = self.wm_class.clone();
+        let display = self.display.clone();
+        let id = self.id.clone();
+        Box::new(move |info: &WindowInfo| {
+            let ours = info.pid.is_none()
+                && match &info.client_machine {
+                    Some(machine) => *machine == host,
+                    None => class.as_deref().is_none_or(|class| info.has_class(class)),
+                };
+            ours && super::watch::claim(&display, info.client, &id)
+        })
     }
 
     /// Polls the app until skaha reports it Running; ends on a final status, an error, or at

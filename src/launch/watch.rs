@@ -47,6 +47,46 @@ impl Startup {
     }
 }
 
+/// The X clients launches have claimed as theirs, by display: evidence that is not unique (a
+/// pod's window may carry nothing but its class) must not hand one app's windows to two
+/// launches of the same image, so the first launch to match a client keeps it until it ends.
+static CLAIMS: std::sync::Mutex<Vec<Claim>> = std::sync::Mutex::new(Vec::new());
+
+struct Claim {
+    display: String,
+    client: u32,
+    launch: String,
+}
+
+/// Claims `client` on `display` for `launch`: true if it is now, or already was, the launch's;
+/// false if another launch has it.
+pub fn claim(display: &str, client: u32, launch: &str) -> bool {
+    let mut claims = CLAIMS.lock().expect("claims lock");
+    match claims
+        .iter()
+        .find(|claim| claim.display == display && claim.client == client)
+    {
+        Some(claim) => claim.launch == launch,
+        None => {
+            claims.push(Claim {
+                display: display.to_owned(),
+                client,
+                launch: launch.to_owned(),
+            });
+            true
+        }
+    }
+}
+
+/// Lets go of the clients `launch` claimed: its app has ended, and the server may give their
+/// ids to new clients.
+pub fn release(launch: &str) {
+    CLAIMS
+        .lock()
+        .expect("claims lock")
+        .retain(|claim| claim.launch != launch);
+}
+
 /// What was found when the watch ended: the window and when it mapped, or nothing.
 pub type Found = Result<Option<(WindowInfo, Instant)>, x11::Error>;
 
@@ -180,5 +220,22 @@ impl WindowTask {
     pub async fn cancel(mut self) -> Found {
         self.cancel.store(true, Ordering::Relaxed);
         self.found().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_client_belongs_to_the_first_launch_that_claims_it() {
+        assert!(claim(":7", 0x400000, "aaa111"));
+        assert!(claim(":7", 0x400000, "aaa111"), "still its own");
+        assert!(!claim(":7", 0x400000, "bbb222"), "another launch's");
+        assert!(claim(":8", 0x400000, "bbb222"), "another display");
+        assert!(claim(":7", 0x600000, "bbb222"));
+        release("aaa111");
+        assert!(claim(":7", 0x400000, "bbb222"), "free once its app ended");
+        release("bbb222");
     }
 }

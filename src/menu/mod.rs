@@ -56,6 +56,32 @@ pub struct Options {
 /// The window class of the default command, xterm.
 pub const DEFAULT_WM_CLASS: &str = "XTerm";
 
+/// The window classes of the astronomy apps arcade knows, read from their real windows
+/// (Debian's saods9 8.4, topcat 4.8, aladin 12 under Xvfb), so a window manager can end a
+/// menu's busy cursor on its own; `menu.wm_class` adds to and overrides them.
+pub const KNOWN_WM_CLASSES: &[(&str, &str)] = &[
+    ("ds9", "Ds9.tcl"),
+    ("saods9", "Ds9.tcl"),
+    ("topcat", "uk-ac-starlink-topcat-Driver"),
+    ("aladin", "cds-aladin-Aladin"),
+];
+
+/// The window class `app`'s windows carry, when known: configured, else built in.
+pub fn known_wm_class<'a>(app: &str, configured: &'a BTreeMap<String, String>) -> Option<&'a str> {
+    configured.get(app).map(String::as_str).or_else(|| {
+        KNOWN_WM_CLASSES
+            .iter()
+            .find(|(name, _)| *name == app)
+            .map(|(_, class)| *class)
+    })
+}
+
+/// The `StartupWMClass` of an entry for `app`: its known class, else xterm's (the platform's
+/// default app).
+pub fn wm_class_for<'a>(app: &str, configured: &'a BTreeMap<String, String>) -> &'a str {
+    known_wm_class(app, configured).unwrap_or(DEFAULT_WM_CLASS)
+}
+
 /// Which base directory a generated file lives under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -136,7 +162,7 @@ enum Item<'a> {
 
 struct Version<'a> {
     image: &'a Image,
-    /// `image.reference()`, built once: the file name, the entry and the tree all use it.
+    /// `image.launch_reference()`, built once: the file name, the entry and the tree all use it.
     reference: String,
     label: String,
     file_name: String,
@@ -250,7 +276,7 @@ fn project_items<'a>(
         let versions: Vec<Version> = fold_digests(&images)
             .into_iter()
             .map(|(image, label)| {
-                let reference = image.reference();
+                let reference = image.launch_reference();
                 let file_name = format!(
                     "{}.desktop",
                     names.claim(
@@ -461,10 +487,7 @@ fn application_entry(
     options: &Options,
 ) -> String {
     let app = image.app_name();
-    let wm_class = options
-        .wm_classes
-        .get(app)
-        .map_or(DEFAULT_WM_CLASS, String::as_str);
+    let wm_class = wm_class_for(app, &options.wm_classes);
     let mut entry = Entry::application();
     entry
         .string("Name", label)
@@ -522,7 +545,7 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
             plan.missing_shortcuts.push(wanted.clone());
             continue;
         };
-        let reference = image.reference();
+        let reference = image.launch_reference();
         let app = image.app_name();
         let mut entry = Entry::application();
         entry
@@ -536,13 +559,7 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
             .exec(&launcher, ["launch", "--from-menu", reference.as_str()])
             .boolean("Terminal", false)
             .boolean("StartupNotify", true)
-            .string(
-                "StartupWMClass",
-                options
-                    .wm_classes
-                    .get(app)
-                    .map_or(DEFAULT_WM_CLASS, String::as_str),
-            )
+            .string("StartupWMClass", wm_class_for(app, &options.wm_classes))
             .string("X-Arcade-Image", &reference)
             .string("X-Arcade-Shortcut", wanted);
         let file_name = format!(
