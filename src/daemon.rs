@@ -217,9 +217,11 @@ impl Core {
                 () = stop.notified() => None,
             };
             match end {
+                // Recorded first, then let go: whoever waits for it to go (the end of the
+                // session) must find the record and the folder settled.
                 Some(end) => {
-                    core.live().remove(&id);
                     follow.finish(end);
+                    core.live().remove(&id);
                 }
                 None => {
                     let stopped = follow.stop().await;

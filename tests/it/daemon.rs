@@ -938,3 +938,191 @@ fn shipped_session_files_are_valid() {
     let unit = std::fs::read_to_string(root.join("systemd/user/arcade.service")).unwrap();
     assert!(unit.contains("BusName=net.canfar.Arcade1") && unit.contains("Type=dbus"));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: apps that never escape.
+
+/// The PIDs of the engine clients (`podman run`) of launch `id`.
+fn engine_clients(id: &str) -> Vec<i32> {
+    let name = format!("--name=arcade-{id}");
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid: i32 = entry.file_name().to_str()?.parse().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_client = args.first().is_some_and(|arg0| arg0.ends_with(b"podman"))
+                && args.iter().any(|arg| *arg == name.as_bytes());
+            is_client.then_some(pid)
+        })
+        .collect()
+}
+
+/// The state a launch's record holds on disk.
+fn recorded_state(home: &Home, id: &str) -> String {
+    let path = home.state().join(format!("arcade/launches/{id}.json"));
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap_or_default()).unwrap_or_default();
+    record["state"].as_str().unwrap_or_default().to_owned()
+}
+
+/// Kill -9 of the engine client leaves the container running: the daemon follows the container,
+/// signals no end, and still stops it when the session ends.
+#[test]
+fn r12_5_killing_the_engine_client_does_not_orphan_the_app() {
+    let (session, id) = Session::with_an_app_up();
+    let monitor = session.bus.monitor();
+    let clients = engine_clients(&id);
+    assert!(!clients.is_empty(), "no podman client for {id}");
+    for pid in &clients {
+        // SAFETY: kill only sends a signal to a process of this test's.
+        unsafe { libc::kill(*pid, libc::SIGKILL) };
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(container_running(&id), "the container went with its client");
+    assert!(
+        !monitor.text().contains("member=AppExited"),
+        "an end was signalled while the app runs: {}",
+        monitor.text()
+    );
+    session.assert_listed(&id, "running");
+    assert!(
+        session
+            .desk
+            .home
+            .path()
+            .join(format!("run/arcade/{id}"))
+            .is_dir()
+    );
+
+    // The end of the session stops it, and records that.
+    // SAFETY: as above.
+    unsafe { libc::kill(session.daemon_pid() as i32, libc::SIGTERM) };
+    support::wait_for("the app to stop", Duration::from_secs(30), || {
+        (!container_running(&id)).then_some(())
+    });
+    support::wait_for("its end recorded", Duration::from_secs(10), || {
+        (recorded_state(&session.desk.home, &id) != "running").then_some(())
+    });
+    assert!(
+        !session
+            .desk
+            .home
+            .path()
+            .join(format!("run/arcade/{id}"))
+            .exists()
+    );
+}
+
+/// A Stop that arrives while the app still starts stops it: the launch is "stopped", never
+/// "failed", and no failure is signalled or shown.
+#[test]
+fn r12_7_a_stop_during_start_is_a_stop() {
+    let image = Engine::Podman.build(&Spec::new("xterm"));
+    let session = Session::with_catalog(&[&image]);
+    session.activate();
+    let monitor = session.bus.monitor();
+    let mut ids = Vec::new();
+    for _ in 0..8 {
+        let id = session.launch(&image);
+        let (ok, out) = session.bus.call("Stop", &["s", &id]);
+        assert!(ok, "Stop failed: {out}");
+        ids.push(id);
+    }
+    for id in &ids {
+        support::wait_for("the stop recorded", Duration::from_secs(30), || {
+            let state = recorded_state(&session.desk.home, id);
+            (!state.is_empty() && state != "starting" && state != "running").then_some(state)
+        });
+        assert_eq!(
+            recorded_state(&session.desk.home, id),
+            "stopped",
+            "launch {id}: {}",
+            session.bus.log()
+        );
+        assert!(!container_running(id));
+        assert!(
+            !session
+                .desk
+                .home
+                .path()
+                .join(format!("run/arcade/{id}"))
+                .exists()
+        );
+    }
+    assert!(
+        !monitor.text().contains("member=AppFailed"),
+        "{}",
+        monitor.text()
+    );
+}
+
+/// When the session bus dies, the daemon stops its apps and records their ends: no folder (and
+/// its cookie) and no "running" record outlive the session.
+#[test]
+fn r12_8_the_bus_going_away_leaves_no_traces() {
+    let image = Engine::Podman.build(&Spec::new("xterm"));
+    let session = Session::with_catalog(&[&image]);
+    session.activate();
+    let first = session.launch(&image);
+    let second = session.launch(&image);
+    for id in [&first, &second] {
+        support::wait_for("the app", Duration::from_secs(30), || {
+            container_running(id).then_some(())
+        });
+    }
+    let pid = session.daemon_pid();
+    let home = session.desk.home.path().to_owned();
+    let mut session = session;
+    session.bus.kill();
+    support::wait_for("the daemon to exit", Duration::from_secs(30), || {
+        // SAFETY: signal 0 only asks whether the process exists.
+        (unsafe { libc::kill(pid as i32, 0) } != 0).then_some(())
+    });
+    for id in [&first, &second] {
+        assert!(!container_running(id), "{id} still runs");
+        assert!(
+            !home.join(format!("run/arcade/{id}")).exists(),
+            "the folder of {id} (with its cookie) outlived the session"
+        );
+        let state = recorded_state(&session.desk.home, id);
+        assert!(
+            state == "stopped" || state == "exited",
+            "{id} is recorded {state:?}"
+        );
+    }
+}
+
+/// The daemon adopts, and at the session's end stops, only the apps of its own session (its
+/// display): an app of the same user on another display is left alone, while one on its own
+/// display, launched before it started, is adopted and stopped.
+#[test]
+fn r12_6_only_this_sessions_apps_are_adopted_and_stopped() {
+    let image = Engine::Podman.build(&Spec::new("xterm"));
+    let session = Session::with_catalog(&[&image]);
+    let other = crate::support::xvfb::Xvfb::start();
+    let launch_on = |display: String, auth: &std::path::Path| {
+        let run = session
+            .arcade()
+            .env("DISPLAY", display)
+            .env("XAUTHORITY", auth)
+            .args(["launch", "--local", &image])
+            .ok();
+        launch_id(&run)
+    };
+    let theirs = launch_on(other.display(), &other.auth);
+    let ours = launch_on(session.desk.xvfb.display(), &session.desk.xvfb.auth);
+    assert!(container_running(&theirs) && container_running(&ours));
+
+    session.activate();
+    // SAFETY: kill only sends a signal to a process of this test's.
+    unsafe { libc::kill(session.daemon_pid() as i32, libc::SIGTERM) };
+    support::wait_for("its own app to stop", Duration::from_secs(30), || {
+        (!container_running(&ours)).then_some(())
+    });
+    assert!(
+        container_running(&theirs),
+        "another session's app was stopped"
+    );
+}

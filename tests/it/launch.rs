@@ -436,3 +436,130 @@ fn startup_notification_brackets_the_launch() {
     let messages = listener.messages();
     assert_eq!(messages, ["remove: ID=\"menu-click-42_TIME1234\""], "{run}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 12: what the app is given of the display and of arcade's secrets.
+
+/// Connects to `desk`'s display with the cookie in the FamilyWild file `path` (as an app would,
+/// or anyone holding a saved copy of it).
+fn connect_with_cookie_file(desk: &Desk, path: &std::path::Path) -> Result<(), String> {
+    let bytes = std::fs::read(path).map_err(|err| err.to_string())?;
+    // family, then four length-prefixed fields: address, number, name, data.
+    let mut at = 2;
+    let mut field = || {
+        let len = u16::from_be_bytes([bytes[at], bytes[at + 1]]) as usize;
+        let value = bytes[at + 2..at + 2 + len].to_vec();
+        at += 2 + len;
+        value
+    };
+    let (_, _, name, data) = (field(), field(), field(), field());
+    let display = desk.xvfb.display();
+    let number: u32 = display.trim_start_matches(':').parse().unwrap();
+    let stream = std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{number}"))
+        .map_err(|err| err.to_string())?;
+    let stream = x11rb::rust_connection::DefaultStream::from_unix_stream(stream)
+        .map_err(|err| err.to_string())?
+        .0;
+    x11rb::rust_connection::RustConnection::connect_to_stream_with_auth_info(stream, 0, name, data)
+        .map(drop)
+        .map_err(|err| err.to_string())
+}
+
+/// The app gets an authorization of its own (SECURITY extension), not a copy of the display's
+/// master cookie, and it is revoked when the app ends: a saved copy opens the display no more.
+#[test]
+fn r12_9_the_app_gets_its_own_x_authorization_revoked_at_its_end() {
+    let desk = Desk::new(Engine::Podman);
+    let image = desk.build(&Spec::new("xterm"));
+    let run = desk.launch(&[&image]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let id = desk.launch_id(&run);
+    let cookie = desk.home.path().join(format!("run/arcade/{id}/Xauthority"));
+    let saved = desk.home.path().join("saved-cookie");
+    std::fs::copy(&cookie, &saved).unwrap();
+    let master = std::fs::read(&desk.xvfb.auth).unwrap();
+    let own = std::fs::read(&saved).unwrap();
+    let data = &own[own.len() - 16..];
+    assert!(
+        !master.windows(16).any(|window| window == data),
+        "the app was given the display's master cookie"
+    );
+    connect_with_cookie_file(&desk, &saved).expect("the app's cookie opens the display");
+
+    desk.arcade().args(["stop", &id]).ok();
+    let refused = connect_with_cookie_file(&desk, &saved);
+    assert!(
+        refused.is_err(),
+        "a saved copy of the app's cookie still opens the display after it ended"
+    );
+}
+
+/// arcade's secrets never reach the engine's environment, and no configured variable's value
+/// reaches its command line (where any local user can read it); the app still gets them.
+#[test]
+fn r12_10_secrets_stay_out_of_the_engine() {
+    let desk = Desk::new(Engine::Podman);
+    let image = desk.build(&Spec::new("xterm"));
+    desk.home.write_config(
+        "[launch]\nenv = { XDG_TOKEN = \"s3cret-xdg-value\", DOCKER_HINT = \"s3cret-docker\", \
+         TZ = \"UTC\" }\n",
+    );
+    let run = desk
+        .arcade()
+        .env("ARCADE_HARBOR_USERNAME", "robot$astro")
+        .env("ARCADE_HARBOR_SECRET", "s3cret-harbor")
+        .env("ARCADE_SKAHA_TOKEN", "s3cret-skaha")
+        .env("DESKTOP_SESSION_APP_TOKEN", "s3cret-session")
+        .args(["launch", "--no-wait", &image])
+        .ok();
+    let id = desk.launch_id(&run);
+    let name = format!("--name=arcade-{id}");
+    let clients: Vec<std::path::PathBuf> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.path())
+        .filter(|path| {
+            std::fs::read(path.join("cmdline"))
+                .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).any(|arg| arg == name.as_bytes()))
+        })
+        .collect();
+    assert!(!clients.is_empty(), "no engine client for {id}");
+    for client in &clients {
+        let cmdline = String::from_utf8_lossy(&std::fs::read(client.join("cmdline")).unwrap())
+            .replace('\0', " ");
+        let environ = String::from_utf8_lossy(&std::fs::read(client.join("environ")).unwrap())
+            .replace('\0', " ");
+        for secret in [
+            "s3cret-xdg-value",
+            "s3cret-docker",
+            "s3cret-harbor",
+            "s3cret-skaha",
+            "s3cret-session",
+        ] {
+            assert!(
+                !cmdline.contains(secret),
+                "{secret} on the command line: {cmdline}"
+            );
+            assert!(
+                !environ.contains(secret),
+                "{secret} in the environment: {environ}"
+            );
+        }
+    }
+    // The app has them all the same.
+    let env = support::wait_for("the container", Duration::from_secs(30), || {
+        let env = desk.inspect(&id, "{{range .Config.Env}}{{println .}}{{end}}");
+        (!env.is_empty()).then_some(env)
+    });
+    for wanted in [
+        "XDG_TOKEN=s3cret-xdg-value",
+        "DOCKER_HINT=s3cret-docker",
+        "TZ=UTC",
+    ] {
+        assert!(
+            env.lines().any(|line| line == wanted),
+            "{wanted} missing: {env}"
+        );
+    }
+    desk.arcade().args(["stop", &id]).ok();
+}
