@@ -164,6 +164,7 @@ impl LaunchOptions {
             xauthority: self.xauthority.map(Into::into),
             id: None,
             skaha_url,
+            shared: None,
         })
     }
 }

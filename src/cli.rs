@@ -76,6 +76,8 @@ pub enum Command {
     /// For image authors: check a local image against the platform's requirements, or try it.
     #[command(subcommand)]
     Image(ImageCommand),
+    /// Show the SAMP hub of your desktop sessions and the apps registered with it, or run a hub.
+    Samp(SampArgs),
     /// Run the session's launcher daemon on the D-Bus session bus.
     Daemon,
     /// For the desktop's startup: build the menu from the last good catalog at once, then start
@@ -115,6 +117,45 @@ pub enum ImageCommand {
         /// The command to run instead of xterm (after `--`).
         #[arg(last = true, value_name = "CMD")]
         command: Vec<String>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SampArgs {
+    /// Print the hubs as a JSON array, each with its clients.
+    #[arg(long)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Option<SampCommand>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SampCommand {
+    /// Run a SAMP hub (Standard Profile) in the foreground until Ctrl-C. The daemon runs one
+    /// for each desktop session by itself.
+    Hub {
+        /// The address to listen on and advertise: an IP address, or `desktop` for this
+        /// machine's own (app pods reach it there).
+        #[arg(long, default_value = "127.0.0.1", value_name = "ADDRESS")]
+        address: String,
+        /// The port (0: any free one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The lockfile to write (default: the file SAMP_HUB names, else ~/.samp).
+        #[arg(long, value_name = "PATH")]
+        lockfile: Option<PathBuf>,
+        /// Give the lockfile to this user (when run as root).
+        #[arg(long, value_name = "UID:GID")]
+        owner: Option<String>,
+        /// Keep a status file here, which `arcade samp` reads.
+        #[arg(long, value_name = "PATH")]
+        status: Option<PathBuf>,
+        /// Print what happens as JSON lines on stdout.
+        #[arg(long)]
+        notices: bool,
+        /// End when stdin closes (how the daemon ends its hubs).
+        #[arg(long, hide = true)]
+        until_stdin_closes: bool,
     },
 }
 
@@ -294,6 +335,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             crate::daemon::run(core, served.closed()).await
         }
         Command::SessionStart => session_start(settings()).await,
+        Command::Samp(args) => run_samp(settings, args).await,
     }
 }
 
@@ -423,6 +465,7 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         xauthority: None,
         id: None,
         skaha_url: None,
+        shared: None,
     };
     if args.from_menu {
         // The id is chosen here, so that a failure's notification can name the launch's log.
@@ -1095,6 +1138,152 @@ async fn demo() -> anyhow::Result<()> {
         settings.dirs.data_home.display(),
         settings.dirs.config_home.display()
     )?;
+    Ok(())
+}
+
+// SAMP: the session hubs' status, and a hub in the foreground.
+
+async fn run_samp(
+    settings: impl FnOnce() -> config::Result<config::Settings>,
+    args: &SampArgs,
+) -> anyhow::Result<()> {
+    let Some(SampCommand::Hub {
+        address,
+        port,
+        lockfile,
+        owner,
+        status,
+        notices,
+        until_stdin_closes,
+    }) = &args.command
+    else {
+        return print_samp(&settings()?, args.json);
+    };
+    let address = match address.as_str() {
+        "desktop" => crate::samp::desktop_address()?,
+        other => other
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--address {other:?} is not an IP address"))?,
+    };
+    let owner = owner
+        .as_deref()
+        .map(|owner| {
+            let (uid, gid) = owner.split_once(':').unwrap_or((owner, owner));
+            Ok::<_, anyhow::Error>((uid.parse()?, gid.parse()?))
+        })
+        .transpose()
+        .map_err(|_| anyhow::anyhow!("--owner must be UID:GID"))?;
+    let options = crate::samp::Options {
+        address,
+        port: *port,
+        lockfile: lockfile.clone().map_or_else(default_lockfile, Ok)?,
+        owner,
+        status: status.clone(),
+    };
+    let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
+    let print = *notices;
+    let printer = tokio::spawn(async move {
+        while let Some(notice) = received.recv().await {
+            if print && let Ok(line) = serde_json::to_string(&notice) {
+                let _ = outln!("{line}");
+            }
+        }
+    });
+    let until_stdin_closes = *until_stdin_closes;
+    let stop = async move {
+        tokio::select! {
+            () = launch::interrupted() => {}
+            () = stdin_closed(), if until_stdin_closes => {}
+        }
+    };
+    let served = crate::samp::serve(options, sender, stop).await;
+    let _ = printer.await;
+    Ok(served?)
+}
+
+/// The lockfile a hub run by hand writes: the one `SAMP_HUB=std-lockurl:file://…` names, else
+/// `~/.samp`, as clients look for it.
+fn default_lockfile() -> anyhow::Result<PathBuf> {
+    if let Ok(hub) = std::env::var("SAMP_HUB")
+        && let Some(path) = hub.strip_prefix("std-lockurl:file://")
+    {
+        return Ok(PathBuf::from(path));
+    }
+    let home = std::env::var_os("HOME")
+        .filter(|home| !home.is_empty())
+        .context("HOME is not set: say where the lockfile goes with --lockfile")?;
+    Ok(PathBuf::from(home).join(".samp"))
+}
+
+/// Completes when stdin reaches its end (or fails), read on a blocking thread.
+async fn stdin_closed() {
+    let _ = tokio::task::spawn_blocking(|| {
+        use std::io::Read as _;
+        let mut buffer = [0u8; 256];
+        while let Ok(1..) = std::io::stdin().lock().read(&mut buffer) {}
+    })
+    .await;
+}
+
+/// `arcade samp`: each session hub, whether it runs, and its clients.
+fn print_samp(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
+    let hubs = crate::samp::session::statuses(settings);
+    if json {
+        let rows: Vec<serde_json::Value> = hubs
+            .iter()
+            .map(|(_, status)| {
+                let mut row = serde_json::to_value(status).unwrap_or_default();
+                row["running"] = status.alive().into();
+                row
+            })
+            .collect();
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        return Ok(());
+    }
+    if hubs.is_empty() {
+        return Err(NotFound(
+            "no SAMP hub runs for your desktop sessions (the daemon starts one with a session's \
+             first app)"
+                .to_owned(),
+        )
+        .into());
+    }
+    for (_, status) in hubs {
+        let state = if status.alive() {
+            format!("running (pid {})", status.pid)
+        } else {
+            "gone".to_owned()
+        };
+        outln!(
+            "hub {} {state}, lockfile {}",
+            status.url,
+            status.lockfile.display()
+        )?;
+        if status.clients.is_empty() {
+            outln!("  no clients")?;
+        }
+        for client in &status.clients {
+            let name = client.name.as_deref().unwrap_or("?");
+            let callback = match (&client.callback, &client.reached_at) {
+                (Some(advertised), Some(used)) => format!("{advertised} (reached at {used})"),
+                (Some(advertised), None) => advertised.clone(),
+                (None, _) => "no callback".to_owned(),
+            };
+            outln!(
+                "  {:<4} {:<16} from {:<15} {callback}",
+                client.id,
+                crate::catalog::printable(name),
+                client.from
+            )?;
+            let mtypes = crate::samp::status::mtypes(client);
+            if !mtypes.is_empty() {
+                outln!("       takes {mtypes}")?;
+            }
+            if let Some(problem) = &client.unreachable {
+                outln!("       unreachable: {problem}")?;
+            }
+        }
+    }
     Ok(())
 }
 

@@ -75,6 +75,8 @@ pub struct Core {
     live: Mutex<HashMap<String, Live>>,
     notices: mpsc::UnboundedSender<Notice>,
     refresh_now: tokio::sync::Notify,
+    /// The session's SAMP hub, and the shared network of its local apps.
+    samp: Arc<crate::samp::session::Session>,
 }
 
 struct Forward(mpsc::UnboundedSender<Notice>);
@@ -95,7 +97,12 @@ impl Core {
         let catalog = sync::read_cache(&settings)
             .ok()
             .map(|(catalog, _)| Arc::new(catalog));
+        let tell = notices.clone();
+        let samp = crate::samp::session::Session::new(Arc::new(move |summary, body| {
+            let _ = tell.send(Notice::Desktop { summary, body });
+        }));
         let core = Core {
+            samp,
             overrides,
             settings: RwLock::new(Arc::new(settings)),
             catalog: RwLock::new(catalog),
@@ -154,6 +161,21 @@ impl Core {
         tokio::spawn(async move {
             let id = launch_id;
             let app = target.label.clone();
+            // The daemon's launches are the session's: they get its SAMP hub.
+            match backend {
+                Backend::Skaha => core.samp.platform(&settings).await,
+                kind => {
+                    let display = request
+                        .display
+                        .clone()
+                        .or_else(|| std::env::var("DISPLAY").ok());
+                    let display = display.unwrap_or_default();
+                    request.shared = core
+                        .samp
+                        .join(&settings, kind, &target.image, &display)
+                        .await;
+                }
+            }
             let result = launch::launch_target(
                 &settings,
                 &request,
@@ -497,9 +519,12 @@ pub async fn run(core: Arc<Core>, session_end: impl Future<Output = ()>) -> anyh
     };
     tracing::info!("stopping: {reason}");
     watcher.abort();
-    if core.settings().daemon.stop_apps_on_exit {
+    let stop_apps = core.settings().daemon.stop_apps_on_exit;
+    if stop_apps {
         stop_all(&core).await;
     }
+    // Apps left running keep their shared network (a pod removed would take them with it).
+    core.samp.end(!stop_apps).await;
     Ok(())
 }
 

@@ -12,6 +12,7 @@ pub mod http;
 pub mod image;
 pub mod launch;
 pub mod menu;
+pub mod samp;
 pub mod skaha;
 pub mod sync;
 pub mod text;

@@ -38,6 +38,8 @@ pub struct Layer {
     pub launch: LaunchLayer,
     #[serde(default)]
     pub daemon: DaemonLayer,
+    #[serde(default)]
+    pub samp: SampLayer,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -89,6 +91,13 @@ pub struct LaunchLayer {
 pub struct DaemonLayer {
     pub refresh_minutes: Option<u64>,
     pub stop_apps_on_exit: Option<bool>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SampLayer {
+    pub enabled: Option<bool>,
+    pub address: Option<String>,
 }
 
 /// Where a value came from, printed as `git config --show-origin` prints it.
@@ -385,6 +394,8 @@ launch.pull = "never"
 launch.containers_conf = "/cc"
 daemon.refresh_minutes = 10
 daemon.stop_apps_on_exit = false
+samp.enabled = false
+samp.address = "10.0.0.1"
 "#;
         let layer = Layer::parse(text, Path::new("c.toml")).unwrap();
         let entries = layer.entries(&Origin::Default).unwrap();
@@ -394,7 +405,7 @@ daemon.stop_apps_on_exit = false
         assert_eq!(merge(entries).unwrap().layer, layer);
         assert_eq!(
             Layer::sections(),
-            ["daemon", "harbor", "launch", "menu", "skaha"]
+            ["daemon", "harbor", "launch", "menu", "samp", "skaha"]
         );
     }
 

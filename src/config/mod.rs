@@ -281,6 +281,7 @@ pub struct Settings {
     pub menu: MenuSettings,
     pub launch: LaunchSettings,
     pub daemon: DaemonSettings,
+    pub samp: SampSettings,
     /// Where each value came from, by config key (`skaha.url`); a key missing here has its
     /// default.
     #[serde(skip)]
@@ -342,6 +343,14 @@ pub struct DaemonSettings {
     #[serde(rename = "refresh_minutes", with = "view::minutes")]
     pub refresh: Duration,
     pub stop_apps_on_exit: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SampSettings {
+    /// Whether the daemon gives its session a SAMP hub (and local apps a shared network).
+    pub enabled: bool,
+    /// The address the hub of a platform desktop listens on; `None`: the desktop's own.
+    pub address: Option<String>,
 }
 
 /// True inside a CANFAR desktop session, where skaha is both the catalog and the launcher.

@@ -9,7 +9,7 @@ use super::env::{self, Env, Lookup, PLATFORM_HOST};
 use super::layer::{self, HarborLayer, Layer, Merged, Origin, Origins, SkahaLayer};
 use super::{
     Backend, DaemonSettings, Dirs, Error, HarborAuth, LaunchSettings, MenuSettings, Overrides,
-    Result, Secret, Settings, SkahaAuth, SkahaSettings, Source,
+    Result, SampSettings, Secret, Settings, SkahaAuth, SkahaSettings, Source,
 };
 
 /// A config file that was read, and what it sets.
@@ -116,7 +116,8 @@ fn settings(
     }
     let secs =
         |value: Option<u64>, default: u64| Duration::from_secs(value.unwrap_or(default).max(1));
-    let (skaha, menu, launch, daemon) = (keys.skaha, keys.menu, keys.launch, keys.daemon);
+    let (skaha, menu, launch, daemon, samp) =
+        (keys.skaha, keys.menu, keys.launch, keys.daemon, keys.samp);
     let desktop_dir = match menu.desktop_dir {
         Some(dir) if !dir.is_absolute() => {
             return Err(Error::Invalid(format!(
@@ -171,6 +172,10 @@ fn settings(
         daemon: DaemonSettings {
             refresh: Duration::from_secs(daemon.refresh_minutes.unwrap_or(30).max(1) * 60),
             stop_apps_on_exit: daemon.stop_apps_on_exit.unwrap_or(true),
+        },
+        samp: SampSettings {
+            enabled: samp.enabled.unwrap_or(true),
+            address: samp.address,
         },
         dirs,
         files: files.into_iter().map(|file| file.path).collect(),

@@ -416,6 +416,8 @@ fn cases() -> Vec<Case> {
             .env("CONTAINERS_CONF", "/e.conf", json!("/e.conf")),
         key("daemon.refresh_minutes", json!(30)).files(["1", "2", "3"]),
         key("daemon.stop_apps_on_exit", json!(true)).files(["false", "true", "false"]),
+        key("samp.enabled", json!(true)).files(["false", "true", "false"]),
+        key("samp.address", Value::Null).files(["\"10.0.0.1\"", "\"10.0.0.2\"", "\"10.0.0.3\""]),
     ]
 }
 

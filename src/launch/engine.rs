@@ -42,6 +42,21 @@ pub fn container_name(id: &str) -> String {
     format!("arcade-{id}")
 }
 
+/// The name of a session's shared network: its podman pod, or its docker holder container.
+pub fn session_network_name(key: &str) -> String {
+    format!("arcade-session-{key}")
+}
+
+/// A session's shared network, which the daemon's local launches join, and what apps get with
+/// it (the SAMP folder and where its lockfile is).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionNet {
+    /// The pod (podman) or the container whose network the apps share (docker).
+    pub holder: String,
+    pub volumes: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
 /// The launch id in a container's name, for arcade's containers.
 pub fn launch_id_of(name: &str) -> Option<&str> {
     name.strip_prefix("arcade-")
@@ -79,6 +94,8 @@ pub struct RunSpec {
     pub ram_gb: Option<u32>,
     pub gpus: Option<u32>,
     pub network: String,
+    /// The session's shared network, instead of `network`, for a launch of the daemon's.
+    pub shared: Option<SessionNet>,
     pub volumes: Vec<String>,
     pub pull: String,
 }
@@ -111,7 +128,10 @@ impl Engine {
         push("run".into());
         push("--rm".into());
         push(format!("--name={}", spec.name));
-        push(format!("--hostname={}", spec.hostname));
+        // docker shares the holder's host name along with its network.
+        if spec.shared.is_none() || self.kind != Backend::Docker {
+            push(format!("--hostname={}", spec.hostname));
+        }
         for (key, value) in [
             (LABEL.to_owned(), "1".to_owned()),
             (format!("{LABEL}.id"), spec.id.clone()),
@@ -124,9 +144,16 @@ impl Engine {
             push(format!("--label={key}={value}"));
         }
         push(format!("--pull={}", self.pull_policy(&spec.pull)));
-        push(format!("--network={}", spec.network));
+        match &spec.shared {
+            Some(shared) if self.kind == Backend::Docker => {
+                push(format!("--network=container:{}", shared.holder));
+            }
+            Some(shared) => push(format!("--pod={}", shared.holder)),
+            None => push(format!("--network={}", spec.network)),
+        }
         push(format!("--user={}:{}", spec.uid, spec.gid));
-        if self.kind == Backend::Podman && spec.host_uid != 0 {
+        // In a pod, the pod sets the user namespace.
+        if self.kind == Backend::Podman && spec.host_uid != 0 && spec.shared.is_none() {
             // Rootless podman maps the host user to root unless told to keep its id.
             push("--userns=keep-id".into());
         }
@@ -147,7 +174,12 @@ impl Engine {
                 socket.display()
             ));
         }
-        for volume in &spec.volumes {
+        let shared = spec.shared.iter();
+        for volume in shared
+            .clone()
+            .flat_map(|shared| &shared.volumes)
+            .chain(&spec.volumes)
+        {
             push(format!("--volume={volume}"));
         }
         if let Some(cores) = spec.cores {
@@ -167,7 +199,7 @@ impl Engine {
                 }
             }
         }
-        for (key, value) in &spec.env {
+        for (key, value) in shared.flat_map(|shared| &shared.env).chain(&spec.env) {
             push("--env".into());
             push(format!("{key}={value}"));
         }
@@ -425,6 +457,7 @@ mod tests {
             ram_gb: Some(4),
             gpus: None,
             network: "none".into(),
+            shared: None,
             volumes: vec![],
             pull: "missing".into(),
         }

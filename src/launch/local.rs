@@ -196,6 +196,7 @@ impl Backend for LocalBackend {
             ram_gb: request.ram_gb.or(settings.launch.ram_gb),
             gpus: request.gpus,
             network: settings.launch.network.clone(),
+            shared: request.shared.clone(),
             volumes: settings.launch.volumes.clone(),
             pull: settings.launch.pull.clone(),
         };

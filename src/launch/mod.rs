@@ -143,6 +143,8 @@ pub struct Request {
     pub id: Option<String>,
     /// The skaha service, if not the configured one (the daemon gets its clients' this way).
     pub skaha_url: Option<String>,
+    /// The session's shared network, which the daemon's local launches join (SAMP).
+    pub shared: Option<engine::SessionNet>,
 }
 
 /// What the launch is about: the image and what to call it.

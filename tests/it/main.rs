@@ -11,5 +11,6 @@ mod image_check;
 mod launch;
 mod menu;
 mod real_apps;
+mod samp;
 mod skaha_launch;
 mod skaha_source;

@@ -1,0 +1,331 @@
+//! SAMP across a session's apps (issue 15), with the real apps: TOPCAT and DS9 launched by
+//! arcade through the session's daemon share a network that has only a loopback, find the
+//! session's hub through `SAMP_HUB`, answer `samp.app.ping` sent from inside the session, and
+//! take a table TOPCAT sends; the hub and its lockfile end with the session; a launch outside
+//! the session keeps its isolation. JSAMP's own tools (in the apps' image) do the sending.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::dbus::Bus;
+use crate::support::desk::{Desk, Engine, launch_id};
+use crate::support::real_apps::{self, App, Kind};
+use crate::support::{Arcade, require_tool, wait_for};
+
+/// JSAMP in the apps' image (Debian's libjsamp-java, which TOPCAT depends on).
+const JSAMP: &str = "/usr/share/java/jsamp.jar";
+
+/// A desktop session: a desk on `engine`, and a private session bus that starts the daemon.
+struct Session {
+    desk: Desk,
+    bus: Option<Bus>,
+}
+
+impl Session {
+    fn new(engine: Engine) -> Session {
+        let desk = Desk::new(engine);
+        // Real apps on a busy machine: generous waits, which only failures use up.
+        desk.home
+            .write_config("[launch]\nbackend = \"podman\"\nwait_secs = 120\n");
+        let mut env = desk.env();
+        env.push(("RUST_LOG", "arcade=debug".into()));
+        let bus = Bus::start(&desk.home, &env);
+        Session {
+            desk,
+            bus: Some(bus),
+        }
+    }
+
+    fn bus(&self) -> &Bus {
+        self.bus.as_ref().expect("the session has not ended")
+    }
+
+    fn arcade(&self) -> Arcade {
+        self.desk
+            .arcade()
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus().address)
+    }
+
+    /// `arcade launch ARGS` through the daemon, on the desk's engine.
+    #[track_caller]
+    fn launch(&self, args: &[&str]) -> String {
+        let arcade = self.arcade().args(["launch"]);
+        let arcade = match self.desk.engine() {
+            Engine::Podman => arcade,
+            Engine::Docker => arcade.args(["--backend", "docker"]),
+        };
+        let run = arcade.args(args).run();
+        assert_eq!(run.code, Some(0), "{run}\nbus: {}", self.bus().log());
+        assert!(run.stdout.contains("by the arcade daemon"), "{run}");
+        launch_id(&run)
+    }
+
+    /// The hubs `arcade samp --json` shows.
+    fn hubs(&self) -> Vec<Value> {
+        let run = self.arcade().args(["samp", "--json"]).ok();
+        run.json().as_array().cloned().unwrap_or_default()
+    }
+
+    /// The one hub, once every client named in `names` has registered with it.
+    #[track_caller]
+    fn hub_with(&self, names: &[&str]) -> Value {
+        let found = std::cell::RefCell::new(Vec::new());
+        let hub = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            wait_for(
+                "the apps to register with the hub",
+                Duration::from_secs(120),
+                || {
+                    let hubs = self.hubs();
+                    *found.borrow_mut() = hubs.clone();
+                    let [hub] = hubs.as_slice() else {
+                        return None;
+                    };
+                    names
+                        .iter()
+                        .all(|name| client(hub, name).is_some())
+                        .then(|| hub.clone())
+                },
+            )
+        }));
+        hub.unwrap_or_else(|_| {
+            panic!(
+                "hubs: {:#?}\nbus and daemon: {}",
+                found.borrow(),
+                self.bus().log()
+            )
+        })
+    }
+
+    /// Runs `command` as an app of the session (the daemon launches it, without a window) and
+    /// returns its output once it has ended.
+    #[track_caller]
+    fn in_session(&self, image: &str, command: &[&str]) -> String {
+        let mut args = vec!["--no-wait", image, "--"];
+        args.extend(command);
+        let id = self.launch(&args);
+        // Its record appears once the daemon has started it, and says when it has ended.
+        wait_for("the app to end", Duration::from_secs(120), || {
+            let ps = self.arcade().args(["ps", "--json"]).ok().json();
+            let row = ps
+                .as_array()?
+                .iter()
+                .find(|row| row["id"] == id.as_str())?
+                .clone();
+            (row["state"] != "starting" && row["state"] != "running").then_some(())
+        });
+        self.arcade().args(["logs", &id]).ok().stdout
+    }
+
+    /// `messagesender` from inside the session: what each client answered.
+    fn send(&self, mtype: &str, params: &[(&str, &str)], target: Option<&str>) -> String {
+        let images = self.images();
+        let mut command = vec!["java", "-jar", JSAMP, "messagesender", "-mtype", mtype];
+        for (name, value) in params {
+            command.extend(["-param", name, value]);
+        }
+        if let Some(target) = target {
+            command.extend(["-targetname", target]);
+        }
+        self.in_session(&images.reference(Kind::Bare), &command)
+    }
+
+    fn images(&self) -> &'static real_apps::Images {
+        match self.desk.engine() {
+            Engine::Podman => real_apps::podman_images(),
+            Engine::Docker => real_apps::docker_images(),
+        }
+    }
+
+    /// Ends the session as a desktop's logout does (the bus goes), and waits for the daemon.
+    fn end(&mut self) {
+        let daemon = self.bus().owner_pid("net.canfar.Arcade1");
+        self.bus.take();
+        wait_for("the daemon to end", Duration::from_secs(60), || {
+            (!PathBuf::from(format!("/proc/{daemon}")).exists()).then_some(())
+        });
+    }
+}
+
+/// The client of `hub` whose `samp.name` is `name`.
+fn client<'a>(hub: &'a Value, name: &str) -> Option<&'a Value> {
+    hub["clients"]
+        .as_array()?
+        .iter()
+        .find(|client| client["name"] == name)
+}
+
+/// What `messagesender` printed for the client named `name`: its answer.
+#[track_caller]
+fn answer_of<'a>(output: &'a str, name: &str) -> &'a str {
+    let marker = format!("({name})");
+    let start = output
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no answer from {name}:\n{output}"));
+    let rest = &output[start + marker.len()..];
+    let end = rest.find("\n\n").unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// The apps of a session find the hub, answer pings sent from inside the session, and take a
+/// table TOPCAT sends; the hub, its lockfile and the shared network end with the session.
+fn apps_talk_over_the_session_hub(engine: Engine) {
+    let mut session = Session::new(engine);
+    let images = session.images();
+    let ds9 = session.launch(&[&images.reference(Kind::Runs(App::Ds9))]);
+    // TOPCAT with its demo tables, so there is a table to send; last, so its window is on top.
+    let bare = images.reference(Kind::Bare);
+    let topcat = session.launch(&[&bare, "--", "topcat", "-demo"]);
+    let hub = session.hub_with(&["topcat", "SAOImageDS9"]);
+    let lockfile = PathBuf::from(hub["lockfile"].as_str().unwrap());
+    let hub_pid = hub["pid"].as_u64().unwrap();
+
+    // The apps share the session's network, which has only a loopback: the hub saw them come
+    // from 127.0.0.1, and reaches DS9, which advertises its host name, there.
+    for name in ["topcat", "SAOImageDS9"] {
+        let client = client(&hub, name).unwrap();
+        assert_eq!(client["from"], "127.0.0.1", "{hub:#}");
+    }
+    let ds9_client = client(&hub, "SAOImageDS9").unwrap();
+    assert!(
+        ds9_client["reached_at"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("http://127.0.0.1:")),
+        "{hub:#}"
+    );
+    for id in [&ds9, &topcat] {
+        let interfaces = session.desk.inspect(id, "{{.HostConfig.NetworkMode}}");
+        assert_ne!(interfaces, "host", "{id}");
+    }
+
+    // samp.app.ping from inside the session: both apps answer.
+    let pings = session.send("samp.app.ping", &[], None);
+    for name in ["topcat", "SAOImageDS9"] {
+        assert!(answer_of(&pings, name).contains("samp.ok"), "{pings}");
+    }
+
+    // TOPCAT sends its current table (its toolbar's Transmit Table button): DS9 loads it into
+    // a catalog window named after TOPCAT's table id, and says it has a VOTable catalog.
+    transmit_table(&session);
+    let asked = session.send("ds9.get", &[("cmd", "catalog")], Some("SAOImageDS9"));
+    assert!(
+        answer_of(&asked, "SAOImageDS9").contains("\"vot\""),
+        "{asked}"
+    );
+
+    // The session ends: the hub ends with it, its lockfile goes, and so does the network.
+    let pods_before = session_networks(engine);
+    assert_eq!(pods_before.len(), 1, "{pods_before:?}");
+    session.end();
+    assert!(!lockfile.exists(), "{} is left behind", lockfile.display());
+    assert!(
+        !PathBuf::from(format!("/proc/{hub_pid}")).exists(),
+        "the hub (pid {hub_pid}) outlived the session"
+    );
+    let left: Vec<String> = session_networks(engine)
+        .into_iter()
+        .filter(|name| pods_before.contains(name))
+        .collect();
+    assert!(left.is_empty(), "the session's network is left: {left:?}");
+    let samp = session.desk.home.arcade().args(["samp"]).fails();
+    assert_eq!(samp.code, Some(1), "{samp}");
+}
+
+/// Clicks TOPCAT's Transmit Table button (the third in its toolbar) until DS9 maps the
+/// catalog window the table arrives in: each click sends the table to every client that takes
+/// `table.load.votable`. The window is raised first: without a window manager, the last app
+/// mapped covers the others.
+fn transmit_table(session: &Session) {
+    let xdotool = require_tool("xdotool", "xdotool");
+    let xvfb = &session.desk.xvfb;
+    let topcat = wait_for("TOPCAT's window", Duration::from_secs(60), || {
+        xvfb.windows()
+            .into_iter()
+            .find(|window| App::Topcat.is_main(window))
+    });
+    let before: Vec<u32> = xvfb.windows().iter().map(|window| window.id).collect();
+    let deadline = std::time::Instant::now() + Duration::from_secs(90);
+    loop {
+        let id = topcat.id.to_string();
+        let click = std::process::Command::new(&xdotool)
+            .env("DISPLAY", xvfb.display())
+            .env("XAUTHORITY", &xvfb.auth)
+            .args([
+                "windowraise",
+                &id,
+                "mousemove",
+                "--window",
+                &id,
+                "115",
+                "40",
+                "click",
+                "1",
+            ])
+            .status()
+            .expect("run xdotool");
+        assert!(click.success(), "xdotool failed");
+        std::thread::sleep(Duration::from_secs(3));
+        let windows = xvfb.windows();
+        let new: Vec<_> = windows
+            .iter()
+            .filter(|window| window.viewable && !before.contains(&window.id))
+            .collect();
+        if new
+            .iter()
+            .any(|window| window.class.to_lowercase().contains("ds9"))
+        {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "DS9 mapped no catalog window; new windows: {new:#?}"
+        );
+    }
+}
+
+/// The names of the session networks (pods or holder containers) arcade made on `engine`.
+fn session_networks(engine: Engine) -> Vec<String> {
+    let label = "label=net.canfar.arcade.session-network";
+    let args: Vec<&str> = match engine {
+        Engine::Podman => vec!["pod", "ps", "--filter", label, "--format", "{{.Name}}"],
+        Engine::Docker => vec!["ps", "--all", "--filter", label, "--format", "{{.Names}}"],
+    };
+    let output = engine.command().args(args).output().expect("list networks");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn topcat_and_ds9_talk_over_the_session_hub_on_podman() {
+    apps_talk_over_the_session_hub(Engine::Podman);
+}
+
+#[test]
+fn topcat_and_ds9_talk_over_the_session_hub_on_docker() {
+    apps_talk_over_the_session_hub(Engine::Docker);
+}
+
+/// A launch outside the session (`launch --local`, as `image try` makes it) keeps today's
+/// isolation: no network at all, no SAMP hub named.
+#[test]
+fn a_launch_outside_the_session_stays_alone() {
+    let session = Session::new(Engine::Podman);
+    let image = session
+        .desk
+        .build(&crate::support::images::Spec::new("xterm"));
+    let run = session.arcade().args(["launch", "--local", &image]).ok();
+    let id = launch_id(&run);
+    assert_eq!(
+        session.desk.inspect(&id, "{{.HostConfig.NetworkMode}}"),
+        "none"
+    );
+    let env = session
+        .desk
+        .inspect(&id, "{{range .Config.Env}}{{println .}}{{end}}");
+    assert!(!env.contains("SAMP_HUB"), "{env}");
+    assert!(session.hubs().is_empty(), "{:?}", session.hubs());
+    session.arcade().args(["stop", &id]).ok();
+}
