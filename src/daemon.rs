@@ -508,6 +508,22 @@ fn settle_after(settings: &Settings) -> u64 {
 /// going away). The caller serves `core` on the bus first.
 pub async fn run(core: Arc<Core>, session_end: impl Future<Output = ()>) -> anyhow::Result<()> {
     core.adopt().await;
+    // The shared network of apps an earlier daemon of this session left running gets a hub
+    // again; one they have all left goes.
+    if let Ok(display) = std::env::var("DISPLAY") {
+        let core = Arc::clone(&core);
+        let running = !core.running_local().is_empty();
+        tokio::spawn(async move {
+            let settings = core.settings();
+            core.samp.resume(&settings, &display, running).await;
+        });
+    }
+    // A platform desktop's apps may be started by any launcher, not only through arcade: the
+    // desktop's hub is there from the start, where their pods look for it (`~/.samp`).
+    if config::in_platform_session() {
+        let core = Arc::clone(&core);
+        tokio::spawn(async move { core.samp.platform(&core.settings()).await });
+    }
 
     tokio::spawn(schedule(Arc::clone(&core)));
     let watcher = tokio::spawn(watch(Arc::clone(&core)));

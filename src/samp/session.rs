@@ -203,6 +203,65 @@ impl Session {
         })
     }
 
+    /// After a daemon restart: the shared network an earlier daemon of this session (on
+    /// `display`) left. With apps still running in it (adopted), it gets a hub again; without,
+    /// it goes, with its folder.
+    pub async fn resume(self: &Arc<Self>, settings: &Settings, display: &str, apps_running: bool) {
+        let mut state = self.state.lock().await;
+        if state.ended || state.local.is_some() {
+            return;
+        }
+        let key = key(display);
+        let holder = engine::session_network_name(&key);
+        for kind in [Backend::Podman, Backend::Docker] {
+            let Ok(engine) = Engine::find(kind) else {
+                continue;
+            };
+            let exists = match kind {
+                Backend::Docker => {
+                    engine
+                        .output(["inspect", "--format", "{{.Id}}", &holder])
+                        .await
+                }
+                _ => engine.output(["pod", "exists", &holder]).await,
+            };
+            if exists.is_err() {
+                continue;
+            }
+            let local = Local {
+                engine,
+                holder: holder.clone(),
+                dir: folder(settings, &key),
+                app_user: engine::app_user(&settings.launch.user).unwrap_or((1000, 1000)),
+                hub: None,
+            };
+            if !(apps_running && settings.samp.enabled) {
+                tracing::info!(holder, "removing the shared network an earlier daemon left");
+                remove_network(&local).await;
+                let _ = std::fs::remove_dir_all(&local.dir);
+                continue;
+            }
+            tracing::info!(
+                holder,
+                "the session's apps run on in their network: a hub for them"
+            );
+            let started = match make_folder(&local.dir) {
+                Ok(()) => match local_spec(&local).await {
+                    Ok(spec) => self.start(spec).await,
+                    Err(err) => Err(err),
+                },
+                Err(err) => Err(err),
+            };
+            let mut local = local;
+            match started {
+                Ok(hub) => local.hub = Some(hub),
+                Err(err) => tracing::warn!("SAMP for the adopted apps: {err}"),
+            }
+            state.local = Some(local);
+            return;
+        }
+    }
+
     /// Makes sure a platform desktop's hub runs, before an app pod starts and reads `~/.samp`.
     pub async fn platform(self: &Arc<Self>, settings: &Settings) {
         if !settings.samp.enabled {

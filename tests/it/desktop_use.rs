@@ -1379,7 +1379,8 @@ fn r11_8_every_json_flag_has_help() {
             "menu clean",
             "menu list",
             "menu sync",
-            "ps"
+            "ps",
+            "samp"
         ]
     );
 }

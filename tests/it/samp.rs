@@ -4,15 +4,16 @@
 //! take a table TOPCAT sends; the hub and its lockfile end with the session; a launch outside
 //! the session keeps its isolation. JSAMP's own tools (in the apps' image) do the sending.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use crate::support::dbus::Bus;
 use crate::support::desk::{Desk, Engine, launch_id};
-use crate::support::real_apps::{self, App, Kind};
-use crate::support::{Arcade, require_tool, wait_for};
+use crate::support::real_apps::{self, App, Kind, Pod, PodDesktop};
+use crate::support::{self, Arcade, Home, require_tool, wait_for};
 
 /// JSAMP in the apps' image (Debian's libjsamp-java, which TOPCAT depends on).
 const JSAMP: &str = "/usr/share/java/jsamp.jar";
@@ -328,4 +329,219 @@ fn a_launch_outside_the_session_stays_alone() {
     assert!(!env.contains("SAMP_HUB"), "{env}");
     assert!(session.hubs().is_empty(), "{:?}", session.hubs());
     session.arcade().args(["stop", &id]).ok();
+}
+
+// The platform: app pods at their own addresses, the hub in the desktop.
+
+/// A platform desktop as the tests build one: the desktop pod's network namespace (its X
+/// server, the pod network's bridge), the daemon running there as the desktop's own, and the
+/// user's home that app pods share with it.
+struct PlatformDesktop {
+    desktop: PodDesktop,
+    home: Home,
+    /// The home the app pods share with the desktop (the platform's `/arc/home/<user>`).
+    shared_home: tempfile::TempDir,
+    daemon: Option<std::process::Child>,
+    _bus: Bus,
+}
+
+impl PlatformDesktop {
+    /// Starts the desktop; `before` runs before the daemon starts (to leave a stale lockfile).
+    fn start(before: impl FnOnce(&Path, &PodDesktop)) -> PlatformDesktop {
+        let desktop = PodDesktop::start();
+        let home = Home::new();
+        let shared_home = tempfile::Builder::new()
+            .prefix("arcade-it-shared-")
+            .tempdir()
+            .expect("create the shared home");
+        std::os::unix::fs::chown(
+            shared_home.path(),
+            Some(real_apps::UID),
+            Some(real_apps::UID),
+        )
+        .expect("give the shared home to the pods' user");
+        before(shared_home.path(), &desktop);
+        let bus = Bus::start_without_service(&home);
+        // The daemon as a platform desktop runs it: the platform's variables, the desktop pod's
+        // network; the menu from a catalog file, so it asks no registry.
+        let mut daemon = Command::new(require_tool("ip", "iproute2"));
+        daemon
+            .args(["netns", "exec", desktop.namespace()])
+            .arg(env!("CARGO_BIN_EXE_arcade"))
+            .arg("daemon");
+        for (key, value) in home.arcade().command.get_envs() {
+            if let Some(value) = value {
+                daemon.env(key, value);
+            }
+        }
+        daemon
+            .env("HOME", shared_home.path())
+            .env("DBUS_SESSION_BUS_ADDRESS", &bus.address)
+            .env("DISPLAY", format!(":{}", desktop.number))
+            .env("skaha_hostname", "ws-uv.example.org")
+            .env("ARCADE_SOURCE", "file")
+            .env("ARCADE_CATALOG", support::sample_catalog())
+            .env("RUST_LOG", "arcade=debug")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let daemon = daemon
+            .spawn()
+            .expect("start the daemon in the desktop's namespace");
+        PlatformDesktop {
+            desktop,
+            home,
+            shared_home,
+            daemon: Some(daemon),
+            _bus: bus,
+        }
+    }
+
+    fn lockfile(&self) -> PathBuf {
+        self.shared_home.path().join(".samp")
+    }
+
+    /// The hub, once its lockfile names it and every client named in `names` is registered.
+    #[track_caller]
+    fn hub_with(&self, names: &[&str]) -> Value {
+        let mut last = Value::Null;
+        let found = (0..600).find_map(|_| {
+            let run = self.home.arcade().args(["samp", "--json"]).ok();
+            last = run.json();
+            let hub = last.as_array().and_then(|hubs| hubs.first())?.clone();
+            let listed = names.iter().all(|name| client(&hub, name).is_some());
+            if listed && hub["running"] == true {
+                return Some(hub);
+            }
+            std::thread::sleep(Duration::from_millis(200));
+            None
+        });
+        found.unwrap_or_else(|| {
+            panic!(
+                "no hub with {names:?} after 120 s: {last:#}\ndaemon log: {}",
+                self.daemon_log()
+            )
+        })
+    }
+
+    fn daemon_log(&self) -> String {
+        std::fs::read_to_string(self.home.state().join("arcade/daemon.log")).unwrap_or_default()
+    }
+
+    /// An app pod running `image` as the platform starts one (its startup script).
+    fn pod(&self, image: &str, host_name: &str) -> Pod {
+        Pod::run_in_home(
+            image,
+            host_name,
+            &self.desktop,
+            self.shared_home.path(),
+            &[],
+        )
+    }
+
+    /// `messagesender` in a pod of its own: what each client answered.
+    #[track_caller]
+    fn send_from_a_pod(&self, mtype: &str) -> String {
+        let images = real_apps::podman_images();
+        let command = ["java", "-jar", JSAMP, "messagesender", "-mtype", mtype];
+        let pod = Pod::run_in_home(
+            &images.reference(Kind::Bare),
+            "pinger",
+            &self.desktop,
+            self.shared_home.path(),
+            &command,
+        );
+        wait_for("messagesender to end", Duration::from_secs(120), || {
+            (!pod.running()).then_some(())
+        });
+        pod.logs()
+    }
+
+    /// Ends the desktop session (the daemon gets SIGTERM, as at logout).
+    fn end(&mut self) {
+        let mut daemon = self.daemon.take().expect("the daemon runs");
+        // SAFETY: kill(2) on our own child, not yet waited for.
+        unsafe { libc::kill(daemon.id() as libc::pid_t, libc::SIGTERM) };
+        let ended = (0..300).any(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            matches!(daemon.try_wait(), Ok(Some(_)))
+        });
+        if !ended {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+            panic!("the daemon did not end within 30 s: {}", self.daemon_log());
+        }
+    }
+}
+
+impl Drop for PlatformDesktop {
+    fn drop(&mut self) {
+        if let Some(mut daemon) = self.daemon.take() {
+            let _ = daemon.kill();
+            let _ = daemon.wait();
+        }
+    }
+}
+
+/// TOPCAT and DS9 in pods of their own, each at its own address, reach the hub the daemon
+/// runs on the desktop's address through `~/.samp`, the home they share with it; the hub
+/// reaches them at the address their registration came from, though TOPCAT advertises
+/// 127.0.0.1 and DS9 its host name; a third pod's pings reach both. A lockfile left by an
+/// earlier session, naming a hub that is gone, is replaced, and the session's end removes the
+/// hub's.
+#[test]
+fn pods_talk_through_the_hub_on_the_desktop() {
+    let images = real_apps::podman_images();
+    let mut platform = PlatformDesktop::start(|home, desktop| {
+        let stale = format!(
+            "samp.secret=left-over\nsamp.hub.xmlrpc.url=http://{}:9/xmlrpc\n\
+             samp.profile.version=1.3\n",
+            desktop.address()
+        );
+        std::fs::write(home.join(".samp"), stale).expect("write a stale lockfile");
+    });
+    let ds9 = platform.pod(&images.reference(Kind::Runs(App::Ds9)), "ds9-8-4");
+    let topcat = platform.pod(&images.reference(Kind::Runs(App::Topcat)), "topcat-4-8");
+    let hub = platform.hub_with(&["topcat", "SAOImageDS9"]);
+
+    // The hub listens on the desktop's address; its lockfile replaced the stale one.
+    let url = hub["url"].as_str().unwrap();
+    let address = platform.desktop.address().to_string();
+    assert!(url.starts_with(&format!("http://{address}:")), "{hub:#}");
+    let lockfile = std::fs::read_to_string(platform.lockfile()).unwrap();
+    assert!(
+        lockfile.contains(&format!("samp.hub.xmlrpc.url={url}")),
+        "{lockfile}"
+    );
+
+    // Each client came from its pod's address; the callbacks the hub uses are there.
+    for (name, pod) in [("topcat", &topcat), ("SAOImageDS9", &ds9)] {
+        let client = client(&hub, name).unwrap();
+        assert_eq!(client["from"], pod.address.to_string(), "{hub:#}");
+        let reached = client["reached_at"].as_str().unwrap_or_default();
+        assert!(
+            reached.starts_with(&format!("http://{}:", pod.address)),
+            "{name} is not reached at its pod's address: {hub:#}"
+        );
+    }
+    assert!(
+        client(&hub, "topcat").unwrap()["callback"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("http://127.0.0.1:")),
+        "{hub:#}"
+    );
+    assert!(
+        client(&hub, "SAOImageDS9").unwrap()["callback"]
+            .as_str()
+            .is_some_and(|url| url.starts_with("http://ds9-8-4:")),
+        "{hub:#}"
+    );
+
+    let pings = platform.send_from_a_pod("samp.app.ping");
+    for name in ["topcat", "SAOImageDS9"] {
+        assert!(answer_of(&pings, name).contains("samp.ok"), "{pings}");
+    }
+
+    platform.end();
+    assert!(!platform.lockfile().exists(), "~/.samp is left behind");
+    drop((ds9, topcat));
 }

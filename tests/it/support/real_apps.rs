@@ -791,6 +791,16 @@ impl PodDesktop {
         top_level_windows(&conn)
     }
 
+    /// The desktop pod's address on the pod network.
+    pub fn address(&self) -> Ipv4Addr {
+        pod_address(self.subnet, 1)
+    }
+
+    /// The desktop's network namespace (`ip netns exec` it to run as the desktop pod does).
+    pub fn namespace(&self) -> &str {
+        &self.namespace.0
+    }
+
     /// Lets `address` connect without a cookie (what `xhost +inet:address` does).
     fn allow(&self, address: Ipv4Addr) {
         let conn = self.connect().expect("connect to the pod desktop");
@@ -879,6 +889,82 @@ impl Pod {
         );
         pod.container = Some(container);
         pod
+    }
+
+    /// An app pod that shares the user's home with the desktop, as the platform's do: `home` is
+    /// mounted at the same path and is the user's home in the pod's passwd entry (skaha's init
+    /// containers add one; Java takes its home from there). It runs `command` instead of the
+    /// platform's entry when one is given.
+    pub fn run_in_home(
+        image: &str,
+        host_name: &str,
+        desktop: &PodDesktop,
+        home: &Path,
+        command: &[&str],
+    ) -> Pod {
+        let index = desktop
+            .next_pod
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        assert!(index < 255, "a pod desktop holds at most 253 pods");
+        let address = pod_address(desktop.subnet, index);
+        let mut pod = Pod {
+            host_name: host_name.to_owned(),
+            address,
+            namespace: join_pod_network(desktop, index, address),
+            container: None,
+            _scripts: platform_scripts(),
+        };
+        desktop.allow(address);
+        let container = Container {
+            name: container_name("arcade-pod"),
+            engine: Engine::Podman,
+        };
+        let home = home.display().to_string();
+        let mut run = podman();
+        run.args(["run", "--detach", "--name", &container.name])
+            .arg(format!("--network=ns:/run/netns/{}", pod.namespace.0))
+            .arg(format!("--hostname={host_name}"))
+            .arg(format!("--add-host={host_name}:{address}"))
+            .arg(format!("--user={UID}:{UID}"))
+            .args(["--cap-drop=ALL", "--security-opt=no-new-privileges"])
+            .arg(format!("--volume={home}:{home}"))
+            .arg(format!("--workdir={home}"))
+            .arg(format!("--env=HOME={home}"))
+            .arg(format!("--env=DISPLAY={}", desktop.display_for_pods()))
+            .arg(format!(
+                "--volume={}:/skaha-system:ro",
+                pod._scripts.path().display()
+            ));
+        match command {
+            [] => run
+                .arg("--entrypoint=/skaha-system/start-desktop-software.sh")
+                .args([image, &UID.to_string(), host_name]),
+            [program, args @ ..] => run
+                .arg(format!("--entrypoint={program}"))
+                .arg(image)
+                .args(args),
+        };
+        let output = run.output().expect("run podman run");
+        assert!(
+            output.status.success(),
+            "podman run of the pod {host_name} ({image}) failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        pod.container = Some(container);
+        pod
+    }
+
+    /// Whether the pod's container still runs.
+    pub fn running(&self) -> bool {
+        self.container.as_ref().is_some_and(|container| {
+            let output = container
+                .engine
+                .command()
+                .args(["inspect", "--format", "{{.State.Running}}", &container.name])
+                .output()
+                .expect("run the engine's inspect");
+            String::from_utf8_lossy(&output.stdout).trim() == "true"
+        })
     }
 
     /// The pod's output so far, for failure messages.
