@@ -153,6 +153,10 @@ pub enum SampCommand {
         /// Print what happens as JSON lines on stdout.
         #[arg(long)]
         notices: bool,
+        /// Keep the hub's state here (private: it holds the clients' keys), and carry on from
+        /// it when it is there: a hub started again keeps its URL, secret and clients.
+        #[arg(long, value_name = "PATH")]
+        state: Option<PathBuf>,
         /// End when stdin closes (how the daemon ends its hubs).
         #[arg(long, hide = true)]
         until_stdin_closes: bool,
@@ -1153,6 +1157,7 @@ async fn run_samp(
         lockfile,
         owner,
         status,
+        state,
         notices,
         until_stdin_closes,
     }) = &args.command
@@ -1179,6 +1184,7 @@ async fn run_samp(
         lockfile: lockfile.clone().map_or_else(default_lockfile, Ok)?,
         owner,
         status: status.clone(),
+        state: state.clone(),
     };
     let (sender, mut received) = tokio::sync::mpsc::unbounded_channel();
     let print = *notices;

@@ -21,7 +21,7 @@ const RESOLVE_WITHIN: Duration = Duration::from_secs(2);
 pub const DELIVER_WITHIN: Duration = Duration::from_secs(60);
 
 /// A client's callback server, as advertised and as the hub reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Callback {
     pub advertised: String,
     pub endpoint: Endpoint,

@@ -30,7 +30,7 @@ const UNREACHABLE_AFTER: Duration = Duration::from_secs(5);
 type Fault = String;
 
 /// A registered client.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Client {
     pub id: String,
     key: String,
@@ -61,6 +61,35 @@ struct State {
     waiters: HashMap<String, oneshot::Sender<Map>>,
 }
 
+/// What a hub keeps of itself so that, killed and started again, it carries on where it was:
+/// the same URL and secret, the same clients with their keys, so its clients never notice.
+/// Private (it holds every client's key), kept outside the folder apps see.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Saved {
+    pub url: String,
+    pub secret: String,
+    next_client: u64,
+    clients: Vec<Client>,
+}
+
+impl Saved {
+    pub fn read(path: &std::path::Path) -> Option<Saved> {
+        serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+    }
+
+    /// The port of the saved URL.
+    pub fn port(&self) -> Option<u16> {
+        super::wire::Endpoint::parse(&self.url)
+            .ok()
+            .map(|endpoint| endpoint.port)
+    }
+
+    /// The address of the saved URL.
+    pub fn url_address(&self) -> Option<IpAddr> {
+        super::wire::Endpoint::parse(&self.url).ok()?.address()
+    }
+}
+
 /// The hub.
 pub struct Hub {
     secret: String,
@@ -78,6 +107,31 @@ impl Hub {
             notices,
             changed: Notify::new(),
         })
+    }
+
+    /// A hub carrying on from `saved`: its secret and its clients.
+    pub fn resume(saved: Saved, notices: mpsc::UnboundedSender<Notice>) -> Arc<Hub> {
+        let hub = Hub::new(saved.secret, notices);
+        {
+            let mut state = hub.state();
+            state.next_client = saved.next_client;
+            for client in saved.clients {
+                state.by_key.insert(client.key.clone(), client.id.clone());
+                state.clients.insert(client.id.clone(), client);
+            }
+        }
+        hub
+    }
+
+    /// What to save of this hub, serving at `url`.
+    pub fn saved(&self, url: &str) -> Saved {
+        let state = self.state();
+        Saved {
+            url: url.to_owned(),
+            secret: self.secret.clone(),
+            next_client: state.next_client,
+            clients: state.clients.values().cloned().collect(),
+        }
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {

@@ -108,6 +108,9 @@ pub struct Options {
     pub owner: Option<(u32, u32)>,
     /// Where to keep the status file `arcade samp` reads.
     pub status: Option<PathBuf>,
+    /// Where to keep the hub's state, and carry on from it when it is there: a hub started
+    /// again after dying keeps its URL, secret and clients.
+    pub state: Option<PathBuf>,
 }
 
 /// How often the hub checks that its lockfile is still there and still its own.
@@ -122,33 +125,30 @@ pub async fn serve(
     notices: mpsc::UnboundedSender<Notice>,
     stop: impl Future<Output = ()>,
 ) -> Result<()> {
-    let address = SocketAddr::new(options.address, options.port);
-    let listener = tokio::net::TcpListener::bind(address)
-        .await
-        .map_err(|source| Error::Bind { address, source })?;
-    let bound = listener
-        .local_addr()
-        .map_err(|source| Error::Bind { address, source })?;
-    let url = wire::Endpoint {
-        host: bound.ip().to_string(),
-        port: bound.port(),
-        path: "/xmlrpc".to_owned(),
-    }
-    .url();
-    let stale = check_existing(&options.lockfile).await?;
-    let secret = random_hex(16);
+    let (listener, url, resumed) = listen(&options).await?;
+    let secret = match &resumed {
+        Some(saved) => saved.secret.clone(),
+        None => random_hex(16),
+    };
+    let stale = check_existing(&options.lockfile, &secret).await?;
     let text = Lockfile::text(&secret, &url, std::process::id());
     write_lockfile(&options, &text)?;
     if let Some(stale) = stale {
         let _ = notices.send(stale);
     }
-    let hub = Hub::new(secret.clone(), notices.clone());
+    let hub = match resumed {
+        Some(saved) => {
+            tracing::info!(url, "SAMP hub carrying on from its saved state");
+            Hub::resume(saved, notices.clone())
+        }
+        None => Hub::new(secret.clone(), notices.clone()),
+    };
     let _ = notices.send(Notice::Ready {
         url: url.clone(),
         lockfile: options.lockfile.clone(),
     });
     tracing::info!(url, lockfile = %options.lockfile.display(), "SAMP hub ready");
-    let status = status::Writer::new(options.status.clone(), &url, &options.lockfile);
+    let status = status::Writer::new(&options, &url);
     tokio::select! {
         () = accept(Arc::clone(&hub), listener) => {}
         () = guard(&options, &text, &secret, &notices) => {}
@@ -162,9 +162,47 @@ pub async fn serve(
     Ok(())
 }
 
+/// Listens where the saved state says the hub was (so its clients find it again), else on the
+/// address and port asked for; the URL; and the saved state, when the hub carries on from it.
+async fn listen(
+    options: &Options,
+) -> Result<(tokio::net::TcpListener, String, Option<hub::Saved>)> {
+    let saved = options
+        .state
+        .as_deref()
+        .and_then(hub::Saved::read)
+        .filter(|saved| saved.url_address() == Some(options.address));
+    let mut attempts = Vec::new();
+    if let Some(port) = saved.as_ref().and_then(hub::Saved::port) {
+        attempts.push((port, saved));
+    }
+    attempts.push((options.port, None));
+    let mut last = None;
+    for (port, saved) in attempts {
+        let address = SocketAddr::new(options.address, port);
+        match tokio::net::TcpListener::bind(address).await {
+            Ok(listener) => {
+                let bound = listener
+                    .local_addr()
+                    .map_err(|source| Error::Bind { address, source })?;
+                let url = wire::Endpoint {
+                    host: bound.ip().to_string(),
+                    port: bound.port(),
+                    path: "/xmlrpc".to_owned(),
+                }
+                .url();
+                return Ok((listener, url, saved));
+            }
+            Err(source) => last = Some(Error::Bind { address, source }),
+        }
+    }
+    Err(last.expect("at least one address was tried"))
+}
+
 /// What to make of a lockfile found at the start: nothing there (or nothing usable, or a hub
-/// that does not answer) is replaced, reported as a notice; a hub that answers is left be.
-async fn check_existing(path: &Path) -> Result<Option<Notice>> {
+/// that does not answer) is replaced, reported as a notice; a hub that answers is left be. One
+/// with `own_secret` is this hub's from before it was started again.
+async fn check_existing(path: &Path, own_secret: &str) -> Result<Option<Notice>> {
     let found = Lockfile::read(path).map_err(|source| Error::Lockfile {
         action: "read",
         path: path.to_owned(),
@@ -173,6 +211,7 @@ async fn check_existing(path: &Path) -> Result<Option<Notice>> {
     let exists = path.exists();
     match found {
         None if !exists => Ok(None),
+        Some(found) if found.secret == own_secret => Ok(None),
         None => Ok(Some(Notice::ReplacedStale {
             lockfile: path.to_owned(),
             url: None,

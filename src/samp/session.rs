@@ -97,6 +97,16 @@ struct HubSpec {
     lockfile: PathBuf,
 }
 
+impl HubSpec {
+    /// The hub's saved state, which it carries on from when started again.
+    fn state_file(&self) -> Option<PathBuf> {
+        self.args
+            .iter()
+            .find_map(|arg| arg.strip_prefix("--state="))
+            .map(PathBuf::from)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
     Local,
@@ -239,6 +249,7 @@ impl Session {
                 tracing::info!(holder, "removing the shared network an earlier daemon left");
                 remove_network(&local).await;
                 let _ = std::fs::remove_dir_all(&local.dir);
+                let _ = std::fs::remove_file(local.dir.with_extension("state"));
                 continue;
             }
             tracing::info!(
@@ -387,21 +398,25 @@ impl Session {
             Which::Platform => state.platform.as_ref(),
         };
         // Stopped on purpose (the session's end), or already replaced.
-        if state.ended || current.is_none_or(|hub| hub.pid != pid) {
+        let Some(old_url) = current
+            .filter(|hub| hub.pid == pid && !state.ended)
+            .map(|hub| hub.url.clone())
+        else {
             return;
-        }
+        };
         let status = status.map_or_else(|err| err.to_string(), |status| status.to_string());
         tracing::warn!(pid, "the SAMP hub ended unexpectedly ({status})");
-        if let Ok(Some(lockfile)) = Lockfile::read(&spec.lockfile)
-            && lockfile.keys.get("arcade.hub.pid") == Some(&pid.to_string())
-        {
-            let _ = std::fs::remove_file(&spec.lockfile);
-        }
         let now = Instant::now();
         state
             .restarts
             .retain(|at| now.duration_since(*at) < RESTART_WINDOW);
         if state.restarts.len() >= MOST_RESTARTS {
+            // Its lockfile would send apps to a hub that is gone.
+            if let Ok(Some(lockfile)) = Lockfile::read(&spec.lockfile)
+                && lockfile.keys.get("arcade.hub.pid") == Some(&pid.to_string())
+            {
+                let _ = std::fs::remove_file(&spec.lockfile);
+            }
             (session.tell)(
                 "The SAMP hub stopped".to_owned(),
                 format!(
@@ -415,9 +430,14 @@ impl Session {
         state.restarts.push(now);
         let restarted = session.start(spec.clone()).await;
         let body = match &restarted {
+            Ok(hub) if hub.url == old_url => format!(
+                "it ended ({status}) and was started again at {}, with its clients: apps \
+                 go on messaging each other",
+                hub.url
+            ),
             Ok(hub) => format!(
-                "it ended ({status}) and was started again at {}; apps connected before \
-                 must connect again (TOPCAT and Aladin do so by themselves)",
+                "it ended ({status}) and was started again at {}; apps that were connected \
+                 must connect again, from their SAMP menus",
                 hub.url
             ),
             Err(err) => format!("it ended ({status}) and could not be started again: {err}"),
@@ -473,6 +493,9 @@ async fn stop_hub(mut hub: HubProcess) {
         // said so through `ended`).
         unsafe { libc::kill(hub.pid as libc::pid_t, libc::SIGKILL) };
         let _ = std::fs::remove_file(&hub.spec.lockfile);
+        if let Some(state) = hub.spec.state_file() {
+            let _ = std::fs::remove_file(state);
+        }
     }
 }
 
@@ -640,6 +663,8 @@ async fn local_spec(local: &Local) -> Result<HubSpec, Error> {
             "--address=127.0.0.1".to_owned(),
             format!("--lockfile={}", lockfile.display()),
             format!("--status={}", local.dir.join("status.json").display()),
+            // Outside the folder the apps see: it holds their keys.
+            format!("--state={}", local.dir.with_extension("state").display()),
             format!("--owner={uid}:{gid}"),
         ],
         netns: Some(PathBuf::from(format!("/proc/{pid}/ns/net"))),
@@ -687,6 +712,7 @@ fn platform_spec(settings: &Settings) -> Result<HubSpec, Error> {
         format!("--address={address}"),
         format!("--lockfile={}", lockfile.display()),
         format!("--status={}", dir.join("status.json").display()),
+        format!("--state={}", dir.with_extension("state").display()),
     ];
     if let Some((uid, gid)) = owner {
         args.push(format!("--owner={uid}:{gid}"));

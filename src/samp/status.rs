@@ -77,60 +77,76 @@ impl Status {
     }
 }
 
-/// Keeps a hub's status file up to date while the hub runs.
+/// Keeps a hub's status file (and its saved state) up to date while the hub runs.
 pub struct Writer {
     path: Option<PathBuf>,
+    state: Option<PathBuf>,
     url: String,
     lockfile: PathBuf,
     started_at: u64,
 }
 
 impl Writer {
-    pub fn new(path: Option<PathBuf>, url: &str, lockfile: &Path) -> Writer {
+    pub fn new(options: &super::Options, url: &str) -> Writer {
         Writer {
-            path,
+            path: options.status.clone(),
+            state: options.state.clone(),
             url: url.to_owned(),
-            lockfile: lockfile.to_owned(),
+            lockfile: options.lockfile.clone(),
             started_at: crate::launch::record::now(),
         }
     }
 
-    /// Writes the status now and after every change (a burst of changes makes one write);
-    /// never returns while the hub runs.
+    /// Writes the status and the state now and after every change (a burst of changes makes
+    /// one write); never returns while the hub runs.
     pub async fn keep(&self, hub: &Arc<Hub>) {
-        let Some(path) = &self.path else {
+        if self.path.is_none() && self.state.is_none() {
             return std::future::pending().await;
-        };
+        }
         loop {
-            let status = Status {
-                pid: std::process::id(),
-                url: self.url.clone(),
-                lockfile: self.lockfile.clone(),
-                started_at: self.started_at,
-                clients: hub.clients().iter().map(ClientStatus::of).collect(),
-            };
-            if let Err(err) = write(path, &status) {
-                tracing::warn!("failed to write the SAMP status {}: {err}", path.display());
+            if let Some(path) = &self.path {
+                let status = Status {
+                    pid: std::process::id(),
+                    url: self.url.clone(),
+                    lockfile: self.lockfile.clone(),
+                    started_at: self.started_at,
+                    clients: hub.clients().iter().map(ClientStatus::of).collect(),
+                };
+                if let Err(err) = write(path, &status, 0o644) {
+                    tracing::warn!("failed to write the SAMP status {}: {err}", path.display());
+                }
+            }
+            if let Some(path) = &self.state
+                && let Err(err) = write(path, &hub.saved(&self.url), 0o600)
+            {
+                tracing::warn!(
+                    "failed to save the SAMP hub's state {}: {err}",
+                    path.display()
+                );
             }
             hub.changed.notified().await;
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
+    /// Removes the status and the state: the hub has ended on purpose.
     pub fn remove(&self) {
-        if let Some(path) = &self.path {
+        for path in self.path.iter().chain(&self.state) {
             let _ = std::fs::remove_file(path);
         }
     }
 }
 
-fn write(path: &Path, status: &Status) -> std::io::Result<()> {
+/// Writes `value` as JSON to `path` as a whole, with `mode`.
+fn write(path: &Path, value: &impl Serialize, mode: u32) -> std::io::Result<()> {
     use std::io::Write as _;
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut temporary = tempfile::Builder::new()
         .prefix(".status-")
+        .permissions(std::fs::Permissions::from_mode(mode))
         .tempfile_in(dir)?;
-    let text = serde_json::to_string_pretty(status).map_err(std::io::Error::other)?;
+    let text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
     temporary.write_all(text.as_bytes())?;
     temporary.persist(path).map_err(|err| err.error)?;
     Ok(())

@@ -35,7 +35,7 @@ pub enum Error {
 }
 
 /// Where a callback server listens: an `http://host:port/path` URL taken apart.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Endpoint {
     /// A name, or an address (IPv6 without brackets).
     pub host: String,

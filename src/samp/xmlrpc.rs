@@ -12,8 +12,9 @@ use std::collections::BTreeMap;
 use quick_xml::events::Event;
 use quick_xml::reader::Reader;
 
-/// A SAMP value.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A SAMP value (in JSON, for the hub's saved state: a string, an array or an object).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
 pub enum Value {
     String(String),
     List(Vec<Value>),

@@ -85,7 +85,7 @@ impl Session {
                     };
                     names
                         .iter()
-                        .all(|name| client(hub, name).is_some())
+                        .all(|name| ready(hub, name))
                         .then(|| hub.clone())
                 },
             )
@@ -157,6 +157,11 @@ fn client<'a>(hub: &'a Value, name: &str) -> Option<&'a Value> {
         .find(|client| client["name"] == name)
 }
 
+/// Whether the client named `name` has registered with `hub` and can be called back.
+fn ready(hub: &Value, name: &str) -> bool {
+    client(hub, name).is_some_and(|client| client["callback"].is_string())
+}
+
 /// What `messagesender` printed for the client named `name`: its answer.
 #[track_caller]
 fn answer_of<'a>(output: &'a str, name: &str) -> &'a str {
@@ -200,6 +205,21 @@ fn apps_talk_over_the_session_hub(engine: Engine) {
         assert_ne!(interfaces, "host", "{id}");
     }
 
+    // `arcade samp` shows the hub and its clients, with the address DS9 is reached at.
+    let shown = session.arcade().args(["samp"]).ok().stdout;
+    assert!(
+        shown.contains(&format!("hub {} running", hub["url"].as_str().unwrap())),
+        "{shown}"
+    );
+    for name in [
+        "topcat",
+        "SAOImageDS9",
+        "(reached at http://127.0.0.1:",
+        "takes ",
+    ] {
+        assert!(shown.contains(name), "{name} not shown:\n{shown}");
+    }
+
     // samp.app.ping from inside the session: both apps answer.
     let pings = session.send("samp.app.ping", &[], None);
     for name in ["topcat", "SAOImageDS9"] {
@@ -216,7 +236,8 @@ fn apps_talk_over_the_session_hub(engine: Engine) {
     );
 
     // The session ends: the hub ends with it, its lockfile goes, and so does the network.
-    let pods_before = session_networks(engine);
+    let display = session.desk.xvfb.display();
+    let pods_before = session_networks(engine, &display);
     assert_eq!(pods_before.len(), 1, "{pods_before:?}");
     session.end();
     assert!(!lockfile.exists(), "{} is left behind", lockfile.display());
@@ -224,10 +245,7 @@ fn apps_talk_over_the_session_hub(engine: Engine) {
         !PathBuf::from(format!("/proc/{hub_pid}")).exists(),
         "the hub (pid {hub_pid}) outlived the session"
     );
-    let left: Vec<String> = session_networks(engine)
-        .into_iter()
-        .filter(|name| pods_before.contains(name))
-        .collect();
+    let left = session_networks(engine, &display);
     assert!(left.is_empty(), "the session's network is left: {left:?}");
     let samp = session.desk.home.arcade().args(["samp"]).fails();
     assert_eq!(samp.code, Some(1), "{samp}");
@@ -285,12 +303,15 @@ fn transmit_table(session: &Session) {
     }
 }
 
-/// The names of the session networks (pods or holder containers) arcade made on `engine`.
-fn session_networks(engine: Engine) -> Vec<String> {
-    let label = "label=net.canfar.arcade.session-network";
+/// The names of the session networks (pods or holder containers) arcade made on `engine` for
+/// the session on `display`.
+fn session_networks(engine: Engine, display: &str) -> Vec<String> {
+    let on_display = format!("label=net.canfar.arcade.display={display}");
+    let network = "label=net.canfar.arcade.session-network";
+    let filters = ["--filter", network, "--filter", on_display.as_str()];
     let args: Vec<&str> = match engine {
-        Engine::Podman => vec!["pod", "ps", "--filter", label, "--format", "{{.Name}}"],
-        Engine::Docker => vec!["ps", "--all", "--filter", label, "--format", "{{.Names}}"],
+        Engine::Podman => [&["pod", "ps"][..], &filters, &["--format", "{{.Name}}"]].concat(),
+        Engine::Docker => [&["ps", "--all"][..], &filters, &["--format", "{{.Names}}"]].concat(),
     };
     let output = engine.command().args(args).output().expect("list networks");
     String::from_utf8_lossy(&output.stdout)
@@ -307,6 +328,49 @@ fn topcat_and_ds9_talk_over_the_session_hub_on_podman() {
 #[test]
 fn topcat_and_ds9_talk_over_the_session_hub_on_docker() {
     apps_talk_over_the_session_hub(Engine::Docker);
+}
+
+/// A hub that dies mid-session is replaced at once by one that carries on where it was (the
+/// same URL, secret and clients), so TOPCAT, registered before, goes on being reached by
+/// pings from inside the session without doing anything; the user is told.
+#[test]
+fn a_hub_that_dies_mid_session_is_replaced_and_reported() {
+    let session = Session::new(Engine::Podman);
+    let monitor = session.bus().monitor();
+    let images = session.images();
+    session.launch(&[&images.reference(Kind::Runs(App::Topcat))]);
+    let hub = session.hub_with(&["topcat"]);
+    let pid = hub["pid"].as_u64().unwrap();
+    // SAFETY: kill(2) on the hub the test found; it takes no chance to clean up.
+    unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+
+    let mut last = Vec::new();
+    let replaced = (0..300).find_map(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        last = session.hubs();
+        let hub = last.first()?;
+        (hub["pid"] != pid && hub["running"] == true).then(|| hub.clone())
+    });
+    let replaced = replaced.unwrap_or_else(|| panic!("no new hub after 60 s: {last:#?}"));
+    assert_eq!(replaced["url"], hub["url"], "{replaced:#}");
+    assert_eq!(
+        client(&replaced, "topcat").map(|client| &client["id"]),
+        client(&hub, "topcat").map(|client| &client["id"]),
+        "{replaced:#}"
+    );
+    let lockfile = std::fs::read_to_string(replaced["lockfile"].as_str().unwrap()).unwrap();
+    assert!(
+        lockfile.contains(replaced["url"].as_str().unwrap()),
+        "{lockfile}"
+    );
+    wait_for("the notification", Duration::from_secs(30), || {
+        notification_summaries(&monitor.text())
+            .iter()
+            .any(|summary| summary == "The SAMP hub stopped")
+            .then_some(())
+    });
+    let pings = session.send("samp.app.ping", &[], Some("topcat"));
+    assert!(answer_of(&pings, "topcat").contains("samp.ok"), "{pings}");
 }
 
 /// A launch outside the session (`launch --local`, as `image try` makes it) keeps today's
@@ -342,14 +406,16 @@ struct PlatformDesktop {
     /// The home the app pods share with the desktop (the platform's `/arc/home/<user>`).
     shared_home: tempfile::TempDir,
     daemon: Option<std::process::Child>,
-    _bus: Bus,
+    bus: Bus,
 }
 
 impl PlatformDesktop {
-    /// Starts the desktop; `before` runs before the daemon starts (to leave a stale lockfile).
-    fn start(before: impl FnOnce(&Path, &PodDesktop)) -> PlatformDesktop {
+    /// Starts the desktop; `before` runs before the daemon starts (to leave a stale lockfile),
+    /// and `config` is the daemon's config file.
+    fn start(config: &str, before: impl FnOnce(&Path, &PodDesktop)) -> PlatformDesktop {
         let desktop = PodDesktop::start();
         let home = Home::new();
+        home.write_config(config);
         let shared_home = tempfile::Builder::new()
             .prefix("arcade-it-shared-")
             .tempdir()
@@ -392,7 +458,7 @@ impl PlatformDesktop {
             home,
             shared_home,
             daemon: Some(daemon),
-            _bus: bus,
+            bus,
         }
     }
 
@@ -408,7 +474,7 @@ impl PlatformDesktop {
             let run = self.home.arcade().args(["samp", "--json"]).ok();
             last = run.json();
             let hub = last.as_array().and_then(|hubs| hubs.first())?.clone();
-            let listed = names.iter().all(|name| client(&hub, name).is_some());
+            let listed = names.iter().all(|name| ready(&hub, name));
             if listed && hub["running"] == true {
                 return Some(hub);
             }
@@ -486,19 +552,24 @@ impl Drop for PlatformDesktop {
 /// runs on the desktop's address through `~/.samp`, the home they share with it; the hub
 /// reaches them at the address their registration came from, though TOPCAT advertises
 /// 127.0.0.1 and DS9 its host name; a third pod's pings reach both. A lockfile left by an
-/// earlier session, naming a hub that is gone, is replaced, and the session's end removes the
-/// hub's.
+/// earlier session, naming a hub at an address where nothing answers at all, is replaced
+/// before any app reads it. An app that is gone without a word is reported once the hub
+/// cannot reach it. The session's end removes the hub's lockfile.
 #[test]
 fn pods_talk_through_the_hub_on_the_desktop() {
     let images = real_apps::podman_images();
-    let mut platform = PlatformDesktop::start(|home, desktop| {
+    let mut platform = PlatformDesktop::start("", |home, desktop| {
+        // An address on the pod network that nobody has: connecting there hangs, unanswered.
+        let nobody = std::net::Ipv4Addr::from(u32::from(desktop.address()) | 0xfa);
         let stale = format!(
-            "samp.secret=left-over\nsamp.hub.xmlrpc.url=http://{}:9/xmlrpc\n\
-             samp.profile.version=1.3\n",
-            desktop.address()
+            "samp.secret=left-over\nsamp.hub.xmlrpc.url=http://{nobody}:9/xmlrpc\n\
+             samp.profile.version=1.3\n"
         );
         std::fs::write(home.join(".samp"), stale).expect("write a stale lockfile");
     });
+    let monitor = platform.bus.monitor();
+    // The desktop's hub is up before any app: the daemon starts it with the session.
+    platform.hub_with(&[]);
     let ds9 = platform.pod(&images.reference(Kind::Runs(App::Ds9)), "ds9-8-4");
     let topcat = platform.pod(&images.reference(Kind::Runs(App::Topcat)), "topcat-4-8");
     let hub = platform.hub_with(&["topcat", "SAOImageDS9"]);
@@ -541,7 +612,60 @@ fn pods_talk_through_the_hub_on_the_desktop() {
         assert!(answer_of(&pings, name).contains("samp.ok"), "{pings}");
     }
 
+    // DS9's pod goes without DS9 unregistering: the next message for it cannot be delivered,
+    // which `arcade samp` shows and a notification says.
+    drop(ds9);
+    let pings = platform.send_from_a_pod("samp.app.ping");
+    assert!(answer_of(&pings, "topcat").contains("samp.ok"), "{pings}");
+    assert!(
+        answer_of(&pings, "SAOImageDS9").contains("samp.error"),
+        "{pings}"
+    );
+    wait_for("the notification", Duration::from_secs(30), || {
+        notification_summaries(&monitor.text())
+            .iter()
+            .any(|summary| summary == "SAOImageDS9 cannot be reached over SAMP")
+            .then_some(())
+    });
+    let shown = platform.home.arcade().args(["samp"]).ok().stdout;
+    assert!(shown.contains("unreachable: "), "{shown}");
+
     platform.end();
     assert!(!platform.lockfile().exists(), "~/.samp is left behind");
-    drop((ds9, topcat));
+    drop(topcat);
+}
+
+/// A hub that cannot start (here: the address it is told to use is no address of the
+/// desktop's) is reported, and nothing waits for it.
+#[test]
+fn a_hub_that_cannot_start_is_reported() {
+    let platform = PlatformDesktop::start("[samp]\naddress = \"198.51.100.7\"\n", |_, _| {});
+    let monitor = platform.bus.monitor();
+    let body = wait_for("the notification", Duration::from_secs(30), || {
+        let text = monitor.text();
+        notification_summaries(&text)
+            .iter()
+            .any(|summary| summary == "Apps cannot message each other (SAMP)")
+            .then_some(text)
+    });
+    assert!(body.contains("198.51.100.7"), "{body}");
+    assert!(!platform.lockfile().exists());
+    let samp = platform.home.arcade().args(["samp"]).fails();
+    assert_eq!(samp.code, Some(1), "{samp}");
+}
+
+/// The summaries (the fourth argument) of the `Notify` calls a `dbus-monitor` log shows.
+fn notification_summaries(monitor: &str) -> Vec<String> {
+    monitor
+        .split("member=Notify")
+        .skip(1)
+        .filter_map(|call| {
+            let strings: Vec<&str> = call
+                .lines()
+                .filter_map(|line| line.trim().strip_prefix("string \""))
+                .map(|rest| rest.trim_end_matches('"'))
+                .collect();
+            strings.get(2).map(|summary| (*summary).to_owned())
+        })
+        .collect()
 }
