@@ -161,9 +161,13 @@ impl Core {
         tokio::spawn(async move {
             let id = launch_id;
             let app = target.label.clone();
-            // The daemon's launches are the session's: they get its SAMP hub.
+            // The daemon's launches are the session's: they get its SAMP hub (on skaha, only
+            // from a platform desktop, whose home the app pods share).
             match backend {
-                Backend::Skaha => core.samp.platform(&settings).await,
+                Backend::Skaha if config::in_platform_session() => {
+                    core.samp.platform(&settings).await;
+                }
+                Backend::Skaha => {}
                 kind => {
                     let display = request
                         .display

@@ -34,6 +34,9 @@ pub const MOUNT: &str = "/run/arcade-samp";
 /// How long a hub may take to say it is ready.
 const READY_WITHIN: Duration = Duration::from_secs(15);
 
+/// How long an app's start may wait for its session's network and hub, all told.
+const JOIN_WITHIN: Duration = Duration::from_secs(30);
+
 /// How many times a hub is restarted within [`RESTART_WINDOW`] before the session does without.
 const MOST_RESTARTS: usize = 3;
 const RESTART_WINDOW: Duration = Duration::from_secs(300);
@@ -58,6 +61,9 @@ struct State {
     local: Option<Local>,
     platform: Option<HubProcess>,
     restarts: Vec<Instant>,
+    /// What the user has been told already: a failure that repeats at every launch is said
+    /// once.
+    told: std::collections::HashSet<String>,
     /// Set once the session ends: nothing starts or restarts after.
     ended: bool,
 }
@@ -165,14 +171,27 @@ impl Session {
         if state.ended {
             return None;
         }
-        match self.local(&mut state, settings, kind, image, display).await {
+        let joined = tokio::time::timeout(
+            JOIN_WITHIN,
+            self.local(&mut state, settings, kind, image, display),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            Err(Error::Hub(format!(
+                "the session's network and hub were not ready within {} s",
+                JOIN_WITHIN.as_secs()
+            )))
+        });
+        match joined {
             Ok(net) => Some(net),
             Err(err) => {
                 tracing::warn!("SAMP for this session: {err}");
-                (self.tell)(
-                    "Apps cannot message each other (SAMP)".to_owned(),
-                    format!("{err}; this app starts on its own"),
-                );
+                if state.told.insert(err.to_string()) {
+                    (self.tell)(
+                        "Apps cannot message each other (SAMP)".to_owned(),
+                        format!("{err}; this app starts on its own"),
+                    );
+                }
                 None
             }
         }
@@ -547,7 +566,9 @@ async fn make_network(
     let labels = [
         format!("--label={}.session-network={key}", engine::LABEL),
         format!("--label={}.network-of={uid}", engine::LABEL),
-        format!("--label={}.display={display}", engine::LABEL),
+        // Not `.display`: the pod's infra container takes the pod's labels, and would pass
+        // for an app of the display.
+        format!("--label={}.session-display={display}", engine::LABEL),
     ];
     match kind {
         Backend::Docker => {

@@ -306,7 +306,7 @@ fn transmit_table(session: &Session) {
 /// The names of the session networks (pods or holder containers) arcade made on `engine` for
 /// the session on `display`.
 fn session_networks(engine: Engine, display: &str) -> Vec<String> {
-    let on_display = format!("label=net.canfar.arcade.display={display}");
+    let on_display = format!("label=net.canfar.arcade.session-display={display}");
     let network = "label=net.canfar.arcade.session-network";
     let filters = ["--filter", network, "--filter", on_display.as_str()];
     let args: Vec<&str> = match engine {
@@ -668,4 +668,83 @@ fn notification_summaries(monitor: &str) -> Vec<String> {
             strings.get(2).map(|summary| (*summary).to_owned())
         })
         .collect()
+}
+
+/// arcade's hub passes JSAMP's own `hubtester` (in the apps' image), which checks the Standard
+/// Profile from end to end: registration, metadata, subscriptions, every way of sending,
+/// errors, hub events, and a storm of clients messaging each other at once.
+#[test]
+fn the_hub_passes_jsamps_hubtester() {
+    let images = real_apps::podman_images();
+    let home = Home::new();
+    let dir = tempfile::tempdir().expect("create a folder for the lockfile");
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .expect("open the lockfile's folder");
+    let lockfile = dir.path().join("lockfile");
+    let uid = real_apps::UID;
+    let mut hub = home
+        .arcade()
+        .args(["samp", "hub", "--lockfile"])
+        .args([lockfile.as_os_str().to_owned()])
+        .args(["--owner", &format!("{uid}:{uid}"), "--notices"])
+        .command;
+    let mut hub = KillOnDrop(
+        hub.stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start arcade samp hub"),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hub.0.stdout.take().unwrap()),
+        &mut ready,
+    )
+    .expect("read the hub's first notice");
+    assert!(ready.contains("\"ready\""), "{ready}");
+
+    // The tester runs beside the hub, on the host's loopback, as an unprivileged user.
+    let output = crate::support::images::podman()
+        .args([
+            "run",
+            "--rm",
+            "--network=host",
+            &format!("--user={uid}:{uid}"),
+        ])
+        .args([
+            "--tmpfs=/home/tester:rw,mode=1777",
+            "--workdir=/home/tester",
+        ])
+        .arg(format!("--volume={}:/samp:ro", dir.path().display()))
+        .args([
+            "--env=HOME=/home/tester",
+            "--env=SAMP_HUB=std-lockurl:file:///samp/lockfile",
+        ])
+        .arg(images.reference(Kind::Bare))
+        .args(["java", "-jar", JSAMP, "hubtester"])
+        .output()
+        .expect("run podman");
+    assert!(
+        output.status.success(),
+        "hubtester failed ({}):\n{}{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    // SAFETY: kill(2) on our own child, not yet waited for.
+    unsafe { libc::kill(hub.0.id() as libc::pid_t, libc::SIGTERM) };
+    let status = hub.0.wait().expect("wait for the hub");
+    assert!(status.success(), "the hub ended with {status}");
+    assert!(!lockfile.exists(), "the hub left its lockfile");
+}
+
+/// A child process killed when the test lets go of it, failed or not.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
