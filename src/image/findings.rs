@@ -82,6 +82,17 @@ pub fn file_findings(files: &Run) -> Vec<Finding> {
         },
         fix: "install the acl package".to_owned(),
     });
+    findings.push(nsswitch_finding(&lines));
+    for finding in &mut findings {
+        if finding.status == Status::Pass {
+            finding.fix.clear();
+        }
+    }
+    findings
+}
+
+/// Whether `/etc/nsswitch.conf` asks sss for users and groups.
+fn nsswitch_finding(lines: &[&str]) -> Finding {
     let nss: Vec<&str> = lines
         .iter()
         .filter_map(|line| line.strip_prefix("nsswitch "))
@@ -96,7 +107,7 @@ pub fn file_findings(files: &Run) -> Vec<Finding> {
             })
         })
         .collect();
-    findings.push(Finding {
+    Finding {
         id: "nsswitch",
         requirement: "sss in /etc/nsswitch.conf for passwd, shadow and group",
         status: if missing.is_empty() {
@@ -114,13 +125,7 @@ pub fn file_findings(files: &Run) -> Vec<Finding> {
         fix: "add sss to the passwd, shadow and group lines of /etc/nsswitch.conf (file \
               authorisation works without it)"
             .to_owned(),
-    });
-    for finding in &mut findings {
-        if finding.status == Status::Pass {
-            finding.fix.clear();
-        }
     }
-    findings
 }
 
 pub fn init_finding(init: Option<bool>, run: Option<&Run>, bound: Duration) -> Finding {

@@ -18,33 +18,6 @@ use super::{Error, Event, Observer, Request, Result, Target};
 use crate::config::{Backend as BackendKind, Settings};
 use crate::x11::{Display, WindowInfo};
 
-/// A backend that can start an app: podman, docker or skaha.
-pub(crate) trait Backend {
-    type App: App + Into<AnyApp>;
-
-    fn kind(&self) -> BackendKind;
-
-    /// The display the app's windows appear on, when there is one to watch.
-    fn display(&self) -> Option<&Display>;
-
-    /// Whether the app connects with a cookie of arcade's making (a local container; a pod
-    /// reaches the display by its address).
-    fn authorizes(&self) -> bool;
-
-    /// Starts the app.
-    async fn start(&self, start: &Start<'_>) -> Result<Self::App>;
-}
-
-/// What a backend is given to start an app with.
-pub struct Start<'a> {
-    pub settings: &'a Settings,
-    pub request: &'a Request,
-    pub target: &'a Target,
-    pub id: &'a str,
-    pub store: &'a Store,
-    pub watch: &'a Watch,
-}
-
 /// The per-launch folder (scripts and X cookie): under `$XDG_RUNTIME_DIR`, a per-user tmpfs,
 /// when there is one.
 pub fn launch_dir(settings: &Settings, id: &str) -> PathBuf {
@@ -544,4 +517,31 @@ async fn cancelled(mut follow: Follow, window: Option<WindowTask>) -> Failure {
         app: follow.life.record.app.clone(),
     }
     .into()
+}
+
+/// A backend that can start an app: podman, docker or skaha.
+pub(crate) trait Backend {
+    type App: App + Into<AnyApp>;
+
+    fn kind(&self) -> BackendKind;
+
+    /// The display the app's windows appear on, when there is one to watch.
+    fn display(&self) -> Option<&Display>;
+
+    /// Whether the app connects with a cookie of arcade's making (a local container; a pod
+    /// reaches the display by its address).
+    fn authorizes(&self) -> bool;
+
+    /// Starts the app.
+    async fn start(&self, start: &Start<'_>) -> Result<Self::App>;
+}
+
+/// What a backend is given to start an app with.
+pub struct Start<'a> {
+    pub settings: &'a Settings,
+    pub request: &'a Request,
+    pub target: &'a Target,
+    pub id: &'a str,
+    pub store: &'a Store,
+    pub watch: &'a Watch,
 }
