@@ -181,7 +181,13 @@ fn main() {
         tokio::time::sleep(Duration::from_secs(3)).await;
         let after = footprint(pid);
         let leftover = images::podman()
-            .args(["ps", "--all", "--quiet", "--filter", "label=net.canfar.arcade"])
+            .args([
+                "ps",
+                "--all",
+                "--quiet",
+                "--filter",
+                "label=net.canfar.arcade",
+            ])
             .output()
             .map(|output| String::from_utf8_lossy(&output.stdout).lines().count())
             .unwrap_or(0);
@@ -203,4 +209,3 @@ fn main() {
         println!("  launch folders left   : {folders}");
     });
 }
-

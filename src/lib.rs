@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod harbor;
 pub mod http;
 pub mod image;
+pub mod labels;
 pub mod launch;
 pub mod menu;
 pub mod skaha;

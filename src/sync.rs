@@ -234,7 +234,39 @@ pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
             Vec::new()
         },
         wm_classes: settings.menu.wm_classes.clone(),
+        presets: presets(settings),
     })
+}
+
+/// The site's resource presets, with one more that has a GPU when the backend offers GPUs and
+/// none of them has one.
+fn presets(settings: &Settings) -> Vec<crate::labels::Resources> {
+    let mut presets: Vec<crate::labels::Resources> = settings
+        .menu
+        .presets
+        .iter()
+        .filter_map(|preset| crate::labels::Resources::parse_slashed(preset))
+        .collect();
+    if gpus_offered(settings) && !presets.iter().any(|preset| preset.gpus > 0) {
+        let biggest = presets
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(crate::labels::Resources {
+                cores: 8,
+                ram_gb: 32,
+                gpus: 0,
+            });
+        presets.push(crate::labels::Resources { gpus: 1, ..biggest });
+    }
+    presets
+}
+
+/// Whether the launch backend can give an app a GPU: a local engine on a host with an NVIDIA
+/// device (skaha takes no GPU count for desktop-apps).
+fn gpus_offered(settings: &Settings) -> bool {
+    settings.launch.backend != crate::config::Backend::Skaha
+        && std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// Where the settings install the menu.
@@ -316,6 +348,7 @@ fn install_catalog(
     drop(lock);
     Ok(Installed {
         images: catalog.images.len(),
+        label_problems: catalog.label_problems,
         skipped: catalog.skipped,
         provenance,
         plan,
@@ -333,6 +366,7 @@ fn outcome(
 ) -> Outcome {
     let Installed {
         images: n_images,
+        label_problems,
         skipped,
         provenance,
         plan,
@@ -363,7 +397,12 @@ fn outcome(
         missing_shortcuts: plan.missing_shortcuts.clone(),
         kept_modified: report.kept_modified,
         skipped_foreign: report.skipped_foreign,
-        warnings: report.warnings.into_iter().chain(no_desktop).collect(),
+        warnings: report
+            .warnings
+            .into_iter()
+            .chain(no_desktop)
+            .chain(label_problems)
+            .collect(),
         dry_run: mode.dry_run,
         seconds: took.as_secs_f64(),
         fetched_at: provenance.fetched_at,
@@ -373,6 +412,8 @@ fn outcome(
 /// What the blocking part of [`run`] hands back.
 struct Installed {
     images: usize,
+    /// Labels of images that could not be used, and why.
+    label_problems: Vec<String>,
     skipped: Vec<String>,
     provenance: Provenance,
     /// The plan without its files, which went to disk as they were planned.

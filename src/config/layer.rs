@@ -67,6 +67,7 @@ pub struct MenuLayer {
     pub shortcuts: Option<Vec<String>>,
     pub desktop_dir: Option<PathBuf>,
     pub wm_class: Option<BTreeMap<String, String>>,
+    pub presets: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -373,6 +374,7 @@ menu.submenu_threshold = 6
 menu.shortcuts = ["a"]
 menu.desktop_dir = "/d"
 menu.wm_class = { a = "A" }
+menu.presets = ["2/4"]
 launch.backend = "skaha"
 launch.network = "n"
 launch.user = "1:1"

@@ -312,6 +312,8 @@ pub struct MenuSettings {
     pub desktop_dir: Option<PathBuf>,
     #[serde(rename = "wm_class")]
     pub wm_classes: BTreeMap<String, String>,
+    /// Right-click resource choices on every entry whose image names none, `cores/GB[/GPUs]`.
+    pub presets: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -155,6 +155,7 @@ fn settings(
             shortcuts: menu.shortcuts.unwrap_or_default(),
             desktop_dir,
             wm_classes: menu.wm_class.unwrap_or_default(),
+            presets: presets(menu.presets)?,
         },
         launch: LaunchSettings {
             backend: resolved.backend,
@@ -367,6 +368,21 @@ fn skaha_auth(keys: &SkahaLayer, env: Env, origins: &mut Origins) -> Result<Skah
         return Ok(SkahaAuth::Certificate(path.clone()));
     }
     Ok(SkahaAuth::Anonymous)
+}
+
+/// The site's resource presets, each `cores/GB` or `cores/GB/GPUs`; the built-in ones when unset.
+fn presets(given: Option<Vec<String>>) -> Result<Vec<String>> {
+    let Some(given) = given else {
+        return Ok(["4/16", "8/32"].map(str::to_owned).to_vec());
+    };
+    for preset in &given {
+        if crate::labels::Resources::parse_slashed(preset).is_none() {
+            return Err(Error::Invalid(format!(
+                "menu.presets: {preset:?} is not cores/GB or cores/GB/GPUs (e.g. \"8/32\")"
+            )));
+        }
+    }
+    Ok(given)
 }
 
 #[cfg(test)]

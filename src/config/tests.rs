@@ -393,6 +393,11 @@ fn cases() -> Vec<Case> {
         key("menu.shortcuts", json!([])).files(["[\"a\"]", "[\"b\", \"c\"]", "[]"]),
         key("menu.desktop_dir", json!("{dir}/home/Desktop")).files(["\"/s\"", "\"/u\"", "\"/x\""]),
         key("menu.wm_class", json!({})).files(["{ a = \"A\" }", "{ b = \"B\" }", "{}"]),
+        key("menu.presets", json!(["4/16", "8/32"])).files([
+            "[\"1/2\"]",
+            "[\"2/4\", \"8/32/1\"]",
+            "[]",
+        ]),
         key("launch.backend", json!("podman"))
             .platform("skaha_hostname", "p.example.org", json!("skaha"))
             .files(["\"docker\"", "\"podman\"", "\"docker\""])

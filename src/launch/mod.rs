@@ -153,6 +153,8 @@ pub struct Target {
     pub label: String,
     /// The app's short name, for icons and host names.
     pub app: String,
+    /// The resources the image asks for by its labels, when the user names none.
+    pub resources: Option<crate::labels::Resources>,
 }
 
 /// Progress of a launch, for the daemon's signals.
@@ -243,6 +245,7 @@ pub fn resolve_in(cached: Option<&catalog::Catalog>, target: &str) -> Result<Tar
 fn reference_target(target: &str) -> Result<Target> {
     match Image::parse(target) {
         Ok(image) => Ok(Target {
+            resources: None,
             image: target.to_owned(),
             label: target.to_owned(),
             app: image.app_name().to_owned(),
@@ -258,6 +261,7 @@ fn reference_target(target: &str) -> Result<Target> {
         Err(_) => {
             let last = target.rsplit('/').next().unwrap_or(target);
             Ok(Target {
+                resources: None,
                 image: target.to_owned(),
                 label: target.to_owned(),
                 app: last.split([':', '@']).next().unwrap_or(last).to_owned(),
@@ -268,6 +272,7 @@ fn reference_target(target: &str) -> Result<Target> {
 
 fn target_of(image: &Image) -> Target {
     Target {
+        resources: image.about.as_ref().and_then(|about| about.resources),
         image: image.launch_reference(),
         label: image.label(),
         app: image.app_name().to_owned(),
@@ -303,6 +308,16 @@ pub async fn launch_target(
     observer: Arc<dyn Observer>,
     cancel: impl Future<Output = ()>,
 ) -> Result<Launched, Failure> {
+    // The image's own resources stand in for the ones the user did not name.
+    let request = &match target.resources {
+        Some(wanted) => Request {
+            cores: request.cores.or(Some(wanted.cores)),
+            ram_gb: request.ram_gb.or(Some(wanted.ram_gb)),
+            gpus: request.gpus.or((wanted.gpus > 0).then_some(wanted.gpus)),
+            ..request.clone()
+        },
+        None => request.clone(),
+    };
     match backend_of(settings, request) {
         Backend::Skaha => {
             let backend = platform::SkahaBackend::prepare(settings, request).await?;

@@ -161,6 +161,26 @@ impl Entry {
         self.text.push('=');
     }
 
+    /// Adds a `[Desktop Action id]` group: its name and its command. Call after every key of
+    /// the `[Desktop Entry]` group, which must come first.
+    pub fn action<'a>(
+        &mut self,
+        id: &str,
+        name: &str,
+        program: &str,
+        args: impl IntoIterator<Item = &'a str>,
+    ) -> &mut Entry {
+        debug_assert!(
+            id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "invalid desktop action id {id}"
+        );
+        self.text.push_str("\n[Desktop Action ");
+        self.text.push_str(id);
+        self.text.push_str("]\n");
+        self.string("Name", name);
+        self.exec(program, args)
+    }
+
     pub fn render(&self) -> String {
         self.text.clone()
     }

@@ -856,8 +856,13 @@ fn entries_are_valid_and_launch_their_image() {
         assert_eq!(entry.type_(), Some("Application"));
         assert!(!entry.terminal());
         assert!(entry.startup_notify(), "{raw}");
+        // The configured class, the known ones read from the real apps' windows, else xterm's.
         let wm_class = if reference.contains("/ds9:") {
             "SAOImage"
+        } else if reference.contains("/topcat:") {
+            "uk-ac-starlink-topcat-Driver"
+        } else if reference.contains("/aladin:") {
+            "cds-aladin-Aladin"
         } else {
             "XTerm"
         };
