@@ -11,5 +11,6 @@ mod image_check;
 mod launch;
 mod menu;
 mod real_apps;
+mod real_apps_skaha;
 mod skaha_launch;
 mod skaha_source;

@@ -897,6 +897,45 @@ impl Drop for Pod {
     }
 }
 
+/// Where the skaha stand-in and the tests reach a pod desktop: arcade and local clients through
+/// its socket file with its cookie, as on the platform's desktop.
+impl super::xvfb::Screen for PodDesktop {
+    fn display(&self) -> String {
+        format!(":{}", self.number)
+    }
+
+    fn auth(&self) -> PathBuf {
+        self._auth.path().join("Xauthority")
+    }
+
+    fn connect(&self) -> Result<RustConnection, String> {
+        PodDesktop::connect(self)
+    }
+}
+
+impl PodDesktop {
+    /// `program` run in the desktop's own network namespace: a local client of the display
+    /// (through the socket file), which also finds the display's abstract socket there, as
+    /// Xlib and xcb look for it first; in the host's namespace that name is held by a
+    /// placeholder that never answers.
+    pub fn local_command(&self, program: &Path) -> Command {
+        let mut command = Command::new(require_tool("ip", "iproute2"));
+        command
+            .args(["netns", "exec", &self.namespace.0])
+            .arg(program);
+        command
+    }
+}
+
+impl Pod {
+    /// The name of the pod's container, for the engine's commands.
+    pub fn container_name(&self) -> &str {
+        self.container
+            .as_ref()
+            .map_or("", |container| container.name.as_str())
+    }
+}
+
 /// The platform's app entry (`start-desktop-software.sh USERID TITLE`) and xterm launcher, as
 /// skaha's launch scripts run them; see `shared/reference/canfar-platform.md` §3.
 fn platform_scripts() -> tempfile::TempDir {
@@ -1015,7 +1054,9 @@ impl Namespace {
             .stderr(Stdio::null())
             .status()
             .expect("run ip netns add");
-        status.success().then_some(Namespace(name))
+        // Built only on success: a `Namespace` deletes its name when dropped, and the name is
+        // then another's (a parallel test's that took it first).
+        status.success().then(|| Namespace(name))
     }
 }
 
