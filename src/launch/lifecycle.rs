@@ -21,13 +21,17 @@ use crate::x11::{Display, WindowInfo};
 /// The per-launch folder (scripts and X cookie): under `$XDG_RUNTIME_DIR`, a per-user tmpfs,
 /// when there is one.
 pub fn launch_dir(settings: &Settings, id: &str) -> PathBuf {
+    runtime_root(settings).join(id)
+}
+
+/// arcade's folder in the user's runtime directory: launch folders and window claims.
+pub fn runtime_root(settings: &Settings) -> PathBuf {
     settings
         .dirs
         .runtime_dir
         .clone()
         .unwrap_or_else(|| settings.dirs.state_home.join("arcade/run"))
         .join("arcade")
-        .join(id)
 }
 
 /// One launch's record, log and events.
@@ -204,7 +208,9 @@ impl Lifecycle {
         if record::is_id(&self.record.id) {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-        super::watch::release(&self.record.id);
+        if let Some(root) = self.dir.parent() {
+            super::watch::release(root, &self.record.id);
+        }
         if let Some(id) = self.record.x_authorization
             && let Ok(display) = Display::parse(&self.record.display)
             && let Err(err) =
