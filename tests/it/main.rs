@@ -9,5 +9,6 @@ mod harbor_source;
 mod image_check;
 mod launch;
 mod menu;
+mod menu_faults;
 mod skaha_launch;
 mod skaha_source;
