@@ -674,11 +674,8 @@ async fn session_start(settings: config::Result<config::Settings>) -> anyhow::Re
     };
     if let Some(config_home) = config_home {
         let merged = config_home.join("menus/applications-merged");
-        if let Err(err) = std::fs::create_dir_all(&merged) {
-            eprintln!(
-                "arcade: warning: failed to create {}: {err}",
-                merged.display()
-            );
+        if let Err(err) = install::create_dirs(&merged) {
+            eprintln!("arcade: warning: {err}");
         }
     }
     if let Some(settings) = &settings
@@ -999,11 +996,23 @@ fn menu_list(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
 
 fn menu_clean(settings: &config::Settings, dry_run: bool, json: bool) -> anyhow::Result<()> {
     let target = sync::target(settings);
-    let report = install::clean(&target, dry_run)?;
     let cache = settings.dirs.cached_catalog();
-    if !dry_run && cache.exists() {
-        std::fs::remove_file(&cache)
-            .with_context(|| format!("failed to remove {}", cache.display()))?;
+    // Through a link, the saved catalog would be someone else's file: checked before anything
+    // is removed.
+    if let Some(dir) = cache.parent() {
+        install::check_own_dir(dir)?;
+    }
+    let report = install::clean(&target, dry_run)?;
+    if !dry_run {
+        if let Some(dir) = cache.parent() {
+            install::remove_temporary_files(dir);
+        }
+        match std::fs::remove_file(&cache) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).with_context(|| format!("failed to remove {}", cache.display()));
+            }
+            _ => {}
+        }
     }
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;

@@ -39,6 +39,17 @@ pub enum Error {
         "no saved catalog at {path} yet: run `arcade menu sync` once while the registry is reachable"
     )]
     NoCache { path: PathBuf },
+    #[error(
+        "{url} lists {images} images ({text_kib} KiB of names), more than a menu holds (at most \
+         {max_images} images, {max_text_mib} MiB of names); keeping the last good menu"
+    )]
+    TooLarge {
+        url: String,
+        images: usize,
+        text_kib: usize,
+        max_images: usize,
+        max_text_mib: usize,
+    },
     #[error("failed to find the arcade binary for menu entries: {0}")]
     Launcher(std::io::Error),
 }
@@ -62,6 +73,14 @@ impl Error {
         )
     }
 }
+/// The largest catalog a sync takes, whatever its source sends: images, and bytes of their
+/// references and digests. It keeps a whole sync, fetching, planning and writing, within 100 MB
+/// (a re-sync of 30,000 entries holds the old menu's tree and records and the new one's), where
+/// a hostile registry could otherwise list images without end. Real registries list hundreds.
+pub const LIMITS: harbor::Limits = harbor::Limits {
+    images: 30_000,
+    text: 4 << 20,
+};
 
 /// How to run a sync.
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,6 +171,7 @@ pub async fn fetch(
                     &settings.url,
                     settings.harbor_auth.clone(),
                     settings.concurrency,
+                    LIMITS,
                 )?);
                 Ok::<_, Error>(harbor.fetch(&settings.label, progress).await?)
             }
@@ -180,6 +200,7 @@ pub async fn fetch(
             url: provenance.url.clone(),
             seconds: settings.deadline.as_secs(),
         })??;
+    check_size(&catalog, &provenance.url)?;
     if catalog.images.is_empty() && !settings.allow_empty {
         return Err(Error::Empty {
             url: provenance.url,
@@ -189,6 +210,22 @@ pub async fn fetch(
     Ok((catalog, provenance))
 }
 
+/// Refuses a catalog beyond [`LIMITS`] (Harbor's fetch stops at them already; skaha and files
+/// are checked here).
+fn check_size(catalog: &Catalog, url: &str) -> Result<()> {
+    let text: usize = catalog.images.iter().map(harbor::Limits::text_of).sum();
+    if catalog.images.len() > LIMITS.images || text > LIMITS.text {
+        return Err(Error::TooLarge {
+            url: url.to_owned(),
+            images: catalog.images.len(),
+            text_kib: text >> 10,
+            max_images: LIMITS.images,
+            max_text_mib: LIMITS.text >> 20,
+        });
+    }
+    Ok(())
+}
+
 /// Reads the last good catalog.
 pub fn read_cache(settings: &Settings) -> Result<(Catalog, Provenance)> {
     read_cache_at(settings.dirs.cached_catalog(), &settings.label)
@@ -196,10 +233,28 @@ pub fn read_cache(settings: &Settings) -> Result<(Catalog, Provenance)> {
 
 /// [`read_cache`] from the cache at `path`, naming `label` when the file does not.
 fn read_cache_at(path: PathBuf, label: &str) -> Result<(Catalog, Provenance)> {
-    if !path.exists() {
-        return Err(Error::NoCache { path });
+    if let Some(dir) = path.parent() {
+        install::check_own_dir(dir)?;
     }
-    let (catalog, provenance) = catalog::read_file(&path, None)?;
+    // Read as arcade's own file: a FIFO or a link there is refused instead of waited on.
+    let text = match install::read_own(&path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|err| catalog::Error::Read {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+        })?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoCache { path });
+        }
+        Err(source) => {
+            return Err(catalog::Error::Read {
+                path: path.display().to_string(),
+                source,
+            }
+            .into());
+        }
+    };
+    let (catalog, provenance) = catalog::parse_file(&text, &path, None)?;
+    drop(text);
     let provenance = provenance.unwrap_or(Provenance {
         source: "cache".to_owned(),
         url: path.display().to_string(),
@@ -330,10 +385,13 @@ fn install_catalog(
             install::lock(target)?
         })
     };
-    // The manifest is read once: it gives the previous menu for the summary and what the
-    // install owns. Files are written as they are planned.
-    let mut installer =
-        install::Installer::new(target, install::Manifest::load(target), mode.dry_run);
+    // Checked before anything is written, so a cache folder that is a link fails the sync
+    // with every file as it was.
+    let cache_dir = cache_path.parent().unwrap_or(std::path::Path::new("."));
+    install::check_own_dir(cache_dir)?;
+    // The manifest (and an unfinished sync's journal) is read once: it gives the previous menu
+    // for the summary and what the install owns. Files are written as they are planned.
+    let mut installer = install::Installer::new(target, mode.dry_run);
     let plan = menu::plan_each(&catalog, options, &mut |file| installer.put(file))?;
     let changes = entry_changes(installer.previous_tree(), &plan.tree, mode.dry_run);
     let report = installer.finish(&plan.tree, &plan.shortcuts)?;
@@ -341,6 +399,8 @@ fn install_catalog(
     // under the same lock, so the cache and the menu always agree. It is written straight from
     // the catalog: for a large registry its text is megabytes.
     if !mode.offline && !mode.dry_run {
+        // A killed sync may have left a temporary file of this write.
+        install::remove_temporary_files(cache_dir);
         install::write_atomic_with(cache_path, 0o644, true, |out| {
             catalog::write_file_text(&catalog, &provenance, out)
         })?;

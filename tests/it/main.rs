@@ -10,6 +10,7 @@ mod harbor_source;
 mod image_check;
 mod launch;
 mod menu;
+mod menu_faults;
 mod real_apps;
 mod real_apps_skaha;
 mod skaha_launch;
