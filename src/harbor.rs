@@ -17,7 +17,7 @@
 //! [`REPOSITORIES_AT_ONCE`] repositories of each are walked at once; the catalog stops at the
 //! [`Limits`] the caller sets; and the list of skipped images keeps [`MAX_NOTES`] short lines.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -224,6 +224,36 @@ struct Artifact {
     /// `None` when the answer has no labels at all (Harbor leaves them out without
     /// `with_label=true`), as opposed to an empty list.
     labels: Option<Capped<Label, MAX_PER_ARTIFACT>>,
+    /// What Harbor's image processor read from the image: its config, whose `Labels` are the
+    /// image's own (absent for an index).
+    #[serde(default)]
+    extra_attrs: Option<ExtraAttrs>,
+}
+
+#[derive(Deserialize, Default)]
+struct ExtraAttrs {
+    #[serde(default)]
+    config: Option<ImageConfig>,
+}
+
+#[derive(Deserialize, Default)]
+struct ImageConfig {
+    /// Any JSON: a label whose value is not a string is left out, not a reason to refuse the page.
+    #[serde(default, rename = "Labels")]
+    labels: Option<BTreeMap<String, serde_json::Value>>,
+}
+
+impl Artifact {
+    /// The image's labels that arcade reads, as text.
+    fn image_labels(&self) -> Option<BTreeMap<String, String>> {
+        let labels = self.extra_attrs.as_ref()?.config.as_ref()?.labels.as_ref()?;
+        let known: BTreeMap<String, String> = labels
+            .iter()
+            .filter(|(key, _)| crate::labels::KNOWN.contains(&key.as_str()))
+            .filter_map(|(key, value)| Some((key.clone(), value.as_str()?.to_owned())))
+            .collect();
+        (!known.is_empty()).then_some(known)
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -678,6 +708,7 @@ impl Harbor {
         seen_digests: &mut HashSet<String>,
         catalog: &mut Catalog,
     ) -> Result<()> {
+        let image_labels = artifact.image_labels();
         let digest = artifact.digest.unwrap_or_default();
         if !digest.is_empty() && !seen_digests.insert(digest.clone()) {
             return Ok(());
@@ -710,7 +741,10 @@ impl Harbor {
         let digest = (!digest.is_empty()).then_some(digest.as_str());
         for tag in tags.items {
             match Image::from_parts(&self.registry, project, repository, &tag.name, digest) {
-                Ok(image) => {
+                Ok(mut image) => {
+                    if let Some(labels) = &image_labels {
+                        catalog.read_labels(&mut image, labels);
+                    }
                     self.take(&image)?;
                     catalog.images.push(image);
                 }

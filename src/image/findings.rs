@@ -174,6 +174,50 @@ pub fn init_finding(init: Option<bool>, run: Option<&Run>, bound: Duration) -> F
     }
 }
 
+/// The image's own labels, as the menu would read them: which it gives, and which cannot be
+/// used and why (see `crate::labels`).
+pub fn labels_finding(labels: &std::collections::BTreeMap<String, String>) -> Finding {
+    let requirement = "labels that describe the app (title, description, icon, …)";
+    // The registry's host is not known here: an icon URL is judged by its form only.
+    let (about, problems) = crate::labels::About::from_labels(labels, "");
+    let problems: Vec<String> = problems
+        .into_iter()
+        .filter(|problem| !problem.reason.contains("the registry's own host"))
+        .map(|problem| problem.to_string())
+        .collect();
+    let given: Vec<&str> = crate::labels::KNOWN
+        .iter()
+        .copied()
+        .filter(|key| labels.contains_key(*key))
+        .map(|key| key.rsplit(['.', ':']).next().unwrap_or(key))
+        .collect();
+    let (status, seen, fix) = if !problems.is_empty() {
+        (
+            Status::Warn,
+            problems.join("; "),
+            "see README, \"Image labels\", for each label's form".to_owned(),
+        )
+    } else if about.is_none() {
+        (
+            Status::Info,
+            "no labels arcade reads: the entry shows the image's name and arcade's defaults"
+                .to_owned(),
+            "add LABEL org.opencontainers.image.title=… and description=… (README, \"Image \
+             labels\")"
+                .to_owned(),
+        )
+    } else {
+        (Status::Pass, format!("it gives {}", given.join(", ")), String::new())
+    };
+    Finding {
+        id: "labels",
+        requirement,
+        status,
+        seen,
+        fix,
+    }
+}
+
 /// What `startup.sh` did with the command it was given, from the app run: it ran it (the
 /// probe's mark is in the output), or it ran its own app (a window mapped without the mark),
 /// which costs the menu its command and the files opened from the desktop.

@@ -80,6 +80,9 @@ pub struct Artifact {
     pub tags: Vec<String>,
     /// IDs of the labels attached to it.
     pub labels: Vec<i64>,
+    /// The image's own labels, in its config (`extra_attrs.config.Labels`); any JSON, as a
+    /// hostile image may carry.
+    pub image_labels: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +172,14 @@ impl Artifact {
             digest: String::new(),
             tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
             labels: labels.to_vec(),
+            image_labels: serde_json::Map::new(),
         }
+    }
+
+    /// Gives the image a label of its own (`LABEL key=value` in its Containerfile).
+    pub fn image_label(mut self, key: &str, value: impl Into<Value>) -> Artifact {
+        self.image_labels.insert(key.to_owned(), value.into());
+        self
     }
 
     pub fn digest(mut self, digest: &str) -> Artifact {
@@ -460,6 +470,7 @@ struct ArtifactRow {
     /// (tag ID, name), newest first.
     tags: Vec<(i64, String)>,
     labels: Vec<i64>,
+    image_labels: serde_json::Map<String, Value>,
 }
 
 struct LabelRow {
@@ -511,6 +522,7 @@ impl Index {
                                             })
                                             .collect(),
                                         labels: artifact.labels.clone(),
+                                        image_labels: artifact.image_labels.clone(),
                                     }
                                 })
                                 .collect(),
@@ -1066,7 +1078,8 @@ fn artifact_json(
         "push_time": time(artifact.id * 60),
         "pull_time": NEVER,
         "extra_attrs": {"architecture": "amd64", "os": "linux", "author": "",
-                        "created": time(artifact.id * 60 - 600), "config": {}},
+                        "created": time(artifact.id * 60 - 600),
+                        "config": config_of(&artifact.image_labels)},
         "addition_links": {"build_history": {"absolute": false, "href": format!(
             "/api/v2.0/projects/{}/repositories/{encoded}/artifacts/{}/additions/build_history",
             project.name, artifact.digest)}},
@@ -1075,6 +1088,16 @@ fn artifact_json(
         "tags": tags,
         "labels": labels,
     })
+}
+
+/// The image config Harbor's image processor puts in `extra_attrs`: `Labels` only when the
+/// image has some, as `docker inspect` shows it.
+fn config_of(labels: &serde_json::Map<String, Value>) -> Value {
+    if labels.is_empty() {
+        json!({})
+    } else {
+        json!({"Entrypoint": ["/skaha/startup.sh"], "Labels": labels})
+    }
 }
 
 fn list_artifacts(
