@@ -417,6 +417,13 @@ pub struct Catalog {
 }
 
 impl Catalog {
+    /// Adds another part of the same source's catalog (one project's, say) to this one.
+    pub fn absorb(&mut self, part: Catalog) {
+        self.images.extend(part.images);
+        self.skipped.extend(part.skipped);
+        self.label_problems.extend(part.label_problems);
+    }
+
     /// Gives `image` what its labels say (checked: see [`crate::labels`]); what cannot be used
     /// is recorded, not silently dropped.
     pub fn read_labels(&mut self, image: &mut Image, labels: &BTreeMap<String, String>) {

@@ -246,7 +246,13 @@ struct ImageConfig {
 impl Artifact {
     /// The image's labels that arcade reads, as text.
     fn image_labels(&self) -> Option<BTreeMap<String, String>> {
-        let labels = self.extra_attrs.as_ref()?.config.as_ref()?.labels.as_ref()?;
+        let labels = self
+            .extra_attrs
+            .as_ref()?
+            .config
+            .as_ref()?
+            .labels
+            .as_ref()?;
         let known: BTreeMap<String, String> = labels
             .iter()
             .filter(|(key, _)| crate::labels::KNOWN.contains(&key.as_str()))
@@ -520,8 +526,7 @@ impl Harbor {
             // A panicking task is a bug; surface it rather than lose its project silently.
             let project = joined.expect("harbor project task panicked")?;
             any_label |= project.had_label;
-            catalog.images.extend(project.catalog.images);
-            catalog.skipped.extend(project.catalog.skipped);
+            catalog.absorb(project.catalog);
         }
         if !any_label {
             return Err(Error::NoSuchLabel {
@@ -647,8 +652,7 @@ impl Harbor {
         while let Some(repository) = walks.next().await {
             let catalog = repository?;
             progress.finished_repository();
-            result.catalog.images.extend(catalog.images);
-            result.catalog.skipped.extend(catalog.skipped);
+            result.catalog.absorb(catalog);
         }
         drop(walks);
         self.release_names(&repositories);
@@ -739,11 +743,19 @@ impl Harbor {
             self.note(&mut catalog.skipped, text);
         }
         let digest = (!digest.is_empty()).then_some(digest.as_str());
+        // The labels are the artifact's: read (and their problems told) once, for its first tag.
+        let mut about: Option<Option<std::sync::Arc<crate::labels::About>>> = None;
         for tag in tags.items {
             match Image::from_parts(&self.registry, project, repository, &tag.name, digest) {
                 Ok(mut image) => {
                     if let Some(labels) = &image_labels {
-                        catalog.read_labels(&mut image, labels);
+                        match &about {
+                            Some(read) => image.about.clone_from(read),
+                            None => {
+                                catalog.read_labels(&mut image, labels);
+                                about = Some(image.about.clone());
+                            }
+                        }
                     }
                     self.take(&image)?;
                     catalog.images.push(image);

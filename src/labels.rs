@@ -330,8 +330,9 @@ fn list(value: &str) -> Result<Vec<String>, String> {
         .iter()
         .find(|item| item.len() > 64 || item.chars().any(|c| c.is_control() || c == '%'))
     {
+        // `printable` escapes control characters already; quoting it again would double them.
         return Err(format!(
-            "{:?} is not a plain word",
+            "\"{}\" is not a plain word",
             crate::catalog::printable(bad)
         ));
     }

@@ -13,6 +13,7 @@ pub mod image;
 pub mod labels;
 pub mod launch;
 pub mod menu;
+pub mod remote_icons;
 pub mod skaha;
 pub mod sync;
 pub mod text;

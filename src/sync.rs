@@ -207,6 +207,13 @@ pub async fn fetch(
             label: settings.label.clone(),
         });
     }
+    let mut catalog = catalog;
+    crate::remote_icons::resolve(
+        &mut catalog,
+        &http_client(settings)?,
+        &settings.dirs.cache_home.join("arcade/icons"),
+    )
+    .await;
     Ok((catalog, provenance))
 }
 

@@ -207,7 +207,11 @@ pub fn labels_finding(labels: &std::collections::BTreeMap<String, String>) -> Fi
                 .to_owned(),
         )
     } else {
-        (Status::Pass, format!("it gives {}", given.join(", ")), String::new())
+        (
+            Status::Pass,
+            format!("it gives {}", given.join(", ")),
+            String::new(),
+        )
     };
     Finding {
         id: "labels",

@@ -8,6 +8,7 @@ mod daemon;
 mod desktop_use;
 mod harbor_source;
 mod image_check;
+mod labels;
 mod launch;
 mod menu;
 mod menu_faults;

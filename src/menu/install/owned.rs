@@ -153,9 +153,11 @@ fn in_layout(root: Root, below: &Path) -> bool {
 
 /// Whether `folder` is one of the hicolor sizes arcade puts PNG icons in.
 fn is_icon_size(folder: &str) -> bool {
-    ["16", "22", "24", "32", "48", "64", "96", "128", "256", "512"]
-        .iter()
-        .any(|side| folder == format!("{side}x{side}"))
+    [
+        "16", "22", "24", "32", "48", "64", "96", "128", "256", "512",
+    ]
+    .iter()
+    .any(|side| folder == format!("{side}x{side}"))
 }
 
 /// Whether `name` is a file name as the planner makes them: lowercase ASCII letters, digits, `-`

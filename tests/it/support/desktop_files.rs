@@ -272,10 +272,11 @@ fn check_application(path: &Path, kind: Kind) -> String {
             .is_some_and(|name| !name.is_empty()),
         "{what}"
     );
+    // The comment names the image: alone, or after the image's own description.
     assert!(
-        entry
-            .comment(&[] as &[&str])
-            .is_some_and(|comment| comment.starts_with(&image)),
+        entry.comment(&[] as &[&str]).is_some_and(|comment| {
+            comment.starts_with(&image) || comment.ends_with(&format!(" ({image})"))
+        }),
         "{what}"
     );
     // Apps get the icons arcade installs into the user's theme.
@@ -300,6 +301,36 @@ fn check_application(path: &Path, kind: Kind) -> String {
             .is_some_and(|class| !class.is_empty()),
         "{what}"
     );
+    // Each right-click action launches the same image with resources and nothing else.
+    for action in entry.actions().unwrap_or_default() {
+        if action.is_empty() {
+            continue;
+        }
+        let exec = entry
+            .action_exec(action)
+            .unwrap_or_else(|| panic!("no Exec in action {action} of {what}"));
+        let args = spec_exec_args(exec);
+        assert_eq!(entry.parse_exec_action(action).unwrap(), args, "{what}");
+        assert_eq!(args[..3], expected[..3], "{what}");
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some(image.as_str()),
+            "{what}"
+        );
+        let flags = &args[3..args.len() - 1];
+        assert!(
+            flags.chunks(2).all(|pair| pair.len() == 2
+                && ["--cores", "--ram", "--gpus"].contains(&pair[0].as_str())
+                && pair[1].parse::<u32>().is_ok()),
+            "action {action} passes more than resources: {what}"
+        );
+        assert!(
+            entry
+                .action_entry(action, "Name")
+                .is_some_and(|name| !name.is_empty()),
+            "{what}"
+        );
+    }
     match kind {
         Kind::MenuEntry => {
             // The list ends with `;`, which the crate reads as a last, empty item.

@@ -24,6 +24,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -372,6 +373,9 @@ pub struct HarborConfig {
     /// Added before every answer; other requests are answered meanwhile.
     pub latency: Duration,
     pub faults: Vec<Fault>,
+    /// Files the registry's host serves beside the API, by path (`/icons/ds9.svg`): content type
+    /// and bytes. Harbor's nginx serves its portal there; a site can put images' icons there.
+    pub files: BTreeMap<String, (String, Vec<u8>)>,
 }
 
 impl HarborConfig {
@@ -399,7 +403,17 @@ impl FakeHarbor {
     pub fn start_on(config: HarborConfig, transport: impl Transport) -> FakeHarbor {
         let index = Arc::new(RwLock::new(Arc::new(Index::new(&config.data))));
         let handler_index = Arc::clone(&index);
+        let files = config.files;
         let handler: Handler = Arc::new(move |request: &Incoming| {
+            if request.method == Method::GET
+                && let Some((content_type, bytes)) = files.get(&request.path)
+            {
+                return Response::builder()
+                    .status(200)
+                    .header(header::CONTENT_TYPE, content_type.as_str())
+                    .body(Body::from(bytes.clone()))
+                    .unwrap();
+            }
             let index = Arc::clone(&handler_index.read().unwrap());
             route(&index, request)
         });
