@@ -282,6 +282,39 @@ impl HarborData {
         }
     }
 
+    /// Gives every artifact the labels a well-described image carries: an OCI title and
+    /// description, categories, keywords, a window class, resources, presets and a small inline
+    /// SVG icon (one picture for all, as a project's images often share one).
+    pub fn with_image_labels(mut self) -> HarborData {
+        const ICON: &str = "data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcv\
+                            MjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxNiAxNiI+PGNpcmNsZSBjeD0iOCIgY3k9\
+                            IjgiIHI9IjciLz48L3N2Zz4=";
+        for project in &mut self.projects {
+            for repository in &mut project.repositories {
+                let name = repository.name.clone();
+                for artifact in &mut repository.artifacts {
+                    let labels = [
+                        ("org.opencontainers.image.title", format!("App {name}")),
+                        (
+                            "org.opencontainers.image.description",
+                            format!("The {name} application, for looking at the sky"),
+                        ),
+                        ("net.canfar.arcade.categories", "X-Imaging".to_owned()),
+                        ("net.canfar.arcade.keywords", "fits;image;sky".to_owned()),
+                        ("net.canfar.arcade.wm-class", format!("{name}-Main")),
+                        ("net.canfar.arcade.resources", "cores=2,ram=8".to_owned()),
+                        ("net.canfar.arcade.presets", "4/16;8/32".to_owned()),
+                        ("net.canfar.arcade.icon", ICON.to_owned()),
+                    ];
+                    for (key, value) in labels {
+                        artifact.image_labels.insert(key.to_owned(), value.into());
+                    }
+                }
+            }
+        }
+        self
+    }
+
     /// A registry a hostile server could send: one public project whose name holds quotes, `;`,
     /// `$(…)` and backquotes, with repositories named `../../../etc/passwd`, with spaces, `;`,
     /// `$HOME`, a backslash, `%`, non-ASCII, 300 and 1100 characters, each with one artifact
