@@ -297,6 +297,7 @@ pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
         },
         wm_classes: settings.menu.wm_classes.clone(),
         presets: presets(settings),
+        gpus: gpus_offered(settings),
     })
 }
 

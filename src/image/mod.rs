@@ -244,6 +244,7 @@ fn entry_preview(
         shortcuts: Vec::new(),
         wm_classes: Default::default(),
         presets: vec![],
+        gpus: false,
     };
     let plan = crate::menu::plan(&catalog, &options);
     plan.files

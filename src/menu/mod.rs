@@ -54,6 +54,9 @@ pub struct Options {
     pub wm_classes: BTreeMap<String, String>,
     /// The right-click resource choices of entries whose image names none of its own.
     pub presets: Vec<crate::labels::Resources>,
+    /// Whether the launch backend offers GPUs; without, presets asking for one are left out
+    /// (an image's label may name one that skaha could not give).
+    pub gpus: bool,
 }
 
 /// The window class of the default command, xterm.
@@ -580,15 +583,21 @@ fn shown_name(label: &str, image: &Image, about: Option<&crate::labels::About>) 
     }
 }
 
-/// The right-click resource choices of an entry: the image's own, else the site's.
-fn presets_for<'a>(
-    about: Option<&'a crate::labels::About>,
-    options: &'a Options,
-) -> &'a [crate::labels::Resources] {
-    match about {
+/// The right-click resource choices of an entry: the image's own, else the site's; none with a
+/// GPU when the backend offers none.
+fn presets_for(
+    about: Option<&crate::labels::About>,
+    options: &Options,
+) -> Vec<crate::labels::Resources> {
+    let presets = match about {
         Some(about) if !about.presets.is_empty() => &about.presets,
         _ => &options.presets,
-    }
+    };
+    presets
+        .iter()
+        .filter(|preset| options.gpus || preset.gpus == 0)
+        .copied()
+        .collect()
 }
 
 /// A `[Desktop Action]` id for a preset: `cores4-ram16[-gpus1]`.
@@ -778,6 +787,7 @@ mod tests {
             shortcuts: vec!["casa".into(), "nothing".into()],
             wm_classes: BTreeMap::new(),
             presets: vec![],
+            gpus: false,
         }
     }
 
@@ -839,6 +849,34 @@ mod tests {
             file.path
                 .ends_with(format!("icons/hicolor/48x48/apps/{icon}.png"))
         }));
+    }
+
+    #[test]
+    fn a_gpu_preset_shows_only_where_the_backend_offers_gpus() {
+        use crate::labels::Resources;
+        let catalog = catalog(&["h/cirada/ds9:8.4"]);
+        let mut options = options();
+        options.presets = ["4/16", "8/32/1"]
+            .iter()
+            .filter_map(|text| Resources::parse_slashed(text))
+            .collect();
+        let actions = |options: &Options| {
+            let plan = plan(&catalog, options);
+            let entry = plan
+                .files
+                .iter()
+                .find(|file| file.path.to_string_lossy().ends_with(".desktop"))
+                .unwrap();
+            String::from_utf8_lossy(&entry.content)
+                .lines()
+                .find_map(|line| line.strip_prefix("Actions=").map(str::to_owned))
+        };
+        assert_eq!(actions(&options).as_deref(), Some("cores4-ram16;"));
+        options.gpus = true;
+        assert_eq!(
+            actions(&options).as_deref(),
+            Some("cores4-ram16;cores8-ram32-gpus1;")
+        );
     }
 
     #[test]

@@ -301,6 +301,7 @@ mod tests {
             shortcuts: vec!["casa".into(), "terminal".into()],
             wm_classes: Default::default(),
             presets: vec![],
+            gpus: false,
         };
         let plan = crate::menu::plan(&catalog, &options);
         let target = target(Path::new("/home/u"));
