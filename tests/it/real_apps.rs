@@ -324,56 +324,45 @@ fn a_menu_click_on_ds9_lasts_until_its_window_maps() {
 }
 
 /// A client on the host that dresses its window as DS9's (the same class, instance and title),
-/// as another app or a second copy of DS9 started by hand would. Killed on drop.
-struct Impostor {
-    child: Child,
-    window: Window,
-}
+/// as another app or a copy of DS9 started by hand would. Killed on drop.
+struct Impostor(Child);
 
 impl Impostor {
-    /// Starts the host's xterm so dressed on `xvfb` and waits for its window.
-    fn start(xvfb: &Xvfb) -> Impostor {
-        let child = Command::new(require_tool("xterm", "xterm"))
-            .args([
-                "-name",
-                "ds9.tcl",
-                "-class",
-                "Ds9.tcl",
-                "-title",
-                "SAOImage ds9",
-            ])
-            .env("DISPLAY", xvfb.display())
-            .env("XAUTHORITY", &xvfb.auth)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start xterm");
-        let mut impostor = Impostor {
-            child,
-            window: Window {
-                id: 0,
-                title: String::new(),
-                class: String::new(),
-                client_machine: String::new(),
-                viewable: false,
-            },
-        };
+    /// Starts the host's xterm so dressed on `xvfb`; its window, once mapped.
+    fn start(xvfb: &Xvfb) -> (Impostor, Window) {
+        let impostor = Impostor(
+            Command::new(require_tool("xterm", "xterm"))
+                .args([
+                    "-name",
+                    "ds9.tcl",
+                    "-class",
+                    "Ds9.tcl",
+                    "-title",
+                    "SAOImage ds9",
+                ])
+                .env("DISPLAY", xvfb.display())
+                .env("XAUTHORITY", &xvfb.auth)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start xterm"),
+        );
         // Unlike DS9 (Tk), xterm names its host, which tells the impostor apart here.
-        impostor.window = real_apps::wait_for_window(
+        let window = real_apps::wait_for_window(
             "the impostor's window",
             || xvfb.windows(),
             String::new,
             |window| App::Ds9.is_main(window) && !window.client_machine.is_empty(),
         );
-        impostor
+        (impostor, window)
     }
 }
 
 impl Drop for Impostor {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
@@ -410,7 +399,7 @@ fn launches_of_one_image_at_once_each_get_their_own_window_and_no_other() {
             &container,
             "{{index .Config.Labels \"net.canfar.arcade.id\"}}",
         );
-        let impostor = Impostor::start(&desk.xvfb);
+        let (_impostor, impostor_window) = Impostor::start(&desk.xvfb);
         let ds9 = [(); 2].map(|()| scope.spawn(|| desk.launch(&[&image, "--", "ds9"])));
         let ids: Vec<String> = ds9
             .into_iter()
@@ -434,7 +423,7 @@ fn launches_of_one_image_at_once_each_get_their_own_window_and_no_other() {
                 .windows()
                 .into_iter()
                 .filter(|window| is_a_main_window(App::Ds9, window))
-                .filter(|window| window.id != impostor.window.id)
+                .filter(|window| window.id != impostor_window.id)
                 .collect();
             (windows.len() == 2).then_some(windows)
         });
@@ -453,7 +442,7 @@ fn launches_of_one_image_at_once_each_get_their_own_window_and_no_other() {
             desk.xvfb
                 .windows()
                 .iter()
-                .any(|w| w.id == impostor.window.id && w.viewable),
+                .any(|window| window.id == impostor_window.id && window.viewable),
             "the impostor's window went"
         );
 
