@@ -24,7 +24,7 @@ fn good() -> Spec {
         .file("/skaha/startup.sh", STARTUP_EXECS, 0o755)
 }
 
-/// The highest status a check gives, as JSON names it.
+/// The statuses a finding can have, as JSON names them, in the order the report gives them.
 const STATUSES: [&str; 4] = ["fail", "warn", "pass", "info"];
 
 /// `arcade image check --json` (`extra` may add flags). The bound is the time each of the image's
