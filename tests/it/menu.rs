@@ -856,7 +856,8 @@ fn entries_are_valid_and_launch_their_image() {
         assert_eq!(entry.type_(), Some("Application"));
         assert!(!entry.terminal());
         assert!(entry.startup_notify(), "{raw}");
-        // The configured class, the known ones read from the real apps' windows, else xterm's.
+        // The configured class wins over the one arcade knows for ds9; the other known apps
+        // get the class their real windows carry, and every other image xterm's.
         let wm_class = if reference.contains("/ds9:") {
             "SAOImage"
         } else if reference.contains("/topcat:") {

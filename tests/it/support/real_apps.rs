@@ -355,6 +355,28 @@ fn podman_has(references: &[String]) -> bool {
         .success()
 }
 
+impl Images {
+    /// The image in which `startup.sh` runs `app` ([`Kind::Runs`]), under the app's own name in
+    /// podman, `localhost/arcade-test/<command>:<recipe hash>`, as the platform names its images
+    /// (`skaha/ds9`): arcade knows an app by the last part of its repository, and only then gives
+    /// its menu entry the app's window class. The name is added on first use.
+    pub fn as_app(&self, app: App) -> String {
+        let name = format!("localhost/arcade-test/{}:{}", app.command(), self.key);
+        if !podman_has(std::slice::from_ref(&name)) {
+            let output = podman()
+                .args(["tag", &self.reference(Kind::Runs(app)), &name])
+                .output()
+                .expect("run podman tag");
+            assert!(
+                output.status.success(),
+                "podman tag of {name} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        name
+    }
+}
+
 /// The host's Debian bookworm sources (main, updates, security, as apt has them configured) and
 /// the apt settings it needs to use them. No mirror is named here: whatever the host uses is
 /// used.
