@@ -234,6 +234,8 @@ pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
             Vec::new()
         },
         wm_classes: settings.menu.wm_classes.clone(),
+        mime_types: settings.menu.mime_types.clone(),
+        mime_defaults: settings.menu.mime_defaults.clone(),
     })
 }
 
@@ -304,7 +306,18 @@ fn install_catalog(
         install::Installer::new(target, install::Manifest::load(target), mode.dry_run);
     let plan = menu::plan_each(&catalog, options, &mut |file| installer.put(file))?;
     let changes = entry_changes(installer.previous_tree(), &plan.tree, mode.dry_run);
-    let report = installer.finish(&plan.tree, &plan.shortcuts)?;
+    let mut report = installer.finish(&plan.tree, &plan.shortcuts)?;
+    if !mode.dry_run {
+        // The desktop reads file types and "Open With" from caches, not from the files.
+        let opens_files = catalog
+            .images
+            .iter()
+            .any(|image| menu::mime::opens_files(image.app_name(), &options.mime_types));
+        let changed = report.written + report.removed > 0;
+        report
+            .warnings
+            .extend(menu::caches::refresh(&target.data, changed, opens_files));
+    }
     // The catalog is saved as the last good one only once the menu it describes is installed,
     // under the same lock, so the cache and the menu always agree. It is written straight from
     // the catalog: for a large registry its text is megabytes.

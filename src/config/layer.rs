@@ -67,6 +67,10 @@ pub struct MenuLayer {
     pub shortcuts: Option<Vec<String>>,
     pub desktop_dir: Option<PathBuf>,
     pub wm_class: Option<BTreeMap<String, String>>,
+    /// The file types each app opens, `{ app = ["type/subtype", …] }`.
+    pub mime_types: Option<BTreeMap<String, Vec<String>>>,
+    /// The default app per file type, `{ "type/subtype" = "app" }`.
+    pub mime_defaults: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -373,6 +377,8 @@ menu.submenu_threshold = 6
 menu.shortcuts = ["a"]
 menu.desktop_dir = "/d"
 menu.wm_class = { a = "A" }
+menu.mime_types = { a = ["text/csv"] }
+menu.mime_defaults = { "text/csv" = "a" }
 launch.backend = "skaha"
 launch.network = "n"
 launch.user = "1:1"

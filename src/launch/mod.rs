@@ -8,6 +8,7 @@
 pub mod app;
 pub mod contract;
 pub mod engine;
+pub mod files;
 pub mod lifecycle;
 pub mod local;
 pub mod platform;
@@ -101,6 +102,18 @@ pub enum Error {
     Id(record::FindError),
 }
 
+impl Error {
+    /// The current folder could not be read (it was removed, say), so relative files cannot be
+    /// found.
+    pub fn from_cwd(source: std::io::Error) -> Error {
+        Error::Io {
+            action: "read the current folder to find the files in",
+            path: PathBuf::from("."),
+            source,
+        }
+    }
+}
+
 fn output_suffix(output: &[String]) -> String {
     if output.is_empty() {
         String::new()
@@ -143,6 +156,8 @@ pub struct Request {
     pub id: Option<String>,
     /// The skaha service, if not the configured one (the daemon gets its clients' this way).
     pub skaha_url: Option<String>,
+    /// Files for the app to open, as absolute paths ([`files::resolve`] checks them).
+    pub files: Vec<PathBuf>,
 }
 
 /// What the launch is about: the image and what to call it.
@@ -305,13 +320,21 @@ pub async fn launch_target(
 ) -> Result<Launched, Failure> {
     match backend_of(settings, request) {
         Backend::Skaha => {
+            let files = files::resolve(&request.files, Path::new("/"))?;
             let backend = platform::SkahaBackend::prepare(settings, request).await?;
-            lifecycle::drive(
+            let mut launched = lifecycle::drive(
                 backend, settings, request, &target, started, observer, cancel,
             )
-            .await
+            .await?;
+            launched.notices.extend(files::skaha_notice(
+                &files,
+                &settings.dirs.home,
+                &target.label,
+            ));
+            Ok(launched)
         }
         kind => {
+            let request = &files::local_request(request, &target, &settings.menu.mime_types)?;
             let engine = Engine::find(kind).map_err(Error::from)?;
             let backend = local::LocalBackend::prepare(settings, request, engine)?;
             lifecycle::drive(

@@ -11,12 +11,16 @@
 //! - `$XDG_CONFIG_HOME/menus/applications-merged/arcade-astro-software.menu`
 //! - `$XDG_DATA_HOME/icons/hicolor/{scalable,48x48}/apps/arcade-*.{svg,png}`
 //! - optional shortcuts in the desktop folder, `arcade-*.desktop`
+//! - for apps that open files: the VOTable type, `$XDG_DATA_HOME/mime/packages/arcade-votable.xml`,
+//!   and the site's default apps, `$XDG_DATA_HOME/applications/mimeapps.list` ([`mime`])
 
+pub mod caches;
 pub mod desktop_entry;
 pub mod icons;
 pub mod install;
 pub mod installed;
 pub mod menu_xml;
+pub mod mime;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -51,6 +55,11 @@ pub struct Options {
     pub shortcuts: Vec<String>,
     /// `StartupWMClass` per app name; apps not listed get the xterm default.
     pub wm_classes: BTreeMap<String, String>,
+    /// The file types each app opens (`menu.mime_types`), over [`KNOWN_MIME_TYPES`].
+    pub mime_types: BTreeMap<String, Vec<String>>,
+    /// The site's default app per file type (`menu.mime_defaults`), over
+    /// [`mime::KNOWN_DEFAULTS`].
+    pub mime_defaults: BTreeMap<String, String>,
 }
 
 /// The window class of the default command, xterm.
@@ -64,6 +73,18 @@ pub const KNOWN_WM_CLASSES: &[(&str, &str)] = &[
     ("saods9", "Ds9.tcl"),
     ("topcat", "uk-ac-starlink-topcat-Driver"),
     ("aladin", "cds-aladin-Aladin"),
+];
+
+/// The file types the astronomy apps arcade knows open, each app's main type first: DS9, CARTA
+/// and Aladin open FITS images; TOPCAT opens VOTables, FITS tables and CSV. `menu.mime_types`
+/// adds to and overrides them (an empty list: the app opens no files); aliases are added in
+/// [`mime::types_for`].
+pub const KNOWN_MIME_TYPES: &[(&str, &[&str])] = &[
+    ("ds9", &[mime::FITS]),
+    ("saods9", &[mime::FITS]),
+    ("carta", &[mime::FITS]),
+    ("aladin", &[mime::FITS]),
+    ("topcat", &[mime::VOTABLE, mime::FITS, "text/csv"]),
 ];
 
 /// The window class `app`'s windows carry, when known: configured, else built in.
@@ -248,6 +269,9 @@ pub fn plan_each<E>(
         put(file)?;
     }
     for file in plan_shortcuts(&mut plan, catalog, options) {
+        put(file)?;
+    }
+    for file in mime::files(catalog, &top_tree, options) {
         put(file)?;
     }
     plan.tree = top_tree;
@@ -493,8 +517,9 @@ fn application_entry(
         .string("Name", label)
         .string("Comment", &format!("{reference} in a container"))
         .string("Icon", icons::for_app(app))
-        .string("TryExec", launcher)
-        .exec(launcher, ["launch", "--from-menu", reference])
+        .string("TryExec", launcher);
+    add_exec(&mut entry, launcher, reference, app, options);
+    entry
         .boolean("Terminal", false)
         .list("Categories", &[CATEGORY, project_category])
         .list("Keywords", &keywords(&[app, &image.project, "astronomy"]))
@@ -506,6 +531,20 @@ fn application_entry(
         entry.string("X-Arcade-Digest", digest);
     }
     entry.into_text()
+}
+
+/// Adds `Exec` (`arcade launch --from-menu REFERENCE`), and, for an app that opens files, the
+/// field code `%F` for them and the `MimeType` they may have.
+fn add_exec(entry: &mut Entry, launcher: &str, reference: &str, app: &str, options: &Options) {
+    let args = ["launch", "--from-menu", reference];
+    let types = mime::types_for(app, &options.mime_types);
+    if types.is_empty() {
+        entry.exec(launcher, args);
+    } else {
+        entry
+            .exec_opening_files(launcher, args)
+            .list("MimeType", &types);
+    }
 }
 
 /// Search words for `Keywords`: a `;` inside a name splits it into two words instead of being
@@ -555,8 +594,9 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
                 &format!("{reference} in a container (newest release)"),
             )
             .string("Icon", icons::for_app(app))
-            .string("TryExec", &launcher)
-            .exec(&launcher, ["launch", "--from-menu", reference.as_str()])
+            .string("TryExec", &launcher);
+        add_exec(&mut entry, &launcher, &reference, app, options);
+        entry
             .boolean("Terminal", false)
             .boolean("StartupNotify", true)
             .string("StartupWMClass", wm_class_for(app, &options.wm_classes))
@@ -684,6 +724,8 @@ mod tests {
             submenu_threshold: 2,
             shortcuts: vec!["casa".into(), "nothing".into()],
             wm_classes: BTreeMap::new(),
+            mime_types: BTreeMap::new(),
+            mime_defaults: BTreeMap::new(),
         }
     }
 

@@ -953,7 +953,7 @@ fn engine_clients(id: &str) -> Vec<i32> {
             let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
             let is_client = args.first().is_some_and(|arg0| arg0.ends_with(b"podman"))
-                && args.iter().any(|arg| *arg == name.as_bytes());
+                && args.contains(&name.as_bytes());
             is_client.then_some(pid)
         })
         .collect()

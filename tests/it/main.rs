@@ -10,6 +10,7 @@ mod harbor_source;
 mod image_check;
 mod launch;
 mod menu;
+mod open_files;
 mod real_apps;
 mod skaha_launch;
 mod skaha_source;
