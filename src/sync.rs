@@ -298,6 +298,8 @@ pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
         wm_classes: settings.menu.wm_classes.clone(),
         presets: presets(settings),
         gpus: gpus_offered(settings),
+        mime_types: settings.menu.mime_types.clone(),
+        mime_defaults: settings.menu.mime_defaults.clone(),
     })
 }
 
@@ -402,7 +404,22 @@ fn install_catalog(
     let mut installer = install::Installer::new(target, mode.dry_run);
     let plan = menu::plan_each(&catalog, options, &mut |file| installer.put(file))?;
     let changes = entry_changes(installer.previous_tree(), &plan.tree, mode.dry_run);
-    let report = installer.finish(&plan.tree, &plan.shortcuts)?;
+    let mut report = installer.finish(&plan.tree, &plan.shortcuts)?;
+    if !mode.dry_run {
+        // The desktop reads file types and "Open With" from caches, not from the files.
+        let opens_files = catalog.images.iter().any(|image| {
+            let types = menu::mime::types_of(
+                image.app_name(),
+                image.about.as_deref(),
+                &options.mime_types,
+            );
+            !types.is_empty()
+        });
+        let changed = report.written + report.removed > 0;
+        report
+            .warnings
+            .extend(menu::caches::refresh(&target.data, changed, opens_files));
+    }
     // The catalog is saved as the last good one only once the menu it describes is installed,
     // under the same lock, so the cache and the menu always agree. It is written straight from
     // the catalog: for a large registry its text is megabytes.

@@ -398,6 +398,20 @@ fn cases() -> Vec<Case> {
             "[\"2/4\", \"8/32/1\"]",
             "[]",
         ]),
+        key("menu.mime_types", json!({})).files_shown([
+            ("{ a = [\"text/csv\"] }", json!({ "a": ["text/csv"] })),
+            // Types are case-insensitive, and written lowercase.
+            (
+                "{ b = [\"Application/FITS\"] }",
+                json!({ "b": ["application/fits"] }),
+            ),
+            ("{}", json!({})),
+        ]),
+        key("menu.mime_defaults", json!({})).files([
+            "{ \"text/csv\" = \"a\" }",
+            "{ \"application/fits\" = \"b\" }",
+            "{}",
+        ]),
         key("launch.backend", json!("podman"))
             .platform("skaha_hostname", "p.example.org", json!("skaha"))
             .files(["\"docker\"", "\"podman\"", "\"docker\""])

@@ -245,6 +245,8 @@ fn entry_preview(
         wm_classes: Default::default(),
         presets: vec![],
         gpus: false,
+        mime_types: Default::default(),
+        mime_defaults: Default::default(),
     };
     let plan = crate::menu::plan(&catalog, &options);
     plan.files

@@ -80,6 +80,8 @@ pub struct RunSpec {
     pub gpus: Option<u32>,
     pub network: String,
     pub volumes: Vec<String>,
+    /// Host paths bound read-write at the same path: the folders of the files the app opens.
+    pub binds: Vec<PathBuf>,
     pub pull: String,
 }
 
@@ -149,6 +151,9 @@ impl Engine {
         }
         for volume in &spec.volumes {
             push(format!("--volume={volume}"));
+        }
+        for bind in &spec.binds {
+            push(format!("--mount={}", same_path_bind(bind)));
         }
         if let Some(cores) = spec.cores {
             push(format!("--cpus={cores}"));
@@ -334,6 +339,21 @@ impl Engine {
     }
 }
 
+/// A `--mount` value binding `path` read-write at the same path. Both engines read the value as
+/// CSV, so a path with a comma or a quote is quoted (`--volume` cannot carry a `:` at all).
+fn same_path_bind(path: &Path) -> String {
+    let path = path.display().to_string();
+    let field = |key: &str| {
+        let field = format!("{key}={path}");
+        if field.contains([',', '"']) {
+            format!("\"{}\"", field.replace('"', "\"\""))
+        } else {
+            field
+        }
+    };
+    format!("type=bind,{},{}", field("source"), field("destination"))
+}
+
 /// The last non-empty line of some output.
 pub fn last_line(text: &str) -> Option<String> {
     text.lines()
@@ -426,6 +446,7 @@ mod tests {
             gpus: None,
             network: "none".into(),
             volumes: vec![],
+            binds: vec!["/data/My Data, 2".into()],
             pull: "missing".into(),
         }
     }
@@ -454,6 +475,7 @@ mod tests {
             "--cpus=2",
             "--memory=4g",
             "--entrypoint=/bin/sh",
+            "--mount=type=bind,\"source=/data/My Data, 2\",\"destination=/data/My Data, 2\"",
         ] {
             assert!(
                 args.iter().any(|arg| arg == expected),

@@ -231,6 +231,9 @@ pub struct Launched {
     pub window_after: Option<Duration>,
     /// The app, for whoever follows it to its end.
     pub follow: Follow,
+    /// What the user should be told although the launch went well (files the app did not
+    /// open), each a sentence for a desktop notification.
+    pub notices: Vec<String>,
 }
 
 /// A launch that did not get as far as it was asked to.
@@ -366,10 +369,19 @@ pub(crate) async fn drive<B: Backend>(
             record: follow.life.record.clone(),
             window_after: None,
             follow,
+            notices: Vec::new(),
         });
     }
-    watch_through(follow, watch, settings, started, cancel).await
+    let (mut launched, window) = watch_through(follow, watch, settings, started, cancel).await?;
+    if let Some(notice) = super::files::unopened(&window, &request.files, &target.label) {
+        launched.follow.life.note(&notice);
+        launched.notices.push(notice);
+    }
+    Ok(launched)
 }
+
+/// A launch whose first window mapped, and that window.
+type Seen = (Launched, WindowInfo);
 
 /// The steps after the start: until the backend says the app runs, then until its first
 /// window, its end, the wait running out, or cancellation.
@@ -379,7 +391,7 @@ async fn watch_through(
     settings: &Settings,
     started: Instant,
     cancel: impl Future<Output = ()>,
-) -> Result<Launched, Failure> {
+) -> Result<Seen, Failure> {
     tokio::pin!(cancel);
     // The thread's own deadline is only a backstop; the wait is timed from readiness below.
     let backstop = Instant::now()
@@ -470,17 +482,19 @@ impl Follow {
         window: Option<WindowTask>,
         wait: Duration,
         started: Instant,
-    ) -> Result<Launched, Failure> {
+    ) -> Result<Seen, Failure> {
         let error = match outcome {
             Outcome::Found(Ok(Some((info, at)))) => {
                 let after = at.duration_since(started);
                 tracing::info!(id = self.id(), window = info.window, pid = ?info.pid, ?after, "window mapped");
                 self.life.window(&info, after);
-                return Ok(Launched {
+                let launched = Launched {
                     record: self.life.record.clone(),
                     window_after: Some(after),
                     follow: self,
-                });
+                    notices: Vec::new(),
+                };
+                return Ok((launched, info));
             }
             Outcome::Cancelled => return Err(cancelled(self, window).await),
             Outcome::Ended(end) => {

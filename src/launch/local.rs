@@ -197,6 +197,7 @@ impl Backend for LocalBackend {
             gpus: request.gpus,
             network: settings.launch.network.clone(),
             volumes: settings.launch.volumes.clone(),
+            binds: super::files::binds(&request.files),
             pull: settings.launch.pull.clone(),
         };
         let log_path = start.store.log_path(id);

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod contract;
 pub mod engine;
+pub mod files;
 pub mod lifecycle;
 pub mod local;
 pub mod platform;
@@ -101,6 +102,18 @@ pub enum Error {
     Id(record::FindError),
 }
 
+impl Error {
+    /// The current folder could not be read (it was removed, say), so relative files cannot be
+    /// found.
+    pub fn from_cwd(source: std::io::Error) -> Error {
+        Error::Io {
+            action: "read the current folder to find the files in",
+            path: PathBuf::from("."),
+            source,
+        }
+    }
+}
+
 fn output_suffix(output: &[String]) -> String {
     if output.is_empty() {
         String::new()
@@ -143,6 +156,8 @@ pub struct Request {
     pub id: Option<String>,
     /// The skaha service, if not the configured one (the daemon gets its clients' this way).
     pub skaha_url: Option<String>,
+    /// Files for the app to open, as absolute paths ([`files::resolve`] checks them).
+    pub files: Vec<PathBuf>,
 }
 
 /// What the launch is about: the image and what to call it.
@@ -155,6 +170,8 @@ pub struct Target {
     pub app: String,
     /// The resources the image asks for by its labels, when the user names none.
     pub resources: Option<crate::labels::Resources>,
+    /// The file types the image says by its labels that it opens.
+    pub mime_types: Vec<String>,
 }
 
 /// Progress of a launch, for the daemon's signals.
@@ -246,6 +263,7 @@ fn reference_target(target: &str) -> Result<Target> {
     match Image::parse(target) {
         Ok(image) => Ok(Target {
             resources: None,
+            mime_types: Vec::new(),
             image: target.to_owned(),
             label: target.to_owned(),
             app: image.app_name().to_owned(),
@@ -262,6 +280,7 @@ fn reference_target(target: &str) -> Result<Target> {
             let last = target.rsplit('/').next().unwrap_or(target);
             Ok(Target {
                 resources: None,
+                mime_types: Vec::new(),
                 image: target.to_owned(),
                 label: target.to_owned(),
                 app: last.split([':', '@']).next().unwrap_or(last).to_owned(),
@@ -273,6 +292,11 @@ fn reference_target(target: &str) -> Result<Target> {
 fn target_of(image: &Image) -> Target {
     Target {
         resources: image.about.as_ref().and_then(|about| about.resources),
+        mime_types: image
+            .about
+            .as_ref()
+            .map(|about| about.mime_types.clone())
+            .unwrap_or_default(),
         image: image.launch_reference(),
         label: image.label(),
         app: image.app_name().to_owned(),
@@ -320,13 +344,21 @@ pub async fn launch_target(
     };
     match backend_of(settings, request) {
         Backend::Skaha => {
+            let files = files::resolve(&request.files, Path::new("/"))?;
             let backend = platform::SkahaBackend::prepare(settings, request).await?;
-            lifecycle::drive(
+            let mut launched = lifecycle::drive(
                 backend, settings, request, &target, started, observer, cancel,
             )
-            .await
+            .await?;
+            launched.notices.extend(files::skaha_notice(
+                &files,
+                &settings.dirs.home,
+                &target.label,
+            ));
+            Ok(launched)
         }
         kind => {
+            let request = &files::local_request(request, &target, &settings.menu.mime_types)?;
             let engine = Engine::find(kind).map_err(Error::from)?;
             let backend = local::LocalBackend::prepare(settings, request, engine)?;
             lifecycle::drive(

@@ -11,12 +11,16 @@
 //! - `$XDG_CONFIG_HOME/menus/applications-merged/arcade-astro-software.menu`
 //! - `$XDG_DATA_HOME/icons/hicolor/{scalable,48x48}/apps/arcade-*.{svg,png}`
 //! - optional shortcuts in the desktop folder, `arcade-*.desktop`
+//! - for apps that open files: the VOTable type, `$XDG_DATA_HOME/mime/packages/arcade-votable.xml`,
+//!   and the site's default apps, `$XDG_DATA_HOME/applications/mimeapps.list` ([`mime`])
 
+pub mod caches;
 pub mod desktop_entry;
 pub mod icons;
 pub mod install;
 pub mod installed;
 pub mod menu_xml;
+pub mod mime;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -57,6 +61,11 @@ pub struct Options {
     /// Whether the launch backend offers GPUs; without, presets asking for one are left out
     /// (an image's label may name one that skaha could not give).
     pub gpus: bool,
+    /// The file types each app opens (`menu.mime_types`), over [`KNOWN_MIME_TYPES`].
+    pub mime_types: BTreeMap<String, Vec<String>>,
+    /// The site's default app per file type (`menu.mime_defaults`), over
+    /// [`mime::KNOWN_DEFAULTS`].
+    pub mime_defaults: BTreeMap<String, String>,
 }
 
 /// The window class of the default command, xterm.
@@ -70,6 +79,18 @@ pub const KNOWN_WM_CLASSES: &[(&str, &str)] = &[
     ("saods9", "Ds9.tcl"),
     ("topcat", "uk-ac-starlink-topcat-Driver"),
     ("aladin", "cds-aladin-Aladin"),
+];
+
+/// The file types the astronomy apps arcade knows open, each app's main type first: DS9, CARTA
+/// and Aladin open FITS images; TOPCAT opens VOTables, FITS tables and CSV. `menu.mime_types`
+/// adds to and overrides them (an empty list: the app opens no files); aliases are added in
+/// [`mime::types_for`].
+pub const KNOWN_MIME_TYPES: &[(&str, &[&str])] = &[
+    ("ds9", &[mime::FITS]),
+    ("saods9", &[mime::FITS]),
+    ("carta", &[mime::FITS]),
+    ("aladin", &[mime::FITS]),
+    ("topcat", &[mime::VOTABLE, mime::FITS, "text/csv"]),
 ];
 
 /// The window class `app`'s windows carry, when known: configured, else built in.
@@ -266,6 +287,9 @@ pub fn plan_each<E>(
         }
     }
     for file in plan_shortcuts(&mut plan, catalog, options) {
+        put(file)?;
+    }
+    for file in mime::files(catalog, &top_tree, options) {
         put(file)?;
     }
     plan.tree = top_tree;
@@ -530,8 +554,9 @@ fn application_entry(
         .string("Name", &shown_name(label, image, about))
         .string("Comment", &comment)
         .string("Icon", &icon)
-        .string("TryExec", launcher)
-        .exec(launcher, ["launch", "--from-menu", reference])
+        .string("TryExec", launcher);
+    add_exec(&mut entry, launcher, reference, app, about, options);
+    entry
         .boolean("Terminal", false)
         .list("Categories", &categories)
         .list("Keywords", &keywords(&words))
@@ -609,6 +634,28 @@ fn action_id(preset: &crate::labels::Resources) -> String {
     id
 }
 
+/// Adds `Exec` (`arcade launch --from-menu REFERENCE`), and, for an app that opens files, the
+/// field code `%F` for them and the `MimeType` they may have.
+/// The image's own `mime-types` label wins over what arcade knows of the app.
+fn add_exec(
+    entry: &mut Entry,
+    launcher: &str,
+    reference: &str,
+    app: &str,
+    about: Option<&crate::labels::About>,
+    options: &Options,
+) {
+    let args = ["launch", "--from-menu", reference];
+    let types = mime::types_of(app, about, &options.mime_types);
+    if types.is_empty() {
+        entry.exec(launcher, args);
+    } else {
+        entry
+            .exec_opening_files(launcher, args)
+            .list("MimeType", &types);
+    }
+}
+
 /// Search words for `Keywords`: a `;` inside a name splits it into two words instead of being
 /// written as the spec's `\;` list escape, which some readers (the `freedesktop-desktop-entry`
 /// crate) refuse, failing the whole file; for searching, the split words serve as well.
@@ -656,11 +703,16 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
                 &format!("{reference} in a container (newest release)"),
             )
             .string("Icon", icons::for_app(app))
-            .string("TryExec", &launcher)
-            .exec(&launcher, ["launch", "--from-menu", reference.as_str()])
+            .string("TryExec", &launcher);
+        let about = image.about.as_deref();
+        add_exec(&mut entry, &launcher, &reference, app, about, options);
+        let wm_class = about
+            .and_then(|about| about.wm_class.as_deref())
+            .unwrap_or_else(|| wm_class_for(app, &options.wm_classes));
+        entry
             .boolean("Terminal", false)
             .boolean("StartupNotify", true)
-            .string("StartupWMClass", wm_class_for(app, &options.wm_classes))
+            .string("StartupWMClass", wm_class)
             .string("X-Arcade-Image", &reference)
             .string("X-Arcade-Shortcut", wanted);
         let file_name = format!(
@@ -788,6 +840,8 @@ mod tests {
             wm_classes: BTreeMap::new(),
             presets: vec![],
             gpus: false,
+            mime_types: BTreeMap::new(),
+            mime_defaults: BTreeMap::new(),
         }
     }
 
@@ -849,6 +903,43 @@ mod tests {
             file.path
                 .ends_with(format!("icons/hicolor/48x48/apps/{icon}.png"))
         }));
+    }
+
+    #[test]
+    fn an_images_mime_types_label_makes_it_open_files() {
+        let mut catalog = catalog(&["h/cirada/fv:5.5", "h/cirada/plain:1"]);
+        catalog.images[0].about = Some(std::sync::Arc::new(crate::labels::About {
+            mime_types: vec!["application/fits".into(), "text/csv".into()],
+            ..crate::labels::About::default()
+        }));
+        let plan = plan(&catalog, &options());
+        let entry = |app: &str| {
+            let file = plan
+                .files
+                .iter()
+                .find(|file| {
+                    let name = file.path.to_string_lossy();
+                    name.ends_with(".desktop") && name.contains(app)
+                })
+                .unwrap();
+            String::from_utf8_lossy(&file.content).into_owned()
+        };
+        let fv = entry("fv");
+        assert!(
+            fv.lines()
+                .any(|l| l == "MimeType=application/fits;image/fits;image/x-fits;text/csv;"),
+            "{fv}"
+        );
+        assert!(
+            fv.lines()
+                .any(|l| l.starts_with("Exec=") && l.ends_with(" %F")),
+            "{fv}"
+        );
+        let plain = entry("plain");
+        assert!(
+            !plain.contains("MimeType") && !plain.contains("%F"),
+            "{plain}"
+        );
     }
 
     #[test]

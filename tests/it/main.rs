@@ -12,6 +12,7 @@ mod labels;
 mod launch;
 mod menu;
 mod menu_faults;
+mod open_files;
 mod real_apps;
 mod real_apps_skaha;
 mod skaha_launch;

@@ -302,6 +302,8 @@ mod tests {
             wm_classes: Default::default(),
             presets: vec![],
             gpus: false,
+            mime_types: Default::default(),
+            mime_defaults: Default::default(),
         };
         let plan = crate::menu::plan(&catalog, &options);
         let target = target(Path::new("/home/u"));

@@ -249,9 +249,9 @@ fn check_directory(path: &Path) {
 }
 
 /// A menu entry or shortcut: it runs the absolute arcade binary with `launch --from-menu IMAGE`
-/// for its image and nothing else, read as the crate and as the spec read `Exec`, with startup
-/// notification and a window class; a menu entry is filed under arcade's category only, a
-/// shortcut in no menu. Returns the image.
+/// for its image and nothing else (but the files it opens, when it lists file types), read as the
+/// crate and as the spec read `Exec`, with startup notification and a window class; a menu entry
+/// is filed under arcade's category only, a shortcut in no menu. Returns the image.
 #[track_caller]
 fn check_application(path: &Path, kind: Kind) -> String {
     let entry = read_entry(path);
@@ -293,6 +293,21 @@ fn check_application(path: &Path, kind: Kind) -> String {
     assert_eq!(entry.parse_exec().unwrap(), expected, "{what}");
     let exec = entry.exec().unwrap_or_else(|| panic!("no Exec in {what}"));
     assert_eq!(spec_exec_args(exec), expected, "{what}");
+    // An entry that lists file types takes the files last, each an argument of its own.
+    let files = ["/data/My Data ü/m31.fits", "/data/t.vot"];
+    let opened: Vec<&str> = expected.iter().chain(&files).copied().collect();
+    match entry.mime_type() {
+        Some(types) => {
+            assert!(types.iter().any(|t| !t.is_empty()), "{what}");
+            assert!(exec.ends_with(" %F"), "{what}");
+            assert_eq!(spec_exec_args_with(exec, &files), opened, "{what}");
+            assert_eq!(
+                entry.parse_exec_with_uris(&files, &[] as &[&str]).unwrap(),
+                opened
+            );
+        }
+        None => assert!(!exec.contains('%'), "{what}"),
+    }
     assert!(!entry.terminal(), "{what}");
     assert!(entry.startup_notify(), "{what}");
     assert!(
@@ -363,6 +378,12 @@ fn is_icon_name(icon: &str) -> bool {
 /// Panics on anything a spec-compliant launcher would reject or expand (a field code, a reserved
 /// character outside quotes), since arcade's entries must contain neither.
 pub fn spec_exec_args(exec: &str) -> Vec<String> {
+    spec_exec_args_with(exec, &[])
+}
+
+/// [`spec_exec_args`] for a launch that opens `files`, which the field code `%F` (alone, unquoted)
+/// stands for; any other field code panics.
+pub fn spec_exec_args_with(exec: &str, files: &[&str]) -> Vec<String> {
     let mut args = Vec::new();
     let mut chars = exec.chars().peekable();
     loop {
@@ -391,6 +412,10 @@ pub fn spec_exec_args(exec: &str) -> Vec<String> {
             arg.push(first);
             while let Some(c) = chars.next_if(|c| *c != ' ') {
                 arg.push(c);
+            }
+            if arg == "%F" {
+                args.extend(files.iter().map(|file| (*file).to_owned()));
+                continue;
             }
             for reserved in [
                 '"', '\'', '\\', '>', '<', '~', '|', '&', ';', '$', '*', '?', '#', '(', ')', '`',
