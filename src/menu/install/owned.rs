@@ -135,6 +135,14 @@ fn in_layout(root: Root, below: &Path) -> bool {
         return false;
     };
     let vendor = format!("{VENDOR}-");
+    // The two files of opening data files have fixed names (`menu::mime`).
+    if root == Root::Data
+        && [crate::menu::mime::PACKAGE, crate::menu::mime::MIMEAPPS]
+            .iter()
+            .any(|fixed| below == Path::new(fixed))
+    {
+        return true;
+    }
     match (root, folders) {
         (Root::Data, ["applications", sub]) if *sub == APPLICATIONS_SUBDIR => {
             named(name, "", ".desktop")
@@ -272,6 +280,9 @@ mod tests {
                 "h/skaha/casa:6.10",
                 "h/skaha/casa:5.0",
                 "h/Odd Project/some_App.x:V1;2",
+                // Apps that open files: the VOTable type and the default apps are planned too.
+                "h/skaha/ds9:8.5",
+                "h/skaha/topcat:4.9",
             ]
             .iter()
             .map(|id| FileImage {
@@ -308,6 +319,12 @@ mod tests {
         let plan = crate::menu::plan(&catalog, &options);
         let target = target(Path::new("/home/u"));
         assert!(plan.files.len() > 10);
+        for wanted in [crate::menu::mime::PACKAGE, crate::menu::mime::MIMEAPPS] {
+            assert!(
+                plan.files.iter().any(|file| file.path == Path::new(wanted)),
+                "{wanted} is not planned"
+            );
+        }
         for file in &plan.files {
             let path = target.resolve(file.root, &file.path);
             assert!(is_arcade_file(&target, &path), "{}", path.display());
@@ -325,6 +342,10 @@ mod tests {
             "/home/u/data/applications/arcade/Upper.desktop",
             "/home/u/data/desktop-directories/user.directory",
             "/home/u/data/arcade/manifest.json",
+            "/home/u/data/mime/packages/other.xml",
+            "/home/u/data/mime/mime.cache",
+            "/home/u/data/applications/arcade/mimeapps.list",
+            "/home/u/config/mimeapps.list",
             "/home/u/config/menus/applications-merged/other.menu",
             "/home/u/Desktop/notes.desktop",
             "/home/u/Desktop/sub/arcade-x.desktop",
