@@ -497,7 +497,9 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
             Row { record, live_state }
         })
         .collect();
-    // Containers with our label but no record (the state folder was wiped, say) still show.
+    // Containers with our label but no record (the state folder was wiped, say) still show:
+    // those of this session (on its display), or any when there is no display to tell by.
+    let live = this_sessions(live, host_uid).await;
     for (id, (kind, state)) in live {
         let running = state == "running";
         rows.push(Row {
@@ -506,6 +508,37 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// The unrecorded containers among `live` that run on this session's display: another
+/// session's (or another user's test desktop's) apps are not this user's to see here.
+async fn this_sessions(
+    live: std::collections::HashMap<String, (Backend, String)>,
+    host_uid: u32,
+) -> std::collections::HashMap<String, (Backend, String)> {
+    let Some(display) = std::env::var("DISPLAY").ok().filter(|d| !d.is_empty()) else {
+        return live;
+    };
+    if live.is_empty() {
+        return live;
+    }
+    let mut on_display = std::collections::HashSet::new();
+    for kind in [Backend::Podman, Backend::Docker] {
+        if !live.values().any(|(backend, _)| *backend == kind) {
+            continue;
+        }
+        match Engine::find(kind) {
+            Ok(engine) => match engine.list_on(host_uid, &display).await {
+                Ok(containers) => on_display.extend(containers.into_iter().map(|(id, _)| id)),
+                // Not asked again: show them all rather than hide any.
+                Err(_) => return live,
+            },
+            Err(_) => return live,
+        }
+    }
+    live.into_iter()
+        .filter(|(id, _)| on_display.contains(id))
+        .collect()
 }
 
 /// Whether a launch is over, by its record or, read only, by its backend.
