@@ -23,7 +23,8 @@
 //!
 //! `cargo bench --bench menu_sync`. Knobs for a quick try: `ARCADE_BENCH_RUNS` (default 5),
 //! `ARCADE_BENCH_PROJECTS` (100), `ARCADE_BENCH_REPOSITORIES` (10), `ARCADE_BENCH_ARTIFACTS` (20),
-//! `ARCADE_BENCH_LATENCY_MS` (25). `ARCADE_BENCH_BIN` runs another `arcade` binary (to compare
+//! `ARCADE_BENCH_LATENCY_MS` (25), `ARCADE_BENCH_LABELS` (1: every artifact carries the image
+//! labels of a well-described app, title to inline icon; 0: none). `ARCADE_BENCH_BIN` runs another `arcade` binary (to compare
 //! builds); `TMPDIR` chooses where the homes go. `ARCADE_BENCH_SERVE=1` only starts the fake
 //! Harbor and prints its URL, for profiling `arcade` against it by hand.
 
@@ -265,7 +266,10 @@ fn main() {
     let repositories = env_number("ARCADE_BENCH_REPOSITORIES", 10) as usize;
     let artifacts = env_number("ARCADE_BENCH_ARTIFACTS", 20) as usize;
     let latency = Duration::from_millis(env_number("ARCADE_BENCH_LATENCY_MS", 25));
-    let data = HarborData::synthetic(projects, repositories, artifacts);
+    let mut data = HarborData::synthetic(projects, repositories, artifacts);
+    if env_number("ARCADE_BENCH_LABELS", 1) != 0 {
+        data = data.with_image_labels();
+    }
     let expected_entries = data.count_tags_labelled("desktop-app") as u64;
     let fake = FakeHarbor::start(HarborConfig {
         data,

@@ -7,6 +7,7 @@
 //! call (a sync, a launch) never holds up the others.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures_util::StreamExt as _;
@@ -86,6 +87,8 @@ pub struct LaunchOptions {
     pub xauthority: Option<String>,
     pub skaha_url: Option<String>,
     pub no_wait: Option<bool>,
+    /// Files for the app to open, absolute paths.
+    pub files: Option<Vec<String>>,
 }
 
 /// The options as they travel: `Launch` takes the dictionary itself, so that an option this
@@ -132,6 +135,15 @@ impl LaunchOptions {
                 .map(|path| path.display().to_string()),
             skaha_url: request.skaha_url.clone(),
             no_wait: request.no_wait.then_some(true),
+            // Sent only when there are files, so a daemon from before files can still take
+            // every other launch.
+            files: (!request.files.is_empty()).then(|| {
+                request
+                    .files
+                    .iter()
+                    .map(|file| file.display().to_string())
+                    .collect()
+            }),
         }
     }
 
@@ -151,6 +163,21 @@ impl LaunchOptions {
                     .map_err(|err| Error::InvalidArgs(format!("option \"skaha-url\": {err}")))
             })
             .transpose()?;
+        let files = self
+            .files
+            .unwrap_or_default()
+            .into_iter()
+            .map(|file| {
+                let path = PathBuf::from(&file);
+                if path.is_absolute() {
+                    Ok(path)
+                } else {
+                    Err(Error::InvalidArgs(format!(
+                        "option \"files\": {file:?} is not an absolute path"
+                    )))
+                }
+            })
+            .collect::<Result<Vec<PathBuf>, Error>>()?;
         Ok(launch::Request {
             target: target.to_owned(),
             cores: self.cores,
@@ -165,6 +192,7 @@ impl LaunchOptions {
             id: None,
             skaha_url,
             shared: None,
+            files,
         })
     }
 }
@@ -179,7 +207,7 @@ impl LaunchOptions {
 )]
 impl Launcher {
     /// Starts an app (an image reference or a menu name) and returns its launch id at once;
-    /// signals report how it goes. Options: cores, ram, gpus (u), command (as), backend,
+    /// signals report how it goes. Options: cores, ram, gpus (u), command, files (as), backend,
     /// startup-id, display, xauthority, skaha-url (s), no-wait (b).
     async fn launch(&self, image: &str, options: RawOptions) -> Result<String, Error> {
         let request = LaunchOptions::read(&options)?.request(image)?;
@@ -480,9 +508,14 @@ pub mod client {
     /// Shows a launch's failure as a desktop notification, when there is a bus and a
     /// notification server; quietly nothing otherwise.
     pub async fn notify_failure(target: &str, reason: &str) {
+        let summary = format!("{} did not start", crate::catalog::printable(target));
+        notify(&summary, reason).await;
+    }
+
+    /// Shows a desktop notification, when there is a session bus and a notification server.
+    pub async fn notify(summary: &str, body: &str) {
         if let Some(Bus(connection)) = connect().await {
-            let summary = format!("{} did not start", crate::catalog::printable(target));
-            notify_desktop(&connection, &summary, reason).await;
+            notify_desktop(&connection, summary, body).await;
         }
     }
 

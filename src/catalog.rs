@@ -6,6 +6,7 @@
 //! "last good catalog" is readable by hand.
 
 use std::cmp::Ordering;
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
@@ -136,6 +137,8 @@ pub struct Image {
     /// Whether the digest came with the reference (`repo:tag@sha256:…`), so it pins the image
     /// to launch; otherwise it is what the registry reported, for information.
     pub pinned: bool,
+    /// What the image says of itself through its labels, when it says anything.
+    pub about: Option<std::sync::Arc<crate::labels::About>>,
 }
 
 impl Image {
@@ -176,6 +179,7 @@ impl Image {
             tag: tag.to_owned(),
             pinned: digest.is_some(),
             digest,
+            about: None,
         })
     }
 
@@ -194,6 +198,7 @@ impl Image {
             tag: tag.to_owned(),
             digest: digest.map(str::to_owned),
             pinned: false,
+            about: None,
         };
         let reference = image.reference();
         check_text(&reference)?;
@@ -407,9 +412,35 @@ pub struct Catalog {
     /// One line per image the source reported but the catalog could not hold (no tag, a control
     /// character in its name, …), so that nothing is skipped silently.
     pub skipped: Vec<String>,
+    /// One line per label an image carries that could not be used, and why.
+    pub label_problems: Vec<String>,
 }
 
 impl Catalog {
+    /// Adds another part of the same source's catalog (one project's, say) to this one.
+    pub fn absorb(&mut self, part: Catalog) {
+        self.images.extend(part.images);
+        self.skipped.extend(part.skipped);
+        self.label_problems.extend(part.label_problems);
+    }
+
+    /// Gives `image` what its labels say (checked: see [`crate::labels`]); what cannot be used
+    /// is recorded, not silently dropped.
+    pub fn read_labels(&mut self, image: &mut Image, labels: &BTreeMap<String, String>) {
+        let host = image
+            .registry
+            .split(':')
+            .next()
+            .unwrap_or(&image.registry)
+            .to_owned();
+        let (about, problems) = crate::labels::About::from_labels(labels, &host);
+        image.about = about.map(std::sync::Arc::new);
+        for problem in problems {
+            self.label_problems
+                .push(format!("{}: {problem}", printable(&image.reference())));
+        }
+    }
+
     /// Sorts images by project, repository and newest tag first, and drops exact duplicates
     /// (the same reference reported twice, e.g. through a global and a project label).
     pub fn normalize(&mut self) {
@@ -483,6 +514,8 @@ pub struct Listing {
     /// The labels (skaha's image types) it carries; empty when the source does not say.
     pub types: Vec<String>,
     pub digest: Option<String>,
+    /// The image's own labels (its config's `Labels`), when the source has them.
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 impl From<FileImage> for Listing {
@@ -491,6 +524,7 @@ impl From<FileImage> for Listing {
             reference: entry.id,
             types: entry.types,
             digest: entry.digest,
+            labels: entry.labels,
         }
     }
 }
@@ -504,6 +538,9 @@ pub struct FileImage {
     pub types: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// The image's own labels, as its config holds them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
 }
 
 /// A catalog file: either a bare skaha-style array or this object with provenance.
@@ -534,6 +571,9 @@ pub fn from_listings(entries: impl IntoIterator<Item = Listing>, label: Option<&
             Ok(mut image) => {
                 if image.digest.is_none() {
                     image.digest = entry.digest.filter(|d| check_text(d).is_ok());
+                }
+                if let Some(labels) = &entry.labels {
+                    catalog.read_labels(&mut image, labels);
                 }
                 catalog.images.push(image);
             }
@@ -609,6 +649,8 @@ pub fn write_file_text(
         types: [&'a str; 1],
         #[serde(skip_serializing_if = "Option::is_none")]
         digest: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        labels: Option<BTreeMap<String, String>>,
     }
     impl Serialize for ImagesRef<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -616,6 +658,7 @@ pub fn write_file_text(
                 id: image.launch_reference(),
                 types: [self.label],
                 digest: image.digest.as_deref(),
+                labels: image.about.as_ref().map(|about| about.to_labels()),
             }))
         }
     }
@@ -706,6 +749,7 @@ mod tests {
                     id: format!("h/p/carta:{tag}"),
                     types: vec![],
                     digest: None,
+                    labels: None,
                 })
                 .collect(),
             None,
@@ -718,6 +762,7 @@ mod tests {
                 id: "h/p/carta:5.0-beta".into(),
                 types: vec![],
                 digest: None,
+                labels: None,
             }],
             None,
         );
@@ -852,6 +897,7 @@ mod tests {
                 image("h/p/a:2", "f"),
             ],
             skipped: Vec::new(),
+            label_problems: Vec::new(),
         };
         catalog.normalize();
         let found: Vec<(String, &str)> = catalog
@@ -888,6 +934,7 @@ mod tests {
                 id: id.into(),
                 types: vec![],
                 digest: None,
+                labels: None,
             })
             .collect(),
             None,
@@ -938,6 +985,7 @@ mod tests {
                 id: "h/p/r:1@sha256:9".into(),
                 types: vec!["desktop-app".into()],
                 digest: Some("sha256:9".into()),
+                labels: None,
             }],
         };
         assert_eq!(text, serde_json::to_string_pretty(&owned).unwrap() + "\n");

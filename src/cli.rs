@@ -194,6 +194,10 @@ pub struct LaunchArgs {
     /// An image reference, or an app from the menu: `casa`, `casa:6.5`, `skaha/casa`.
     #[arg(value_name = "IMAGE|NAME[:TAG]")]
     pub target: String,
+    /// Files to open, given to the app's own program (ds9, topcat, …) or to the command after
+    /// `--`. A local container sees each at the same path, its folder shared read-write.
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
     /// The command to run instead of xterm (after `--`).
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -390,6 +394,7 @@ async fn run_image(settings: &config::Settings, command: &ImageCommand) -> anyho
                 from_menu: false,
                 local: true,
                 target: image.clone(),
+                files: Vec::new(),
                 command: command.clone(),
             };
             run_launch(settings, &args).await
@@ -470,24 +475,25 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         id: None,
         skaha_url: None,
         shared: None,
+        files: Vec::new(),
     };
     if args.from_menu {
         // The id is chosen here, so that a failure's notification can name the launch's log.
         request.id = Some(launch::record::Store::new(settings.dirs.launch_state()).new_id());
     }
-    let result = if args.local {
-        // `--local` runs the image here, whatever the configured backend.
-        if request
-            .backend
-            .is_none_or(|backend| backend == Backend::Skaha)
-        {
-            request.backend = Some(local_backend(settings));
-        }
-        launch_here(settings, &request).await
+    // Files are checked before anything starts, relative ones against this shell's folder.
+    let files = if args.files.is_empty() {
+        Ok(Vec::new())
     } else {
-        match hand_to_daemon(settings, args, &request).await {
-            Some(result) => result,
-            None => launch_here(settings, &request).await,
+        std::env::current_dir()
+            .map_err(launch::Error::from_cwd)
+            .and_then(|cwd| launch::files::resolve(&args.files, &cwd))
+    };
+    let result = match files {
+        Err(err) => Err(launch_error(err)),
+        Ok(files) => {
+            request.files = files;
+            launch_somewhere(settings, args, &mut request).await
         }
     };
     if let Err(err) = &result
@@ -506,6 +512,28 @@ async fn run_launch(settings: &config::Settings, args: &LaunchArgs) -> anyhow::R
         crate::bus::client::notify_failure(&args.target, &body).await;
     }
     result
+}
+
+/// Launches here with `--local`, else through the session's daemon, else here.
+async fn launch_somewhere(
+    settings: &config::Settings,
+    args: &LaunchArgs,
+    request: &mut launch::Request,
+) -> anyhow::Result<()> {
+    if args.local {
+        // `--local` runs the image here, whatever the configured backend.
+        if request
+            .backend
+            .is_none_or(|backend| backend == Backend::Skaha)
+        {
+            request.backend = Some(local_backend(settings));
+        }
+        return launch_here(settings, request, args.from_menu).await;
+    }
+    match hand_to_daemon(settings, args, request).await {
+        Some(result) => result,
+        None => launch_here(settings, request, args.from_menu).await,
+    }
 }
 
 /// A launch failure the daemon reported, and showed as a desktop notification itself.
@@ -574,13 +602,25 @@ async fn hand_to_daemon(
     }
 }
 
-/// Launches in this process, following the app to its first window; Ctrl-C cancels.
-async fn launch_here(settings: &config::Settings, request: &launch::Request) -> anyhow::Result<()> {
+/// Launches in this process, following the app to its first window; Ctrl-C cancels. What the
+/// user should know although the launch went well is a warning, and, for a menu click, which
+/// has no terminal, a desktop notification.
+async fn launch_here(
+    settings: &config::Settings,
+    request: &launch::Request,
+    from_menu: bool,
+) -> anyhow::Result<()> {
     let launched = launch::launch(settings, request, Arc::new(()), launch::interrupted())
         .await
         .map_err(|failure| launch_error(failure.error))?;
     let record = &launched.record;
     let app = crate::catalog::printable(&record.app);
+    for notice in &launched.notices {
+        eprintln!("arcade: warning: {notice}");
+        if from_menu {
+            crate::bus::client::notify(&format!("{app}: files not opened"), notice).await;
+        }
+    }
     match launched.window_after {
         Some(after) => outln!(
             "{app} is up: first window after {:.2} s (launch {}, {})",
@@ -721,11 +761,8 @@ async fn session_start(settings: config::Result<config::Settings>) -> anyhow::Re
     };
     if let Some(config_home) = config_home {
         let merged = config_home.join("menus/applications-merged");
-        if let Err(err) = std::fs::create_dir_all(&merged) {
-            eprintln!(
-                "arcade: warning: failed to create {}: {err}",
-                merged.display()
-            );
+        if let Err(err) = install::create_dirs(&merged) {
+            eprintln!("arcade: warning: {err}");
         }
     }
     if let Some(settings) = &settings
@@ -1046,11 +1083,29 @@ fn menu_list(settings: &config::Settings, json: bool) -> anyhow::Result<()> {
 
 fn menu_clean(settings: &config::Settings, dry_run: bool, json: bool) -> anyhow::Result<()> {
     let target = sync::target(settings);
-    let report = install::clean(&target, dry_run)?;
     let cache = settings.dirs.cached_catalog();
-    if !dry_run && cache.exists() {
-        std::fs::remove_file(&cache)
-            .with_context(|| format!("failed to remove {}", cache.display()))?;
+    // Through a link, the saved catalog would be someone else's file: checked before anything
+    // is removed.
+    if let Some(dir) = cache.parent() {
+        install::check_own_dir(dir)?;
+    }
+    let mut report = install::clean(&target, dry_run)?;
+    if !dry_run {
+        // The caches forget arcade's entries and file types, and go when nothing is left in them.
+        report
+            .warnings
+            .extend(menu::caches::refresh(&target.data, true, false));
+    }
+    if !dry_run {
+        if let Some(dir) = cache.parent() {
+            install::remove_temporary_files(dir);
+        }
+        match std::fs::remove_file(&cache) {
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                return Err(err).with_context(|| format!("failed to remove {}", cache.display()));
+            }
+            _ => {}
+        }
     }
     if json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
@@ -1066,6 +1121,9 @@ fn menu_clean(settings: &config::Settings, dry_run: bool, json: bool) -> anyhow:
             "arcade: warning: kept {}: it changed since arcade wrote it",
             path.display()
         );
+    }
+    for warning in &report.warnings {
+        eprintln!("arcade: warning: {warning}");
     }
     Ok(())
 }

@@ -144,6 +144,8 @@ impl Core {
         }
         let catalog = self.catalog.read().expect("catalog lock").clone();
         let target = launch::resolve_in(catalog.as_deref(), &request.target)?;
+        // A missing file is the caller's error, told before anything starts.
+        request.files = launch::files::resolve(&request.files, Path::new("/"))?;
         let backend = launch::backend_of(&settings, &request);
         launch::check_backend(&settings, backend)?;
         let id = Store::new(settings.dirs.launch_state()).new_id();
@@ -190,7 +192,18 @@ impl Core {
             )
             .await;
             match result {
-                Ok(launched) => core.follow(launched.follow, stop),
+                Ok(launched) => {
+                    for body in launched.notices {
+                        core.notify(Notice::Desktop {
+                            summary: format!(
+                                "{}: files not opened",
+                                crate::catalog::printable(&app)
+                            ),
+                            body,
+                        });
+                    }
+                    core.follow(launched.follow, stop);
+                }
                 // Stopped while it started: recorded as stopped, and its end is the Stop's.
                 Err(Failure {
                     error: launch::Error::Cancelled { .. },

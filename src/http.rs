@@ -5,15 +5,26 @@
 //! `http://` URLs are allowed for registries on private networks. Transient failures (connect,
 //! timeout, truncated body, 5xx, 429) are retried with exponential backoff and jitter, honouring
 //! a capped `Retry-After`.
+//!
+//! Invariant: a client and its clones (one sync) hold at most [`BODY_BUDGET`] bytes of answers
+//! at once, read or being read, and at most [`MAX_BODY`] of one, whatever servers send and
+//! however many requests are in flight.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use reqwest::{RequestBuilder, StatusCode, header::HeaderMap};
 use serde::de::DeserializeOwned;
 
-/// The most we read of one response; a hostile server cannot make us hold more.
-const MAX_BODY: usize = 64 << 20;
+/// The most we read of one response; a hostile server cannot make us hold more. Real answers
+/// (a page of 100 artifacts, skaha's image list) are well under a megabyte.
+const MAX_BODY: usize = 8 << 20;
+/// The most the answers a client holds at once may take, counted as their buffers' capacity:
+/// with tens of requests in flight, each answer's own cap is not enough. An answer that would
+/// take more fails as transient, so it is asked again once others are done.
+const BODY_BUDGET: usize = 24 << 20;
 /// How much of an error answer's body a status error keeps, for the API's module to read.
 const ERROR_BODY: usize = 16 << 10;
 /// Attempts per request, the first included.
@@ -58,6 +69,11 @@ pub enum Error {
     Body { url: String, message: String },
     #[error("the answer from {url} is larger than {} MiB", MAX_BODY >> 20)]
     TooLarge { url: String },
+    #[error(
+        "the answer from {url} does not fit in the {} MiB the answers in flight may take together",
+        BODY_BUDGET >> 20
+    )]
+    OverBudget { url: String },
     #[error("the answer from {url} is not the JSON expected: {message}")]
     Json { url: String, message: String },
     #[error("{url} failed: {message}")]
@@ -68,7 +84,10 @@ impl Error {
     /// Whether trying again may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Connect { .. } | Error::Timeout { .. } | Error::Body { .. } => true,
+            Error::Connect { .. }
+            | Error::Timeout { .. }
+            | Error::Body { .. }
+            | Error::OverBudget { .. } => true,
             Error::Status { status, .. } => {
                 status.is_server_error() || *status == StatusCode::TOO_MANY_REQUESTS
             }
@@ -124,15 +143,47 @@ pub struct Client {
     inner: reqwest::Client,
     timeout: Duration,
     backoff: Duration,
+    /// Bytes of answers held, shared with clones.
+    held: Arc<AtomicUsize>,
 }
 
-/// A successful response: its headers and its body, read in full.
+/// A successful response: its headers and its body, read in full. The body counts against its
+/// client's [`BODY_BUDGET`] until the response is dropped.
 #[derive(Debug)]
 pub struct Response {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
     pub url: String,
+    _held: Held,
+}
+
+/// A share of a client's [`BODY_BUDGET`], given back when dropped.
+#[derive(Debug)]
+struct Held {
+    total: Arc<AtomicUsize>,
+    bytes: usize,
+}
+
+impl Held {
+    /// Takes `more` bytes if the budget has them.
+    fn grow(&mut self, more: usize) -> bool {
+        let taken = self
+            .total
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                held.checked_add(more).filter(|after| *after <= BODY_BUDGET)
+            });
+        if taken.is_ok() {
+            self.bytes += more;
+        }
+        taken.is_ok()
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.total.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
 }
 
 impl Response {
@@ -188,6 +239,7 @@ impl Client {
             inner,
             timeout: config.timeout,
             backoff: config.backoff.unwrap_or(Duration::from_millis(250)),
+            held: Arc::default(),
         })
     }
 
@@ -237,40 +289,14 @@ impl Client {
     }
 
     async fn send_once(&self, url: &str, request: RequestBuilder) -> Result<Response> {
-        let mut response = request
+        let response = request
             .send()
             .await
             .map_err(|err| self.transport(url, &err))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let mut body = Vec::new();
-        loop {
-            match response.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_BODY {
-                        return Err(Error::TooLarge {
-                            url: url.to_owned(),
-                        });
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(err) if err.is_timeout() => {
-                    return Err(Error::Timeout {
-                        url: url.to_owned(),
-                        seconds: self.timeout.as_secs(),
-                    });
-                }
-                Err(err) => {
-                    return Err(Error::Body {
-                        url: url.to_owned(),
-                        message: describe(&err),
-                    });
-                }
-            }
-        }
+        let (body, held) = self.read_body(url, response, status.is_success()).await?;
         if !status.is_success() {
-            body.truncate(ERROR_BODY);
             return Err(Error::Status {
                 url: url.to_owned(),
                 status,
@@ -284,7 +310,63 @@ impl Client {
             headers,
             body,
             url: url.to_owned(),
+            _held: held,
         })
+    }
+
+    /// Reads a body within [`MAX_BODY`] and the client's [`BODY_BUDGET`]; of an error answer,
+    /// only the first [`ERROR_BODY`] bytes, which is all a status error keeps.
+    async fn read_body(
+        &self,
+        url: &str,
+        mut response: reqwest::Response,
+        success: bool,
+    ) -> Result<(Vec<u8>, Held)> {
+        let limit = if success { MAX_BODY } else { ERROR_BODY };
+        let mut held = Held {
+            total: Arc::clone(&self.held),
+            bytes: 0,
+        };
+        let mut body: Vec<u8> = Vec::new();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => return Ok((body, held)),
+                Err(err) if err.is_timeout() => {
+                    return Err(Error::Timeout {
+                        url: url.to_owned(),
+                        seconds: self.timeout.as_secs(),
+                    });
+                }
+                Err(err) => {
+                    return Err(Error::Body {
+                        url: url.to_owned(),
+                        message: describe(&err),
+                    });
+                }
+            };
+            let wanted = body.len() + chunk.len();
+            if wanted > limit {
+                if !success {
+                    body.extend_from_slice(&chunk[..limit - body.len()]);
+                    return Ok((body, held));
+                }
+                return Err(Error::TooLarge {
+                    url: url.to_owned(),
+                });
+            }
+            if wanted > body.capacity() {
+                // The buffer grows as a Vec would, and the budget pays for its whole capacity.
+                let capacity = wanted.max(body.capacity() * 2).max(8 << 10).min(limit);
+                if !held.grow(capacity - body.capacity()) {
+                    return Err(Error::OverBudget {
+                        url: url.to_owned(),
+                    });
+                }
+                body.reserve_exact(capacity - body.len());
+            }
+            body.extend_from_slice(&chunk);
+        }
     }
 
     fn transport(&self, url: &str, err: &reqwest::Error) -> Error {
@@ -493,6 +575,26 @@ mod tests {
         };
         assert!(!error.is_transient());
         assert!(error.to_string().contains("ca_file"), "{error}");
+    }
+
+    #[test]
+    fn answers_share_one_budget_until_dropped() {
+        let total = Arc::new(AtomicUsize::new(0));
+        let held = |bytes| Held {
+            total: Arc::clone(&total),
+            bytes,
+        };
+        let mut first = held(0);
+        assert!(first.grow(BODY_BUDGET - 10));
+        let mut second = held(0);
+        assert!(!second.grow(11), "over the budget");
+        assert!(second.grow(10));
+        drop(first);
+        assert_eq!(total.load(Ordering::Relaxed), 10);
+        assert!(second.grow(BODY_BUDGET - 10));
+        drop(second);
+        assert_eq!(total.load(Ordering::Relaxed), 0);
+        assert!(Error::OverBudget { url: "u".into() }.is_transient());
     }
 
     #[test]

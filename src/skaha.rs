@@ -268,6 +268,7 @@ impl Skaha {
             .unwrap_or_default()
             .into_iter()
             .map(|entry| Listing {
+                labels: None,
                 reference: entry.id,
                 types: entry.types.unwrap_or_default(),
                 digest: entry.digest,

@@ -39,6 +39,17 @@ pub enum Error {
         "no saved catalog at {path} yet: run `arcade menu sync` once while the registry is reachable"
     )]
     NoCache { path: PathBuf },
+    #[error(
+        "{url} lists {images} images ({text_kib} KiB of names), more than a menu holds (at most \
+         {max_images} images, {max_text_mib} MiB of names); keeping the last good menu"
+    )]
+    TooLarge {
+        url: String,
+        images: usize,
+        text_kib: usize,
+        max_images: usize,
+        max_text_mib: usize,
+    },
     #[error("failed to find the arcade binary for menu entries: {0}")]
     Launcher(std::io::Error),
 }
@@ -62,6 +73,14 @@ impl Error {
         )
     }
 }
+/// The largest catalog a sync takes, whatever its source sends: images, and bytes of their
+/// references and digests. It keeps a whole sync, fetching, planning and writing, within 100 MB
+/// (a re-sync of 30,000 entries holds the old menu's tree and records and the new one's), where
+/// a hostile registry could otherwise list images without end. Real registries list hundreds.
+pub const LIMITS: harbor::Limits = harbor::Limits {
+    images: 30_000,
+    text: 4 << 20,
+};
 
 /// How to run a sync.
 #[derive(Debug, Clone, Copy, Default)]
@@ -152,6 +171,7 @@ pub async fn fetch(
                     &settings.url,
                     settings.harbor_auth.clone(),
                     settings.concurrency,
+                    LIMITS,
                 )?);
                 Ok::<_, Error>(harbor.fetch(&settings.label, progress).await?)
             }
@@ -180,13 +200,37 @@ pub async fn fetch(
             url: provenance.url.clone(),
             seconds: settings.deadline.as_secs(),
         })??;
+    check_size(&catalog, &provenance.url)?;
     if catalog.images.is_empty() && !settings.allow_empty {
         return Err(Error::Empty {
             url: provenance.url,
             label: settings.label.clone(),
         });
     }
+    let mut catalog = catalog;
+    crate::remote_icons::resolve(
+        &mut catalog,
+        &http_client(settings)?,
+        &settings.dirs.cache_home.join("arcade/icons"),
+    )
+    .await;
     Ok((catalog, provenance))
+}
+
+/// Refuses a catalog beyond [`LIMITS`] (Harbor's fetch stops at them already; skaha and files
+/// are checked here).
+fn check_size(catalog: &Catalog, url: &str) -> Result<()> {
+    let text: usize = catalog.images.iter().map(harbor::Limits::text_of).sum();
+    if catalog.images.len() > LIMITS.images || text > LIMITS.text {
+        return Err(Error::TooLarge {
+            url: url.to_owned(),
+            images: catalog.images.len(),
+            text_kib: text >> 10,
+            max_images: LIMITS.images,
+            max_text_mib: LIMITS.text >> 20,
+        });
+    }
+    Ok(())
 }
 
 /// Reads the last good catalog.
@@ -196,10 +240,28 @@ pub fn read_cache(settings: &Settings) -> Result<(Catalog, Provenance)> {
 
 /// [`read_cache`] from the cache at `path`, naming `label` when the file does not.
 fn read_cache_at(path: PathBuf, label: &str) -> Result<(Catalog, Provenance)> {
-    if !path.exists() {
-        return Err(Error::NoCache { path });
+    if let Some(dir) = path.parent() {
+        install::check_own_dir(dir)?;
     }
-    let (catalog, provenance) = catalog::read_file(&path, None)?;
+    // Read as arcade's own file: a FIFO or a link there is refused instead of waited on.
+    let text = match install::read_own(&path) {
+        Ok(bytes) => String::from_utf8(bytes).map_err(|err| catalog::Error::Read {
+            path: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, err),
+        })?,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Err(Error::NoCache { path });
+        }
+        Err(source) => {
+            return Err(catalog::Error::Read {
+                path: path.display().to_string(),
+                source,
+            }
+            .into());
+        }
+    };
+    let (catalog, provenance) = catalog::parse_file(&text, &path, None)?;
+    drop(text);
     let provenance = provenance.unwrap_or(Provenance {
         source: "cache".to_owned(),
         url: path.display().to_string(),
@@ -234,7 +296,42 @@ pub fn menu_options(settings: &Settings) -> Result<menu::Options> {
             Vec::new()
         },
         wm_classes: settings.menu.wm_classes.clone(),
+        presets: presets(settings),
+        gpus: gpus_offered(settings),
+        mime_types: settings.menu.mime_types.clone(),
+        mime_defaults: settings.menu.mime_defaults.clone(),
     })
+}
+
+/// The site's resource presets, with one more that has a GPU when the backend offers GPUs and
+/// none of them has one.
+fn presets(settings: &Settings) -> Vec<crate::labels::Resources> {
+    let mut presets: Vec<crate::labels::Resources> = settings
+        .menu
+        .presets
+        .iter()
+        .filter_map(|preset| crate::labels::Resources::parse_slashed(preset))
+        .collect();
+    if gpus_offered(settings) && !presets.iter().any(|preset| preset.gpus > 0) {
+        let biggest = presets
+            .iter()
+            .max()
+            .copied()
+            .unwrap_or(crate::labels::Resources {
+                cores: 8,
+                ram_gb: 32,
+                gpus: 0,
+            });
+        presets.push(crate::labels::Resources { gpus: 1, ..biggest });
+    }
+    presets
+}
+
+/// Whether the launch backend can give an app a GPU: a local engine on a host with an NVIDIA
+/// device (skaha takes no GPU count for desktop-apps).
+fn gpus_offered(settings: &Settings) -> bool {
+    settings.launch.backend != crate::config::Backend::Skaha
+        && std::path::Path::new("/dev/nvidia0").exists()
 }
 
 /// Where the settings install the menu.
@@ -298,17 +395,37 @@ fn install_catalog(
             install::lock(target)?
         })
     };
-    // The manifest is read once: it gives the previous menu for the summary and what the
-    // install owns. Files are written as they are planned.
-    let mut installer =
-        install::Installer::new(target, install::Manifest::load(target), mode.dry_run);
+    // Checked before anything is written, so a cache folder that is a link fails the sync
+    // with every file as it was.
+    let cache_dir = cache_path.parent().unwrap_or(std::path::Path::new("."));
+    install::check_own_dir(cache_dir)?;
+    // The manifest (and an unfinished sync's journal) is read once: it gives the previous menu
+    // for the summary and what the install owns. Files are written as they are planned.
+    let mut installer = install::Installer::new(target, mode.dry_run);
     let plan = menu::plan_each(&catalog, options, &mut |file| installer.put(file))?;
     let changes = entry_changes(installer.previous_tree(), &plan.tree, mode.dry_run);
-    let report = installer.finish(&plan.tree, &plan.shortcuts)?;
+    let mut report = installer.finish(&plan.tree, &plan.shortcuts)?;
+    if !mode.dry_run {
+        // The desktop reads file types and "Open With" from caches, not from the files.
+        let opens_files = catalog.images.iter().any(|image| {
+            let types = menu::mime::types_of(
+                image.app_name(),
+                image.about.as_deref(),
+                &options.mime_types,
+            );
+            !types.is_empty()
+        });
+        let changed = report.written + report.removed > 0;
+        report
+            .warnings
+            .extend(menu::caches::refresh(&target.data, changed, opens_files));
+    }
     // The catalog is saved as the last good one only once the menu it describes is installed,
     // under the same lock, so the cache and the menu always agree. It is written straight from
     // the catalog: for a large registry its text is megabytes.
     if !mode.offline && !mode.dry_run {
+        // A killed sync may have left a temporary file of this write.
+        install::remove_temporary_files(cache_dir);
         install::write_atomic_with(cache_path, 0o644, true, |out| {
             catalog::write_file_text(&catalog, &provenance, out)
         })?;
@@ -316,6 +433,7 @@ fn install_catalog(
     drop(lock);
     Ok(Installed {
         images: catalog.images.len(),
+        label_problems: catalog.label_problems,
         skipped: catalog.skipped,
         provenance,
         plan,
@@ -333,6 +451,7 @@ fn outcome(
 ) -> Outcome {
     let Installed {
         images: n_images,
+        label_problems,
         skipped,
         provenance,
         plan,
@@ -363,7 +482,12 @@ fn outcome(
         missing_shortcuts: plan.missing_shortcuts.clone(),
         kept_modified: report.kept_modified,
         skipped_foreign: report.skipped_foreign,
-        warnings: report.warnings.into_iter().chain(no_desktop).collect(),
+        warnings: report
+            .warnings
+            .into_iter()
+            .chain(no_desktop)
+            .chain(label_problems)
+            .collect(),
         dry_run: mode.dry_run,
         seconds: took.as_secs_f64(),
         fetched_at: provenance.fetched_at,
@@ -373,6 +497,8 @@ fn outcome(
 /// What the blocking part of [`run`] hands back.
 struct Installed {
     images: usize,
+    /// Labels of images that could not be used, and why.
+    label_problems: Vec<String>,
     skipped: Vec<String>,
     provenance: Provenance,
     /// The plan without its files, which went to disk as they were planned.

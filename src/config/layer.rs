@@ -69,6 +69,11 @@ pub struct MenuLayer {
     pub shortcuts: Option<Vec<String>>,
     pub desktop_dir: Option<PathBuf>,
     pub wm_class: Option<BTreeMap<String, String>>,
+    pub presets: Option<Vec<String>>,
+    /// The file types each app opens, `{ app = ["type/subtype", …] }`.
+    pub mime_types: Option<BTreeMap<String, Vec<String>>>,
+    /// The default app per file type, `{ "type/subtype" = "app" }`.
+    pub mime_defaults: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -382,6 +387,9 @@ menu.submenu_threshold = 6
 menu.shortcuts = ["a"]
 menu.desktop_dir = "/d"
 menu.wm_class = { a = "A" }
+menu.presets = ["2/4"]
+menu.mime_types = { a = ["text/csv"] }
+menu.mime_defaults = { "text/csv" = "a" }
 launch.backend = "skaha"
 launch.network = "n"
 launch.user = "1:1"

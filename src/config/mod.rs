@@ -313,6 +313,13 @@ pub struct MenuSettings {
     pub desktop_dir: Option<PathBuf>,
     #[serde(rename = "wm_class")]
     pub wm_classes: BTreeMap<String, String>,
+    /// Right-click resource choices on every entry whose image names none, `cores/GB[/GPUs]`.
+    pub presets: Vec<String>,
+    /// The file types each app opens, over the built-in ones (`menu::KNOWN_MIME_TYPES`).
+    pub mime_types: BTreeMap<String, Vec<String>>,
+    /// The site's default app per file type, over the built-in ones (`menu::mime::KNOWN_DEFAULTS`);
+    /// an empty name takes a built-in default away.
+    pub mime_defaults: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

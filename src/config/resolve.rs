@@ -1,6 +1,7 @@
 //! [`resolve`]: the layers (platform, config files, environment, flags) merged key by key, once,
 //! and turned into [`Settings`], each value with its origin.
 
+use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -156,6 +157,9 @@ fn settings(
             shortcuts: menu.shortcuts.unwrap_or_default(),
             desktop_dir,
             wm_classes: menu.wm_class.unwrap_or_default(),
+            presets: presets(menu.presets)?,
+            mime_types: checked_mime_types(menu.mime_types.unwrap_or_default())?,
+            mime_defaults: checked_mime_defaults(menu.mime_defaults.unwrap_or_default())?,
         },
         launch: LaunchSettings {
             backend: resolved.backend,
@@ -251,6 +255,57 @@ fn urls(
         )));
     }
     Ok((url, skaha))
+}
+
+/// Whether `text` is a MIME type, `type/subtype`, in the characters RFC 6838 allows in names:
+/// it goes into desktop entries and `mimeapps.list` keys as it is.
+fn is_mime_type(text: &str) -> bool {
+    let name = |part: &str| {
+        !part.is_empty()
+            && part.len() <= 127
+            && part.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && part
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "!#$&-^_.+".contains(c))
+    };
+    text.split_once('/')
+        .is_some_and(|(kind, subtype)| name(kind) && name(subtype))
+}
+
+/// `menu.mime_types`, each type checked and lowercased (MIME types are case-insensitive, and
+/// desktops compare them as written).
+fn checked_mime_types(
+    types: BTreeMap<String, Vec<String>>,
+) -> Result<BTreeMap<String, Vec<String>>> {
+    types
+        .into_iter()
+        .map(|(app, types)| {
+            let types = types
+                .into_iter()
+                .map(|mime_type| checked_mime_type(&mime_type, &format!("menu.mime_types.{app}")))
+                .collect::<Result<Vec<String>>>()?;
+            Ok((app, types))
+        })
+        .collect()
+}
+
+/// `menu.mime_defaults`, each type checked and lowercased.
+fn checked_mime_defaults(defaults: BTreeMap<String, String>) -> Result<BTreeMap<String, String>> {
+    defaults
+        .into_iter()
+        .map(|(mime_type, app)| Ok((checked_mime_type(&mime_type, "menu.mime_defaults")?, app)))
+        .collect()
+}
+
+fn checked_mime_type(mime_type: &str, key: &str) -> Result<String> {
+    if is_mime_type(mime_type) {
+        Ok(mime_type.to_ascii_lowercase())
+    } else {
+        Err(Error::Invalid(format!(
+            "{key}: {:?} is not a MIME type (type/subtype, such as application/fits)",
+            crate::catalog::printable(mime_type)
+        )))
+    }
 }
 
 fn is_http(url: &str) -> bool {
@@ -372,6 +427,21 @@ fn skaha_auth(keys: &SkahaLayer, env: Env, origins: &mut Origins) -> Result<Skah
         return Ok(SkahaAuth::Certificate(path.clone()));
     }
     Ok(SkahaAuth::Anonymous)
+}
+
+/// The site's resource presets, each `cores/GB` or `cores/GB/GPUs`; the built-in ones when unset.
+fn presets(given: Option<Vec<String>>) -> Result<Vec<String>> {
+    let Some(given) = given else {
+        return Ok(["4/16", "8/32"].map(str::to_owned).to_vec());
+    };
+    for preset in &given {
+        if crate::labels::Resources::parse_slashed(preset).is_none() {
+            return Err(Error::Invalid(format!(
+                "menu.presets: {preset:?} is not cores/GB or cores/GB/GPUs (e.g. \"8/32\")"
+            )));
+        }
+    }
+    Ok(given)
 }
 
 #[cfg(test)]

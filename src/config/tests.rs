@@ -393,6 +393,25 @@ fn cases() -> Vec<Case> {
         key("menu.shortcuts", json!([])).files(["[\"a\"]", "[\"b\", \"c\"]", "[]"]),
         key("menu.desktop_dir", json!("{dir}/home/Desktop")).files(["\"/s\"", "\"/u\"", "\"/x\""]),
         key("menu.wm_class", json!({})).files(["{ a = \"A\" }", "{ b = \"B\" }", "{}"]),
+        key("menu.presets", json!(["4/16", "8/32"])).files([
+            "[\"1/2\"]",
+            "[\"2/4\", \"8/32/1\"]",
+            "[]",
+        ]),
+        key("menu.mime_types", json!({})).files_shown([
+            ("{ a = [\"text/csv\"] }", json!({ "a": ["text/csv"] })),
+            // Types are case-insensitive, and written lowercase.
+            (
+                "{ b = [\"Application/FITS\"] }",
+                json!({ "b": ["application/fits"] }),
+            ),
+            ("{}", json!({})),
+        ]),
+        key("menu.mime_defaults", json!({})).files([
+            "{ \"text/csv\" = \"a\" }",
+            "{ \"application/fits\" = \"b\" }",
+            "{}",
+        ]),
         key("launch.backend", json!("podman"))
             .platform("skaha_hostname", "p.example.org", json!("skaha"))
             .files(["\"docker\"", "\"podman\"", "\"docker\""])

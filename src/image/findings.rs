@@ -82,6 +82,17 @@ pub fn file_findings(files: &Run) -> Vec<Finding> {
         },
         fix: "install the acl package".to_owned(),
     });
+    findings.push(nsswitch_finding(&lines));
+    for finding in &mut findings {
+        if finding.status == Status::Pass {
+            finding.fix.clear();
+        }
+    }
+    findings
+}
+
+/// Whether `/etc/nsswitch.conf` asks sss for users and groups.
+fn nsswitch_finding(lines: &[&str]) -> Finding {
     let nss: Vec<&str> = lines
         .iter()
         .filter_map(|line| line.strip_prefix("nsswitch "))
@@ -96,7 +107,7 @@ pub fn file_findings(files: &Run) -> Vec<Finding> {
             })
         })
         .collect();
-    findings.push(Finding {
+    Finding {
         id: "nsswitch",
         requirement: "sss in /etc/nsswitch.conf for passwd, shadow and group",
         status: if missing.is_empty() {
@@ -114,13 +125,7 @@ pub fn file_findings(files: &Run) -> Vec<Finding> {
         fix: "add sss to the passwd, shadow and group lines of /etc/nsswitch.conf (file \
               authorisation works without it)"
             .to_owned(),
-    });
-    for finding in &mut findings {
-        if finding.status == Status::Pass {
-            finding.fix.clear();
-        }
     }
-    findings
 }
 
 pub fn init_finding(init: Option<bool>, run: Option<&Run>, bound: Duration) -> Finding {
@@ -162,6 +167,54 @@ pub fn init_finding(init: Option<bool>, run: Option<&Run>, bound: Duration) -> F
     };
     Finding {
         id: "init",
+        requirement,
+        status,
+        seen,
+        fix,
+    }
+}
+
+/// The image's own labels, as the menu would read them: which it gives, and which cannot be
+/// used and why (see `crate::labels`).
+pub fn labels_finding(labels: &std::collections::BTreeMap<String, String>) -> Finding {
+    let requirement = "labels that describe the app (title, description, icon, …)";
+    // The registry's host is not known here: an icon URL is judged by its form only.
+    let (about, problems) = crate::labels::About::from_labels(labels, "");
+    let problems: Vec<String> = problems
+        .into_iter()
+        .filter(|problem| !problem.reason.contains("the registry's own host"))
+        .map(|problem| problem.to_string())
+        .collect();
+    let given: Vec<&str> = crate::labels::KNOWN
+        .iter()
+        .copied()
+        .filter(|key| labels.contains_key(*key))
+        .map(|key| key.rsplit(['.', ':']).next().unwrap_or(key))
+        .collect();
+    let (status, seen, fix) = if !problems.is_empty() {
+        (
+            Status::Warn,
+            problems.join("; "),
+            "see README, \"Image labels\", for each label's form".to_owned(),
+        )
+    } else if about.is_none() {
+        (
+            Status::Info,
+            "no labels arcade reads: the entry shows the image's name and arcade's defaults"
+                .to_owned(),
+            "add LABEL org.opencontainers.image.title=… and description=… (README, \"Image \
+             labels\")"
+                .to_owned(),
+        )
+    } else {
+        (
+            Status::Pass,
+            format!("it gives {}", given.join(", ")),
+            String::new(),
+        )
+    };
+    Finding {
+        id: "labels",
         requirement,
         status,
         seen,

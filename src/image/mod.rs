@@ -96,6 +96,9 @@ pub struct Report {
     pub image: String,
     pub engine: String,
     pub findings: Vec<Finding>,
+    /// The menu entry the image would get, as arcade would write it (from its labels).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entry: Option<String>,
 }
 
 impl Report {
@@ -177,6 +180,7 @@ pub async fn check(
     let mut findings = findings_of(&metadata, &runs, init, startup, bound);
     findings.push(findings::nonroot_finding(&app, init_returns, bound));
     findings.push(metadata.entrypoint_finding());
+    findings.push(findings::labels_finding(&metadata.labels));
     // What failed first, then what to improve, then what passed.
     findings.sort_by_key(|finding| match finding.status {
         Status::Fail => 0,
@@ -188,6 +192,7 @@ pub async fn check(
         image: image.to_owned(),
         engine: engine.name(),
         findings,
+        entry: entry_preview(image, &metadata.labels),
     })
 }
 
@@ -223,12 +228,41 @@ fn findings_of(
     findings
 }
 
+/// The menu entry the image would get from its labels, as the menu would write it; `None` for a
+/// name that is no full reference (`localhost/app`, say).
+fn entry_preview(
+    image: &str,
+    labels: &std::collections::BTreeMap<String, String>,
+) -> Option<String> {
+    let mut catalog = crate::catalog::Catalog::default();
+    let mut parsed = crate::catalog::Image::parse(image).ok()?;
+    catalog.read_labels(&mut parsed, labels);
+    catalog.images.push(parsed);
+    let options = crate::menu::Options {
+        launcher: "/usr/bin/arcade".into(),
+        submenu_threshold: 5,
+        shortcuts: Vec::new(),
+        wm_classes: Default::default(),
+        presets: vec![],
+        gpus: false,
+        mime_types: Default::default(),
+        mime_defaults: Default::default(),
+    };
+    let plan = crate::menu::plan(&catalog, &options);
+    plan.files
+        .iter()
+        .find(|file| file.path.extension().is_some_and(|ext| ext == "desktop"))
+        .map(|file| String::from_utf8_lossy(&file.content).into_owned())
+}
+
 /// What the image's configuration says.
 struct Metadata {
     os: String,
     arch: String,
     entrypoint: String,
     cmd: String,
+    /// The image's labels with text values.
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 impl Metadata {
@@ -267,7 +301,8 @@ async fn inspect(engine: &Engine, image: &str) -> Result<Metadata> {
             "image",
             "inspect",
             "--format",
-            "{{.Os}}\t{{.Architecture}}\t{{json .Config.Entrypoint}}\t{{json .Config.Cmd}}",
+            "{{.Os}}\t{{.Architecture}}\t{{json .Config.Entrypoint}}\t{{json .Config.Cmd}}\t\
+             {{json .Config.Labels}}",
             image,
         ])
         .await
@@ -278,11 +313,18 @@ async fn inspect(engine: &Engine, image: &str) -> Result<Metadata> {
         })?;
     let mut fields = text.trim().split('\t');
     let mut next = |default: &str| fields.next().unwrap_or(default).to_owned();
+    let (os, arch, entrypoint, cmd) = (next(""), next(""), next("null"), next("null"));
+    let labels: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_str(&next("null")).unwrap_or_default();
     Ok(Metadata {
-        os: next(""),
-        arch: next(""),
-        entrypoint: next("null"),
-        cmd: next("null"),
+        os,
+        arch,
+        entrypoint,
+        cmd,
+        labels: labels
+            .into_iter()
+            .filter_map(|(key, value)| Some((key, value.as_str()?.to_owned())))
+            .collect(),
     })
 }
 

@@ -24,6 +24,12 @@ pub fn render(report: &Report) -> String {
             push_wrapped(&mut out, &format!("{INDENT}fix:  {}", finding.fix), INDENT);
         }
     }
+    if let Some(entry) = &report.entry {
+        let _ = writeln!(out, "The menu entry would read:");
+        for line in entry.lines() {
+            push_wrapped(&mut out, &format!("  {line}"), "    ");
+        }
+    }
     let _ = writeln!(
         out,
         "{} passed, {}, {} failed",
@@ -60,6 +66,7 @@ mod tests {
                     .repeat(2),
                 fix: "end startup.sh with exec \"$@\"".to_owned(),
             }],
+            entry: None,
         };
         let text = render(&report);
         for line in text.lines() {

@@ -60,8 +60,11 @@ pub fn command_script(command: &[String]) -> Result<String, String> {
         line.push(' ');
         line.push_str(&quoted);
     }
+    // The mark in the app's environment tells arcade that the image ran this command.
+    let (mark, value) = super::files::COMMAND_MARK;
     Ok(format!(
-        "#!/bin/sh\n# Written by arcade: the command this app runs.\n{line}\n"
+        "#!/bin/sh\n# Written by arcade: the command this app runs.\n\
+         {mark}={value}\nexport {mark}\n{line}\n"
     ))
 }
 

@@ -97,6 +97,8 @@ pub struct RunSpec {
     /// The session's shared network, instead of `network`, for a launch of the daemon's.
     pub shared: Option<SessionNet>,
     pub volumes: Vec<String>,
+    /// Host paths bound read-write at the same path: the folders of the files the app opens.
+    pub binds: Vec<PathBuf>,
     pub pull: String,
 }
 
@@ -181,6 +183,9 @@ impl Engine {
             .chain(&spec.volumes)
         {
             push(format!("--volume={volume}"));
+        }
+        for bind in &spec.binds {
+            push(format!("--mount={}", same_path_bind(bind)));
         }
         if let Some(cores) = spec.cores {
             push(format!("--cpus={cores}"));
@@ -366,6 +371,21 @@ impl Engine {
     }
 }
 
+/// A `--mount` value binding `path` read-write at the same path. Both engines read the value as
+/// CSV, so a path with a comma or a quote is quoted (`--volume` cannot carry a `:` at all).
+fn same_path_bind(path: &Path) -> String {
+    let path = path.display().to_string();
+    let field = |key: &str| {
+        let field = format!("{key}={path}");
+        if field.contains([',', '"']) {
+            format!("\"{}\"", field.replace('"', "\"\""))
+        } else {
+            field
+        }
+    };
+    format!("type=bind,{},{}", field("source"), field("destination"))
+}
+
 /// The last non-empty line of some output.
 pub fn last_line(text: &str) -> Option<String> {
     text.lines()
@@ -459,6 +479,7 @@ mod tests {
             network: "none".into(),
             shared: None,
             volumes: vec![],
+            binds: vec!["/data/My Data, 2".into()],
             pull: "missing".into(),
         }
     }
@@ -487,6 +508,7 @@ mod tests {
             "--cpus=2",
             "--memory=4g",
             "--entrypoint=/bin/sh",
+            "--mount=type=bind,\"source=/data/My Data, 2\",\"destination=/data/My Data, 2\"",
         ] {
             assert!(
                 args.iter().any(|arg| arg == expected),

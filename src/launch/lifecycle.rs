@@ -18,43 +18,20 @@ use super::{Error, Event, Observer, Request, Result, Target};
 use crate::config::{Backend as BackendKind, Settings};
 use crate::x11::{Display, WindowInfo};
 
-/// A backend that can start an app: podman, docker or skaha.
-pub(crate) trait Backend {
-    type App: App + Into<AnyApp>;
-
-    fn kind(&self) -> BackendKind;
-
-    /// The display the app's windows appear on, when there is one to watch.
-    fn display(&self) -> Option<&Display>;
-
-    /// Whether the app connects with a cookie of arcade's making (a local container; a pod
-    /// reaches the display by its address).
-    fn authorizes(&self) -> bool;
-
-    /// Starts the app.
-    async fn start(&self, start: &Start<'_>) -> Result<Self::App>;
-}
-
-/// What a backend is given to start an app with.
-pub struct Start<'a> {
-    pub settings: &'a Settings,
-    pub request: &'a Request,
-    pub target: &'a Target,
-    pub id: &'a str,
-    pub store: &'a Store,
-    pub watch: &'a Watch,
-}
-
 /// The per-launch folder (scripts and X cookie): under `$XDG_RUNTIME_DIR`, a per-user tmpfs,
 /// when there is one.
 pub fn launch_dir(settings: &Settings, id: &str) -> PathBuf {
+    runtime_root(settings).join(id)
+}
+
+/// arcade's folder in the user's runtime directory: launch folders and window claims.
+pub fn runtime_root(settings: &Settings) -> PathBuf {
     settings
         .dirs
         .runtime_dir
         .clone()
         .unwrap_or_else(|| settings.dirs.state_home.join("arcade/run"))
         .join("arcade")
-        .join(id)
 }
 
 /// One launch's record, log and events.
@@ -231,7 +208,9 @@ impl Lifecycle {
         if record::is_id(&self.record.id) {
             let _ = std::fs::remove_dir_all(&self.dir);
         }
-        super::watch::release(&self.record.id);
+        if let Some(root) = self.dir.parent() {
+            super::watch::release(root, &self.record.id);
+        }
         if let Some(id) = self.record.x_authorization
             && let Ok(display) = Display::parse(&self.record.display)
             && let Err(err) =
@@ -252,6 +231,9 @@ pub struct Launched {
     pub window_after: Option<Duration>,
     /// The app, for whoever follows it to its end.
     pub follow: Follow,
+    /// What the user should be told although the launch went well (files the app did not
+    /// open), each a sentence for a desktop notification.
+    pub notices: Vec<String>,
 }
 
 /// A launch that did not get as far as it was asked to.
@@ -387,10 +369,19 @@ pub(crate) async fn drive<B: Backend>(
             record: follow.life.record.clone(),
             window_after: None,
             follow,
+            notices: Vec::new(),
         });
     }
-    watch_through(follow, watch, settings, started, cancel).await
+    let (mut launched, window) = watch_through(follow, watch, settings, started, cancel).await?;
+    if let Some(notice) = super::files::unopened(&window, &request.files, &target.label) {
+        launched.follow.life.note(&notice);
+        launched.notices.push(notice);
+    }
+    Ok(launched)
 }
+
+/// A launch whose first window mapped, and that window.
+type Seen = (Launched, WindowInfo);
 
 /// The steps after the start: until the backend says the app runs, then until its first
 /// window, its end, the wait running out, or cancellation.
@@ -400,7 +391,7 @@ async fn watch_through(
     settings: &Settings,
     started: Instant,
     cancel: impl Future<Output = ()>,
-) -> Result<Launched, Failure> {
+) -> Result<Seen, Failure> {
     tokio::pin!(cancel);
     // The thread's own deadline is only a backstop; the wait is timed from readiness below.
     let backstop = Instant::now()
@@ -491,17 +482,19 @@ impl Follow {
         window: Option<WindowTask>,
         wait: Duration,
         started: Instant,
-    ) -> Result<Launched, Failure> {
+    ) -> Result<Seen, Failure> {
         let error = match outcome {
             Outcome::Found(Ok(Some((info, at)))) => {
                 let after = at.duration_since(started);
                 tracing::info!(id = self.id(), window = info.window, pid = ?info.pid, ?after, "window mapped");
                 self.life.window(&info, after);
-                return Ok(Launched {
+                let launched = Launched {
                     record: self.life.record.clone(),
                     window_after: Some(after),
                     follow: self,
-                });
+                    notices: Vec::new(),
+                };
+                return Ok((launched, info));
             }
             Outcome::Cancelled => return Err(cancelled(self, window).await),
             Outcome::Ended(end) => {
@@ -544,4 +537,31 @@ async fn cancelled(mut follow: Follow, window: Option<WindowTask>) -> Failure {
         app: follow.life.record.app.clone(),
     }
     .into()
+}
+
+/// A backend that can start an app: podman, docker or skaha.
+pub(crate) trait Backend {
+    type App: App + Into<AnyApp>;
+
+    fn kind(&self) -> BackendKind;
+
+    /// The display the app's windows appear on, when there is one to watch.
+    fn display(&self) -> Option<&Display>;
+
+    /// Whether the app connects with a cookie of arcade's making (a local container; a pod
+    /// reaches the display by its address).
+    fn authorizes(&self) -> bool;
+
+    /// Starts the app.
+    async fn start(&self, start: &Start<'_>) -> Result<Self::App>;
+}
+
+/// What a backend is given to start an app with.
+pub struct Start<'a> {
+    pub settings: &'a Settings,
+    pub request: &'a Request,
+    pub target: &'a Target,
+    pub id: &'a str,
+    pub store: &'a Store,
+    pub watch: &'a Watch,
 }

@@ -198,6 +198,7 @@ impl Backend for LocalBackend {
             network: settings.launch.network.clone(),
             shared: request.shared.clone(),
             volumes: settings.launch.volumes.clone(),
+            binds: super::files::binds(&request.files),
             pull: settings.launch.pull.clone(),
         };
         let log_path = start.store.log_path(id);

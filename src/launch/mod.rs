@@ -8,6 +8,7 @@
 pub mod app;
 pub mod contract;
 pub mod engine;
+pub mod files;
 pub mod lifecycle;
 pub mod local;
 pub mod platform;
@@ -101,6 +102,18 @@ pub enum Error {
     Id(record::FindError),
 }
 
+impl Error {
+    /// The current folder could not be read (it was removed, say), so relative files cannot be
+    /// found.
+    pub fn from_cwd(source: std::io::Error) -> Error {
+        Error::Io {
+            action: "read the current folder to find the files in",
+            path: PathBuf::from("."),
+            source,
+        }
+    }
+}
+
 fn output_suffix(output: &[String]) -> String {
     if output.is_empty() {
         String::new()
@@ -145,6 +158,8 @@ pub struct Request {
     pub skaha_url: Option<String>,
     /// The session's shared network, which the daemon's local launches join (SAMP).
     pub shared: Option<engine::SessionNet>,
+    /// Files for the app to open, as absolute paths ([`files::resolve`] checks them).
+    pub files: Vec<PathBuf>,
 }
 
 /// What the launch is about: the image and what to call it.
@@ -155,6 +170,10 @@ pub struct Target {
     pub label: String,
     /// The app's short name, for icons and host names.
     pub app: String,
+    /// The resources the image asks for by its labels, when the user names none.
+    pub resources: Option<crate::labels::Resources>,
+    /// The file types the image says by its labels that it opens.
+    pub mime_types: Vec<String>,
 }
 
 /// Progress of a launch, for the daemon's signals.
@@ -245,6 +264,8 @@ pub fn resolve_in(cached: Option<&catalog::Catalog>, target: &str) -> Result<Tar
 fn reference_target(target: &str) -> Result<Target> {
     match Image::parse(target) {
         Ok(image) => Ok(Target {
+            resources: None,
+            mime_types: Vec::new(),
             image: target.to_owned(),
             label: target.to_owned(),
             app: image.app_name().to_owned(),
@@ -260,6 +281,8 @@ fn reference_target(target: &str) -> Result<Target> {
         Err(_) => {
             let last = target.rsplit('/').next().unwrap_or(target);
             Ok(Target {
+                resources: None,
+                mime_types: Vec::new(),
                 image: target.to_owned(),
                 label: target.to_owned(),
                 app: last.split([':', '@']).next().unwrap_or(last).to_owned(),
@@ -270,6 +293,12 @@ fn reference_target(target: &str) -> Result<Target> {
 
 fn target_of(image: &Image) -> Target {
     Target {
+        resources: image.about.as_ref().and_then(|about| about.resources),
+        mime_types: image
+            .about
+            .as_ref()
+            .map(|about| about.mime_types.clone())
+            .unwrap_or_default(),
         image: image.launch_reference(),
         label: image.label(),
         app: image.app_name().to_owned(),
@@ -305,15 +334,33 @@ pub async fn launch_target(
     observer: Arc<dyn Observer>,
     cancel: impl Future<Output = ()>,
 ) -> Result<Launched, Failure> {
+    // The image's own resources stand in for the ones the user did not name.
+    let request = &match target.resources {
+        Some(wanted) => Request {
+            cores: request.cores.or(Some(wanted.cores)),
+            ram_gb: request.ram_gb.or(Some(wanted.ram_gb)),
+            gpus: request.gpus.or((wanted.gpus > 0).then_some(wanted.gpus)),
+            ..request.clone()
+        },
+        None => request.clone(),
+    };
     match backend_of(settings, request) {
         Backend::Skaha => {
+            let files = files::resolve(&request.files, Path::new("/"))?;
             let backend = platform::SkahaBackend::prepare(settings, request).await?;
-            lifecycle::drive(
+            let mut launched = lifecycle::drive(
                 backend, settings, request, &target, started, observer, cancel,
             )
-            .await
+            .await?;
+            launched.notices.extend(files::skaha_notice(
+                &files,
+                &settings.dirs.home,
+                &target.label,
+            ));
+            Ok(launched)
         }
         kind => {
+            let request = &files::local_request(request, &target, &settings.menu.mime_types)?;
             let engine = Engine::find(kind).map_err(Error::from)?;
             let backend = local::LocalBackend::prepare(settings, request, engine)?;
             lifecycle::drive(
@@ -452,7 +499,9 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
             Row { record, live_state }
         })
         .collect();
-    // Containers with our label but no record (the state folder was wiped, say) still show.
+    // Containers with our label but no record (the state folder was wiped, say) still show:
+    // those of this session (on its display), or any when there is no display to tell by.
+    let live = this_sessions(live, host_uid).await;
     for (id, (kind, state)) in live {
         let running = state == "running";
         rows.push(Row {
@@ -461,6 +510,37 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         });
     }
     rows
+}
+
+/// The unrecorded containers among `live` that run on this session's display: another
+/// session's (or another user's test desktop's) apps are not this user's to see here.
+async fn this_sessions(
+    live: std::collections::HashMap<String, (Backend, String)>,
+    host_uid: u32,
+) -> std::collections::HashMap<String, (Backend, String)> {
+    let Some(display) = std::env::var("DISPLAY").ok().filter(|d| !d.is_empty()) else {
+        return live;
+    };
+    if live.is_empty() {
+        return live;
+    }
+    let mut on_display = std::collections::HashSet::new();
+    for kind in [Backend::Podman, Backend::Docker] {
+        if !live.values().any(|(backend, _)| *backend == kind) {
+            continue;
+        }
+        match Engine::find(kind) {
+            Ok(engine) => match engine.list_on(host_uid, &display).await {
+                Ok(containers) => on_display.extend(containers.into_iter().map(|(id, _)| id)),
+                // Not asked again: show them all rather than hide any.
+                Err(_) => return live,
+            },
+            Err(_) => return live,
+        }
+    }
+    live.into_iter()
+        .filter(|(id, _)| on_display.contains(id))
+        .collect()
 }
 
 /// Whether a launch is over, by its record or, read only, by its backend.

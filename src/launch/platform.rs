@@ -174,6 +174,8 @@ impl Backend for SkahaBackend {
             host: pod_host_name(&target.image),
             wm_class: crate::menu::known_wm_class(&target.app, &start.settings.menu.wm_classes)
                 .map(str::to_owned),
+            claims: claims_on(start.settings, self.display.as_ref()),
+            store: start.store.clone(),
             display: self
                 .display
                 .as_ref()
@@ -200,6 +202,10 @@ pub struct SkahaApp {
     host: String,
     /// The window class known for the app, for windows that name no host.
     wm_class: Option<String>,
+    /// The X clients launches have claimed on the display.
+    claims: super::watch::Claims,
+    /// The launch records, to tell a stale claim.
+    store: super::record::Store,
     display: String,
     poll_deadline: Instant,
     poll_timeout: Duration,
@@ -223,6 +229,11 @@ impl SkahaApp {
             label: record.app.clone(),
             host: pod_host_name(&record.image),
             wm_class: None,
+            claims: super::watch::Claims::new(
+                &super::lifecycle::runtime_root(settings),
+                &record.display,
+            ),
+            store: super::record::Store::new(settings.dirs.launch_state()),
             display: record.display.clone(),
             poll_deadline: Instant::now(),
             poll_timeout: Duration::ZERO,
@@ -274,15 +285,18 @@ impl App for SkahaApp {
     fn window_matcher(&self, _: Option<&str>) -> Matcher {
         let host = self.host.clone();
         let class = self.wm_class.clone();
-        let display = self.display.clone();
+        let claims = self.claims.clone();
+        let store = self.store.clone();
         let id = self.id.clone();
+        // A claim's launch has ended when its record says so (or there is none).
+        let ended = move |launch: &str| store.load(launch).is_none_or(|r| r.state.is_finished());
         Box::new(move |info: &WindowInfo| {
             let ours = info.pid.is_none()
                 && match &info.client_machine {
                     Some(machine) => *machine == host,
                     None => class.as_deref().is_none_or(|class| info.has_class(class)),
                 };
-            ours && super::watch::claim(&display, info.client, &id)
+            ours && claims.claim(info.client, &id, &ended)
         })
     }
 
@@ -423,6 +437,14 @@ impl App for SkahaApp {
             Err(err) => Err(err.into()),
         }
     }
+}
+
+/// The window claims on the display a launch watches.
+fn claims_on(settings: &Settings, display: Option<&Display>) -> super::watch::Claims {
+    super::watch::Claims::new(
+        &super::lifecycle::runtime_root(settings),
+        display.map_or("", |display| display.name.as_str()),
+    )
 }
 
 /// Live states of the session's apps, by skaha app id, asked of the service and session of the

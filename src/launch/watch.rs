@@ -47,44 +47,81 @@ impl Startup {
     }
 }
 
-/// The X clients launches have claimed as theirs, by display: evidence that is not unique (a
-/// pod's window may carry nothing but its class) must not hand one app's windows to two
-/// launches of the same image, so the first launch to match a client keeps it until it ends.
-static CLAIMS: std::sync::Mutex<Vec<Claim>> = std::sync::Mutex::new(Vec::new());
-
-struct Claim {
-    display: String,
-    client: u32,
-    launch: String,
+/// The X clients launches have claimed as theirs: evidence that is not unique (a pod's window
+/// may carry nothing but its class) must not hand one app's windows to two launches of the same
+/// image, so the first launch to match a client keeps it until it ends. Claims are files made
+/// with `O_EXCL` in a folder of the user's runtime directory, one per display and client, so
+/// every arcade process of the user (the daemon, a launch typed in a terminal) sees them.
+#[derive(Debug, Clone)]
+pub struct Claims {
+    dir: std::path::PathBuf,
 }
 
-/// Claims `client` on `display` for `launch`: true if it is now, or already was, the launch's;
-/// false if another launch has it.
-pub fn claim(display: &str, client: u32, launch: &str) -> bool {
-    let mut claims = CLAIMS.lock().expect("claims lock");
-    match claims
-        .iter()
-        .find(|claim| claim.display == display && claim.client == client)
-    {
-        Some(claim) => claim.launch == launch,
-        None => {
-            claims.push(Claim {
-                display: display.to_owned(),
-                client,
-                launch: launch.to_owned(),
-            });
-            true
+impl Claims {
+    /// The claims on `display`, kept under `root` (the user's arcade runtime folder).
+    pub fn new(root: &std::path::Path, display: &str) -> Claims {
+        let name: String = display
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        Claims {
+            dir: root.join("claims").join(name),
         }
+    }
+
+    /// Claims `client` for `launch`: true if it is now, or already was, the launch's; false if
+    /// another launch that has not ended has it.
+    pub fn claim(&self, client: u32, launch: &str, ended: impl Fn(&str) -> bool) -> bool {
+        use std::io::Write as _;
+        let path = self.dir.join(format!("{client:08x}"));
+        for _ in 0..2 {
+            let _ = std::fs::create_dir_all(&self.dir);
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
+                Ok(mut file) => {
+                    let _ = file.write_all(launch.as_bytes());
+                    return true;
+                }
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                    let owner = std::fs::read_to_string(&path).unwrap_or_default();
+                    if owner == launch {
+                        return true;
+                    }
+                    // A claim of a launch that has ended is stale: the server may have given
+                    // its client's ids to a new client.
+                    if owner.is_empty() || !ended(&owner) {
+                        return false;
+                    }
+                    let _ = std::fs::remove_file(&path);
+                }
+                Err(err) => {
+                    tracing::debug!("cannot claim X client {client:#x}: {err}");
+                    return true;
+                }
+            }
+        }
+        false
     }
 }
 
-/// Lets go of the clients `launch` claimed: its app has ended, and the server may give their
-/// ids to new clients.
-pub fn release(launch: &str) {
-    CLAIMS
-        .lock()
-        .expect("claims lock")
-        .retain(|claim| claim.launch != launch);
+/// Lets go of every client `launch` claimed, on any display: its app has ended.
+pub fn release(root: &std::path::Path, launch: &str) {
+    let Ok(displays) = std::fs::read_dir(root.join("claims")) else {
+        return;
+    };
+    for display in displays.flatten() {
+        let Ok(claims) = std::fs::read_dir(display.path()) else {
+            continue;
+        };
+        for claim in claims.flatten() {
+            if std::fs::read_to_string(claim.path()).is_ok_and(|owner| owner == launch) {
+                let _ = std::fs::remove_file(claim.path());
+            }
+        }
+    }
 }
 
 /// What was found when the watch ended: the window and when it mapped, or nothing.
@@ -229,13 +266,27 @@ mod tests {
 
     #[test]
     fn a_client_belongs_to_the_first_launch_that_claims_it() {
-        assert!(claim(":7", 0x400000, "aaa111"));
-        assert!(claim(":7", 0x400000, "aaa111"), "still its own");
-        assert!(!claim(":7", 0x400000, "bbb222"), "another launch's");
-        assert!(claim(":8", 0x400000, "bbb222"), "another display");
-        assert!(claim(":7", 0x600000, "bbb222"));
-        release("aaa111");
-        assert!(claim(":7", 0x400000, "bbb222"), "free once its app ended");
-        release("bbb222");
+        let root = tempfile::tempdir().unwrap();
+        let ended = |_: &str| false;
+        let display = Claims::new(root.path(), ":7");
+        assert!(display.claim(0x400000, "aaa111", ended));
+        assert!(display.claim(0x400000, "aaa111", ended), "still its own");
+        assert!(
+            !display.claim(0x400000, "bbb222", ended),
+            "another launch's"
+        );
+        assert!(
+            Claims::new(root.path(), ":8").claim(0x400000, "bbb222", ended),
+            "another display"
+        );
+        assert!(display.claim(0x600000, "bbb222", ended));
+        release(root.path(), "aaa111");
+        assert!(
+            display.claim(0x400000, "bbb222", ended),
+            "free once its app ended"
+        );
+        // A claim left by a launch that ended without letting go is taken over.
+        assert!(display.claim(0x800000, "ccc333", ended));
+        assert!(display.claim(0x800000, "ddd444", |launch| launch == "ccc333"));
     }
 }

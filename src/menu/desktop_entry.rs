@@ -2,8 +2,11 @@
 //!
 //! We write the text ourselves rather than through `freedesktop-desktop-entry`, whose writer sorts
 //! groups and does not escape values. Keys come out in a fixed order, every value is escaped for
-//! its type, and `Exec` arguments are quoted so no registry-supplied name can add an argument or
-//! run a shell command.
+//! its type, and an `Exec` argument holding any character the spec reserves is quoted, so no
+//! registry-supplied name can add an argument or run a shell command. Arguments that need no
+//! quotes get none: xdg-open's generic mode (xdg-utils 1.1, its fallback on desktops it does not
+//! know) splits `Exec` at spaces and runs its first word as it stands, so it can open a file only
+//! with an entry whose program and arguments are bare words.
 //! See: <https://specifications.freedesktop.org/desktop-entry-spec/latest/>
 
 /// The spec version we write. Debian 12's `desktop-file-validate` (0.26) rejects 1.5, and we use
@@ -49,10 +52,14 @@ pub fn escape_list_item(value: &str) -> String {
     escape_value(value).replace(';', "\\;")
 }
 
-/// Quotes one `Exec` argument: always inside double quotes, with `"`, `` ` ``, `$` and `\`
-/// backslash-escaped, and `%` doubled so it is never read as a field code. The result still needs
-/// [`escape_value`], which the entry writer applies to the whole `Exec` line.
+/// Quotes one `Exec` argument when it needs quotes (see [`needs_quotes`]): inside double quotes,
+/// with `"`, `` ` ``, `$` and `\` backslash-escaped, and `%` doubled so it is never read as a
+/// field code. The result still needs [`escape_value`], which the entry writer applies to the
+/// whole `Exec` line.
 pub fn quote_exec_arg(arg: &str) -> String {
+    if !needs_quotes(arg) {
+        return arg.to_owned();
+    }
     let mut out = String::with_capacity(arg.len() + 2);
     out.push('"');
     for c in arg.chars() {
@@ -67,6 +74,18 @@ pub fn quote_exec_arg(arg: &str) -> String {
     }
     out.push('"');
     out
+}
+
+/// The characters the spec reserves in an `Exec` argument, plus `%`, which arcade keeps inside
+/// quotes (where readers agree on `%%`).
+const RESERVED: &[char] = &[
+    ' ', '"', '\'', '\\', '>', '<', '~', '|', '&', ';', '$', '*', '?', '#', '(', ')', '`', '%',
+];
+
+/// Whether an `Exec` argument must be quoted: it is empty, or holds a reserved or control
+/// character.
+fn needs_quotes(arg: &str) -> bool {
+    arg.is_empty() || arg.chars().any(|c| c.is_control() || RESERVED.contains(&c))
 }
 
 /// Builds an `Exec` value (before value escaping) from a program and its arguments.
@@ -143,6 +162,16 @@ impl Entry {
         self.string("Exec", &exec_line(program, args))
     }
 
+    /// Adds `Exec` as [`Entry::exec`] does, ending in the field code `%F`, where a launcher puts
+    /// the files it opens with the entry, each an argument of its own (or nothing at all).
+    pub fn exec_opening_files<'a>(
+        &mut self,
+        program: &str,
+        args: impl IntoIterator<Item = &'a str>,
+    ) -> &mut Entry {
+        self.string("Exec", &format!("{} %F", exec_line(program, args)))
+    }
+
     /// Adds a key whose value needs no escaping.
     fn raw(&mut self, key: &'static str, value: &str) -> &mut Entry {
         self.key(key);
@@ -159,6 +188,26 @@ impl Entry {
         );
         self.text.push_str(key);
         self.text.push('=');
+    }
+
+    /// Adds a `[Desktop Action id]` group: its name and its command. Call after every key of
+    /// the `[Desktop Entry]` group, which must come first.
+    pub fn action<'a>(
+        &mut self,
+        id: &str,
+        name: &str,
+        program: &str,
+        args: impl IntoIterator<Item = &'a str>,
+    ) -> &mut Entry {
+        debug_assert!(
+            id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "invalid desktop action id {id}"
+        );
+        self.text.push_str("\n[Desktop Action ");
+        self.text.push_str(id);
+        self.text.push_str("]\n");
+        self.string("Name", name);
+        self.exec(program, args)
     }
 
     pub fn render(&self) -> String {
@@ -185,7 +234,16 @@ mod tests {
 
     #[test]
     fn quotes_exec_arguments() {
-        assert_eq!(quote_exec_arg("plain"), r#""plain""#);
+        // Bare words stay bare, so xdg-open's generic mode can run them.
+        assert_eq!(quote_exec_arg("plain"), "plain");
+        assert_eq!(
+            quote_exec_arg("images.canfar.net/skaha/ds9:8.4@sha256:ab"),
+            "images.canfar.net/skaha/ds9:8.4@sha256:ab"
+        );
+        assert_eq!(quote_exec_arg(""), r#""""#);
+        assert_eq!(quote_exec_arg("two words"), r#""two words""#);
+        assert_eq!(quote_exec_arg("a;b"), r#""a;b""#);
+        assert_eq!(quote_exec_arg("tab\there"), "\"tab\there\"");
         assert_eq!(
             quote_exec_arg(r#"$(rm) "x" `y` \z 100%"#),
             r#""\$(rm) \"x\" \`y\` \\z 100%%""#
@@ -205,8 +263,19 @@ mod tests {
         assert_eq!(
             entry.render(),
             "[Desktop Entry]\nType=Application\nVersion=1.4\nName=terminal:1.0\n\
-             Exec=\"/usr/bin/arcade\" \"launch\" \"h/p/terminal:1.0\"\n\
+             Exec=/usr/bin/arcade launch h/p/terminal:1.0\n\
              Categories=X-A;X-B;\nStartupNotify=true\n"
+        );
+    }
+
+    #[test]
+    fn an_entry_that_opens_files_ends_its_exec_in_the_field_code() {
+        let mut entry = Entry::application();
+        entry.exec_opening_files("/opt/my apps/arcade", ["launch", "h/p/ds9:8.4"]);
+        let text = entry.render();
+        assert!(
+            text.ends_with("\nExec=\"/opt/my apps/arcade\" launch h/p/ds9:8.4 %F\n"),
+            "{text}"
         );
     }
 }

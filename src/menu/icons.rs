@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use super::{File, Root};
+use crate::labels::IconKind;
 
 /// The generic astronomy icon, for apps we have no picture of and for the top menu.
 pub const ASTRO: &str = "arcade-astro";
@@ -81,6 +82,46 @@ pub fn files() -> impl Iterator<Item = File> {
             },
         ]
     })
+}
+
+/// An image's own icon (from its labels, already checked): its icon name, made from its
+/// content's hash so the same picture is installed once, and its file in the hicolor theme (an
+/// SVG as scalable, a PNG in the folder of its size when that is one of the theme's, else 48×48).
+pub fn from_label(kind: IconKind, bytes: &[u8]) -> (String, File) {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    let name = format!("arcade-img-{hex}");
+    let folder = match kind {
+        IconKind::Svg => "scalable".to_owned(),
+        IconKind::Png => {
+            let side = png_side(bytes)
+                .filter(|side| [16, 22, 24, 32, 48, 64, 96, 128, 256, 512].contains(side))
+                .unwrap_or(48);
+            format!("{side}x{side}")
+        }
+    };
+    let file = File {
+        root: Root::Data,
+        path: Path::new("icons/hicolor")
+            .join(folder)
+            .join("apps")
+            .join(format!("{name}.{}", kind.extension())),
+        content: bytes.to_vec(),
+        executable: false,
+    };
+    (name, file)
+}
+
+/// The side of a square PNG, from its header.
+fn png_side(bytes: &[u8]) -> Option<u32> {
+    let number = |at: usize| -> Option<u32> {
+        Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+    };
+    let (width, height) = (number(16)?, number(20)?);
+    (width == height).then_some(width)
 }
 
 #[cfg(test)]

@@ -1,15 +1,29 @@
-//! Putting a [`Plan`] on disk: atomic writes, a manifest of what we own, a lock against a
-//! concurrent sync, and removal of our own stale files only.
+//! Putting a [`Plan`] on disk: atomic writes, a manifest of what we own, a journal of what a sync
+//! is about to write, a lock against a concurrent sync, and removal of our own stale files only.
 //!
 //! Invariants:
-//! - a file is written or removed only if the manifest says we wrote it and it is still exactly
-//!   what we wrote (a file the user edited, or one we never wrote, is left alone and reported);
+//! - a file is written or removed only if it is arcade's and still exactly what arcade wrote: the
+//!   manifest records it, or the journal of an unfinished sync lists it with the content found
+//!   (a file the user edited, or one we never wrote, is left alone and reported); before a file
+//!   is overwritten or removed, its content's hash is checked, not only its size and time;
+//! - whatever the manifest or journal says, only files in arcade's folders, named as arcade names
+//!   them and reached without a symbolic link below the XDG folder, are removed (`owned`);
+//! - before any file is written, its path and new hash are in the journal, so a sync that is
+//!   killed or fails partway is finished or undone by the next sync or `clean`, its temporary
+//!   files included; the journal goes only once a saved manifest records the outcome;
+//! - arcade's own folders (`$XDG_DATA_HOME/arcade`, `$XDG_CACHE_HOME/arcade`) are refused when
+//!   they are symbolic links, and its own files are opened without following links or blocking
+//!   on FIFOs;
 //! - every write is atomic: a complete temporary file is renamed over the old one, or, for a path
 //!   that is free, a complete unnamed file (`O_TMPFILE`) is linked in, so readers never see part
-//!   of a file;
+//!   of a file; folders are created 0755 and files 0644 (0755 for shortcuts), less the umask for
+//!   folders and the lock;
 //! - a file whose content would not change is not rewritten, so menu panels do not reload;
 //! - entries and directories are written before the merged menu that refers to them, and stale
 //!   files are removed after it.
+
+mod journal;
+mod owned;
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{CString, OsString};
@@ -26,10 +40,15 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize, Serializer};
 
 use super::{File, Plan, Root, Shortcut, Tree};
+use journal::Journal;
+pub use owned::{check_own_dir, create_dirs, read_own, remove_temporary_files};
 
 const MANIFEST_VERSION: u32 = 1;
 /// How long a sync waits for another one to finish before giving up.
 const LOCK_WAIT: Duration = Duration::from_secs(120);
+/// Files journaled in one write before they go to the writers: one write per file would cost a
+/// system call each, and the writers still get files as they are planned.
+const JOURNAL_BATCH: usize = 64;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -43,6 +62,13 @@ pub enum Error {
     Locked { path: PathBuf, seconds: u64 },
     #[error("the threads writing the menu's files stopped unexpectedly")]
     WritersStopped,
+    #[error(
+        "refusing to use {path}: it is {what}, not a folder of arcade's own; move it away and \
+         sync again"
+    )]
+    NotOwnFolder { path: PathBuf, what: &'static str },
+    #[error("the menu planned {path}, which is not where arcade puts its files")]
+    NotArcadePath { path: PathBuf },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -64,7 +90,7 @@ pub struct Target {
     pub config: PathBuf,
     /// The desktop folder, for shortcuts.
     pub desktop: PathBuf,
-    /// Where the manifest and the lock live (`$XDG_DATA_HOME/arcade`).
+    /// Where the manifest, the journal and the lock live (`$XDG_DATA_HOME/arcade`).
     pub state: PathBuf,
 }
 
@@ -79,6 +105,10 @@ impl Target {
 
     pub fn manifest_path(&self) -> PathBuf {
         self.state.join("manifest.json")
+    }
+
+    fn journal_path(&self) -> PathBuf {
+        self.state.join("journal")
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -97,6 +127,16 @@ struct Record {
     sha256: Digest,
     len: u64,
     mtime_ns: i128,
+}
+
+impl Record {
+    fn of(sha256: Digest, meta: &fs::Metadata) -> Record {
+        Record {
+            sha256,
+            len: meta.len(),
+            mtime_ns: mtime_ns(meta),
+        }
+    }
 }
 
 /// Serde for a [`Digest`] as 64 lowercase hex digits.
@@ -146,6 +186,7 @@ pub struct Manifest {
     version: u32,
     /// A hash map: a large menu looks up tens of thousands of paths, and ordered maps compare
     /// paths component by component. It is written sorted all the same (see [`ManifestRef`]).
+    /// Keys are taken as arcade's only where `owned` agrees.
     files: HashMap<PathBuf, Record>,
     #[serde(default)]
     pub tree: Tree,
@@ -171,19 +212,13 @@ fn serialize_files<S: Serializer>(
     serializer.collect_map(files.iter().map(|(path, record)| (path, record)))
 }
 
-/// The entries of a file map in the order of their paths' bytes.
-fn sorted(files: &HashMap<PathBuf, Record>) -> Vec<(&PathBuf, &Record)> {
-    let mut entries: Vec<(&PathBuf, &Record)> = files.iter().collect();
-    entries.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
-    entries
-}
-
 impl Manifest {
-    /// Reads the manifest; a missing one is empty. An unreadable one is treated as empty too, which
-    /// is safe: files we can no longer prove are ours are then left alone, never overwritten.
+    /// Reads the manifest; a missing one is empty. An unreadable one (corrupt, a FIFO, a link) is
+    /// treated as empty too, which is safe: files we can no longer prove are ours are then left
+    /// alone, never overwritten.
     pub fn load(target: &Target) -> (Manifest, Option<String>) {
         let path = target.manifest_path();
-        match fs::read(&path) {
+        match read_own(&path) {
             Ok(bytes) => match serde_json::from_slice::<Manifest>(&bytes) {
                 Ok(manifest) if manifest.version == MANIFEST_VERSION => (manifest, None),
                 Ok(manifest) => (
@@ -205,7 +240,10 @@ impl Manifest {
             Err(err) if err.kind() == io::ErrorKind::NotFound => (Manifest::default(), None),
             Err(err) => (
                 Manifest::default(),
-                Some(format!("failed to read manifest {}: {err}", path.display())),
+                Some(format!(
+                    "failed to read manifest {} ({err}); treating every existing file as not ours",
+                    path.display()
+                )),
             ),
         }
     }
@@ -248,13 +286,15 @@ pub fn lock_within(target: &Target, wait: Duration) -> Result<Lock> {
     let path = target.lock_path();
     let started = Instant::now();
     loop {
-        fs::create_dir_all(&target.state).map_err(io_error("create", &target.state))?;
-        let file = match fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-        {
+        owned::own_dir(&target.state)?;
+        let file = match owned::open_own(
+            &path,
+            fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o644),
+        ) {
             Ok(file) => file,
             // A clean removed the folder between the two calls; make it again.
             Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
@@ -304,11 +344,41 @@ fn mtime_ns(meta: &fs::Metadata) -> i128 {
     i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec())
 }
 
-/// The state of a path on disk compared with what we recorded for it.
+/// What arcade knows about a path from the last manifest and an unfinished sync's journal.
+#[derive(Clone, Copy, Default)]
+struct Known<'a> {
+    record: Option<&'a Record>,
+    journaled: &'a [Digest],
+}
+
+impl Known<'_> {
+    fn any(&self) -> bool {
+        self.record.is_some() || !self.journaled.is_empty()
+    }
+}
+
+/// How closely [`inspect`] looks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// A recorded size and modification time are taken as the recorded content, so a sync
+    /// that changes nothing reads no file.
+    Quick,
+    /// The content's hash decides, as before a file is overwritten or removed.
+    Content,
+}
+
+/// The state of a path on disk compared with what we know of it.
 enum OnDisk {
     Missing,
-    /// Exactly what we last wrote (by size and time, or by content when the time moved).
-    AsRecorded,
+    /// Arcade's, as this record describes it now: what the manifest recorded, or what an
+    /// unfinished sync journaled. `hashed` says whether the content was checked.
+    Ours {
+        record: Record,
+        hashed: bool,
+    },
+    /// Empty where arcade wrote content: what a crash before the data reached the disk leaves,
+    /// as good as missing.
+    Emptied,
     /// Something else: edited, replaced, a symlink, or never ours.
     Other {
         content_hash: Option<Digest>,
@@ -331,7 +401,7 @@ fn marked(bytes: &[u8]) -> bool {
     MARKS.iter().any(|mark| text.contains(mark))
 }
 
-fn inspect(path: &Path, record: Option<&Record>) -> Result<OnDisk> {
+fn inspect(path: &Path, known: Known<'_>, look: Look) -> Result<OnDisk> {
     let meta = match fs::symlink_metadata(path) {
         Ok(meta) => meta,
         Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(OnDisk::Missing),
@@ -343,28 +413,39 @@ fn inspect(path: &Path, record: Option<&Record>) -> Result<OnDisk> {
             marked: false,
         });
     }
-    if let Some(record) = record
+    if look == Look::Quick
+        && let Some(record) = known.record
         && record.len == meta.len()
         && record.mtime_ns == mtime_ns(&meta)
     {
-        return Ok(OnDisk::AsRecorded);
+        return Ok(OnDisk::Ours {
+            record: record.clone(),
+            hashed: false,
+        });
     }
-    // arcade never writes an empty file, so an empty one it recorded with content is what a
-    // crash before the data reached the disk leaves: as good as missing.
-    if record.is_some_and(|record| record.len > 0) && meta.len() == 0 {
-        return Ok(OnDisk::Missing);
+    // arcade never writes an empty file.
+    if known.any() && meta.len() == 0 {
+        return Ok(OnDisk::Emptied);
     }
-    let bytes = fs::read(path).map_err(io_error("read", path))?;
+    let bytes = match read_own(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(OnDisk::Missing),
+        Err(err) => return Err(io_error("read", path)(err)),
+    };
     let hash = sha256(&bytes);
-    if record.is_some_and(|record| record.sha256 == hash) {
-        return Ok(OnDisk::AsRecorded);
+    let recorded = known.record.is_some_and(|record| record.sha256 == hash);
+    if recorded || known.journaled.contains(&hash) {
+        // A fresh record: with the time it has now, the next sync need not read it again.
+        return Ok(OnDisk::Ours {
+            record: Record::of(hash, &meta),
+            hashed: true,
+        });
     }
     Ok(OnDisk::Other {
         content_hash: Some(hash),
         marked: marked(&bytes),
     })
 }
-
 /// The process's umask, read once from `/proc/self/status` (calling `umask` to read it would
 /// change it for a moment under other threads); `None` when it cannot be read.
 fn umask() -> Option<u32> {
@@ -397,7 +478,7 @@ pub fn write_atomic_with(
     write: impl FnOnce(&mut dyn io::Write) -> io::Result<()>,
 ) -> Result<fs::Metadata> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    create_dirs(dir)?;
     replace(path, mode, sync, write)
 }
 
@@ -551,7 +632,7 @@ pub fn apply(plan: &Plan, target: &Target, dry_run: bool) -> Result<Report> {
 
 /// [`apply`] for a caller that already holds the lock.
 pub fn apply_locked(plan: &Plan, target: &Target, dry_run: bool) -> Result<Report> {
-    let mut installer = Installer::new(target, Manifest::load(target), dry_run);
+    let mut installer = Installer::new(target, dry_run);
     for file in &plan.files {
         installer.put(file.clone())?;
     }
@@ -757,6 +838,11 @@ pub struct Installer<'a> {
     /// What the last sync recorded; each planned file's record is taken out of it, so what is
     /// left at the end is the stale files.
     manifest: Manifest,
+    /// What an unfinished sync's journal lists, taken out the same way.
+    journaled: HashMap<PathBuf, Vec<Digest>>,
+    /// A journal was found: the manifest is saved and the journal removed even when nothing
+    /// else changes.
+    recovering: bool,
     /// Records taken over exactly as they were; when that is all of them and nothing else
     /// changed, the manifest need not be written again.
     kept_records: usize,
@@ -769,37 +855,56 @@ pub struct Installer<'a> {
     listings: Listings,
     made_dirs: HashSet<PathBuf>,
     late: Vec<File>,
+    /// This sync's journal, opened before its first write.
+    journal: Option<Journal>,
+    /// Files to write that are not in the journal yet; they go to the writers once they are.
+    unjournaled: Vec<Pending>,
     writers: Option<Writers>,
     written: bool,
+    direct: owned::Direct,
 }
 
 impl<'a> Installer<'a> {
-    /// Starts an install over what `Manifest::load` read.
-    pub fn new(
-        target: &'a Target,
-        (manifest, warning): (Manifest, Option<String>),
-        dry_run: bool,
-    ) -> Installer<'a> {
+    /// Starts an install over what the manifest and an unfinished sync's journal say. The
+    /// caller holds the lock (or, for a dry run, need not). The temporary files an unfinished
+    /// sync left go now: no other sync can be writing them.
+    pub fn new(target: &'a Target, dry_run: bool) -> Installer<'a> {
+        let (manifest, warning) = Manifest::load(target);
+        let found = journal::read(&target.journal_path());
         let mut report = Report {
             dry_run,
             ..Report::default()
         };
         let manifest_was_read = warning.is_none();
         report.warnings.extend(warning);
+        report.warnings.extend(found.warning);
+        if !dry_run {
+            if found.present {
+                remove_unfinished_temporaries(target, found.files.keys());
+            }
+            // A manifest's temporary file can be left without a journal (a sync that only
+            // removed files); the state folder is arcade's alone and small, so look every time.
+            remove_temporary_files(&target.state);
+        }
         Installer {
             target,
             owned: Vec::with_capacity(manifest.files.len()),
             kept_records: 0,
             recorded: manifest.files.len(),
             manifest,
+            journaled: found.files,
+            recovering: found.present,
             manifest_was_read,
             dry_run,
             report,
             listings: Listings::default(),
             made_dirs: HashSet::new(),
             late: Vec::new(),
+            journal: None,
+            unjournaled: Vec::new(),
             writers: None,
             written: false,
+            direct: owned::Direct::default(),
         }
     }
 
@@ -814,14 +919,45 @@ impl<'a> Installer<'a> {
             self.late.push(file);
             return Ok(());
         }
-        let Some(pending) = self.decide(file)? else {
+        if let Some(pending) = self.decide(file)? {
+            self.unjournaled.push(pending);
+            if self.unjournaled.len() >= JOURNAL_BATCH {
+                self.send_unjournaled()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Journals the files waiting for it, then hands them to the writers.
+    fn send_unjournaled(&mut self) -> Result<()> {
+        if self.unjournaled.is_empty() {
             return Ok(());
-        };
+        }
+        let batch = std::mem::take(&mut self.unjournaled);
+        self.write_journal(&batch)?;
         let writers = match &mut self.writers {
             Some(writers) => writers,
             None => self.writers.insert(Writers::start(self.target)?),
         };
-        writers.send(pending, &mut self.owned)
+        for pending in batch {
+            writers.send(pending, &mut self.owned)?;
+        }
+        Ok(())
+    }
+
+    /// Adds files about to be written to the journal, opening it first if need be.
+    fn write_journal(&mut self, batch: &[Pending]) -> Result<()> {
+        let journal = match &mut self.journal {
+            Some(journal) => journal,
+            None => self
+                .journal
+                .insert(Journal::open(&self.target.journal_path())?),
+        };
+        journal.append(
+            batch
+                .iter()
+                .map(|pending| (pending.path.as_path(), &pending.sha256)),
+        )
     }
 
     /// Takes a record over as it was.
@@ -833,64 +969,21 @@ impl<'a> Installer<'a> {
     /// What to do with one file: `Some` when it is to be written, after which its folder exists.
     fn decide(&mut self, file: File) -> Result<Option<Pending>> {
         let path = self.target.resolve(file.root, &file.path);
-        let hash = sha256(&file.content);
-        let record = if self.manifest.files.is_empty() {
-            None
-        } else {
-            self.manifest.files.remove(&path)
-        };
-        let state = if record.is_none() && !self.listings.may_exist(&path) {
-            OnDisk::Missing
-        } else {
-            inspect(&path, record.as_ref())?
-        };
-        let write = match (&state, &record) {
-            (OnDisk::Missing, _) => true,
-            (OnDisk::AsRecorded, Some(record)) => record.sha256 != hash,
-            (OnDisk::AsRecorded, None) => unreachable!("AsRecorded needs a record"),
-            (OnDisk::Other { content_hash, .. }, _) if *content_hash == Some(hash) => {
-                // Already exactly what we want (e.g. the manifest was lost): adopt it.
-                false
-            }
-            (OnDisk::Other { .. }, Some(_)) => {
-                // Still recorded, so later syncs and `clean` keep reporting it as the user's
-                // change instead of forgetting it (and then calling it "not ours").
-                self.report.kept_modified.push(path.clone());
-                if let Some(record) = record {
-                    self.keep(path, record);
-                }
-                return Ok(None);
-            }
-            // Generated by arcade, at arcade's path, but the manifest forgot it: ours again.
-            (OnDisk::Other { marked: true, .. }, None) => true,
-            (OnDisk::Other { .. }, None) => {
-                self.report.skipped_foreign.push(path);
-                return Ok(None);
-            }
-        };
-        if !write {
-            self.report.unchanged += 1;
-            match (record, &state) {
-                (Some(record), OnDisk::AsRecorded) => self.keep(path, record),
-                _ => {
-                    let meta = fs::metadata(&path).map_err(io_error("inspect", &path))?;
-                    let record = Record {
-                        sha256: hash,
-                        len: meta.len(),
-                        mtime_ns: mtime_ns(&meta),
-                    };
-                    self.owned.push((path, record));
-                }
-            }
-            return Ok(None);
+        if !owned::is_arcade_file(self.target, &path) {
+            // A planner that puts files where removal will not look would leave them behind.
+            return Err(Error::NotArcadePath { path });
         }
+        let hash = sha256(&file.content);
+        let Some(new) = self.judge(&path, hash)? else {
+            return Ok(None);
+        };
         self.report.written += 1;
         if self.dry_run {
             return Ok(None);
         }
         let dir = path.parent().unwrap_or(Path::new("."));
         if !self.made_dirs.contains(dir) {
-            fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+            create_dirs(dir)?;
             self.made_dirs.insert(dir.to_owned());
         }
         self.written = true;
@@ -898,73 +991,270 @@ impl<'a> Installer<'a> {
             path,
             sha256: hash,
             mode: if file.executable { 0o755 } else { 0o644 },
-            new: matches!(state, OnDisk::Missing),
+            new,
             content: file.content,
         }))
     }
 
-    /// Writes what is still queued, then the merged menu, removes stale files and saves the
-    /// manifest recording `tree` and `shortcuts`.
+    /// Whether a planned file with content `hash` is to be written at `path`: `Some(new)` when
+    /// it is (`new` when nothing is there), `None` when it stays as it is, which is reported
+    /// and recorded here.
+    fn judge(&mut self, path: &Path, hash: Digest) -> Result<Option<bool>> {
+        let record = if self.manifest.files.is_empty() {
+            None
+        } else {
+            self.manifest.files.remove(path)
+        };
+        let journaled = if self.journaled.is_empty() {
+            Vec::new()
+        } else {
+            self.journaled.remove(path).unwrap_or_default()
+        };
+        let known = Known {
+            record: record.as_ref(),
+            journaled: &journaled,
+        };
+        let mut state = if !known.any() && !self.listings.may_exist(path) {
+            OnDisk::Missing
+        } else {
+            inspect(path, known, Look::Quick)?
+        };
+        // Before arcade's file is overwritten, its content must prove it is still arcade's.
+        if let OnDisk::Ours {
+            record: now,
+            hashed,
+        } = &state
+            && now.sha256 != hash
+            && !hashed
+        {
+            state = inspect(path, known, Look::Content)?;
+        }
+        match state {
+            OnDisk::Missing => Ok(Some(true)),
+            OnDisk::Emptied => Ok(Some(false)),
+            OnDisk::Ours { record: now, .. } if now.sha256 == hash => {
+                self.report.unchanged += 1;
+                match record {
+                    Some(record) if record == now => self.keep(path.to_owned(), record),
+                    _ => self.owned.push((path.to_owned(), now)),
+                }
+                Ok(None)
+            }
+            OnDisk::Ours { .. } => Ok(Some(false)),
+            OnDisk::Other { content_hash, .. } if content_hash == Some(hash) => {
+                // Already exactly what we want (e.g. the manifest was lost): adopt it.
+                self.report.unchanged += 1;
+                let meta = fs::metadata(path).map_err(io_error("inspect", path))?;
+                self.owned.push((path.to_owned(), Record::of(hash, &meta)));
+                Ok(None)
+            }
+            OnDisk::Other { .. } if record.is_some() => {
+                // Still recorded, so later syncs and `clean` keep reporting it as the user's
+                // change instead of forgetting it (and then calling it "not ours").
+                self.report.kept_modified.push(path.to_owned());
+                if let Some(record) = record {
+                    self.keep(path.to_owned(), record);
+                }
+                Ok(None)
+            }
+            // Generated by arcade, at arcade's path, but the manifest forgot it: ours again.
+            OnDisk::Other { marked: true, .. } => Ok(Some(false)),
+            OnDisk::Other { .. } => {
+                self.report.skipped_foreign.push(path.to_owned());
+                Ok(None)
+            }
+        }
+    }
+
+    /// Writes what is still queued, then the merged menu, removes stale files, saves the
+    /// manifest recording `tree` and `shortcuts`, and removes the journal.
     pub fn finish(mut self, tree: &Tree, shortcuts: &[Shortcut]) -> Result<Report> {
+        self.send_unjournaled()?;
         if let Some(writers) = self.writers.take() {
             writers.finish(&mut self.owned)?;
         }
         for file in std::mem::take(&mut self.late) {
             if let Some(pending) = self.decide(file)? {
+                self.write_journal(std::slice::from_ref(&pending))?;
                 let record = pending.run()?;
                 self.owned.push((pending.path, record));
             }
         }
         self.listings = Listings::default();
+        let removed_any = self.remove_stale()?;
+        if self.dry_run {
+            return Ok(self.report);
+        }
+        // A sync that changed nothing leaves the manifest as it is: rewriting (and syncing) a
+        // large one costs more than everything else such a sync does.
+        let unchanged = self.manifest_was_read
+            && !self.recovering
+            && !self.written
+            && !removed_any
+            && self.kept_records == self.recorded
+            && self.owned.len() == self.recorded
+            && self.manifest.tree == *tree
+            && self.manifest.shortcuts == shortcuts
+            && self.target.manifest_path().exists();
+        if !unchanged {
+            self.owned
+                .sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+            save_manifest(
+                self.target,
+                &ManifestRef {
+                    version: MANIFEST_VERSION,
+                    files: &self.owned,
+                    tree,
+                    shortcuts,
+                },
+            )?;
+        }
+        // The manifest now records everything the journal listed: written, removed or kept.
+        if self.journal.take().is_some() || self.recovering {
+            remove(&self.target.journal_path())?;
+        }
+        remove_empty_dirs(self.target);
+        Ok(self.report)
+    }
 
-        // What is left in the manifest was not planned this time: stale files, removed in path
-        // order so reports list them in a stable order.
-        let stale = std::mem::take(&mut self.manifest.files);
+    /// Removes the files the manifest or the journal names that were not planned this time,
+    /// in path order so reports list them in a stable order; returns whether any went.
+    fn remove_stale(&mut self) -> Result<bool> {
+        let records = std::mem::take(&mut self.manifest.files);
+        let journaled = std::mem::take(&mut self.journaled);
         let mut removed_any = false;
-        for (path, record) in sorted(&stale) {
-            match inspect(path, Some(record))? {
-                OnDisk::Missing => {}
-                OnDisk::AsRecorded => {
-                    self.report.removed += 1;
-                    removed_any = true;
-                    if !self.dry_run {
-                        remove(path)?;
+        for (path, known) in leftovers(&records, &journaled) {
+            let swept = sweep(
+                self.target,
+                &mut self.direct,
+                path,
+                known,
+                self.dry_run,
+                &mut self.report,
+            )?;
+            match swept {
+                Swept::Removed => removed_any = true,
+                Swept::Kept => {
+                    if let Some(record) = known.record {
+                        self.keep(path.clone(), record.clone());
                     }
                 }
-                OnDisk::Other { .. } => {
-                    self.report.kept_modified.push(path.clone());
-                    self.keep(path.clone(), record.clone());
-                }
+                Swept::Gone => {}
             }
         }
+        Ok(removed_any)
+    }
+}
 
-        if !self.dry_run {
-            // A sync that changed nothing leaves the manifest as it is: rewriting (and syncing)
-            // a large one costs more than everything else such a sync does.
-            let unchanged = self.manifest_was_read
-                && !self.written
-                && !removed_any
-                && self.kept_records == self.recorded
-                && self.owned.len() == self.recorded
-                && self.manifest.tree == *tree
-                && self.manifest.shortcuts == shortcuts
-                && self.target.manifest_path().exists();
-            if !unchanged {
-                self.owned
-                    .sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
-                save_manifest(
-                    self.target,
-                    &ManifestRef {
-                        version: MANIFEST_VERSION,
-                        files: &self.owned,
-                        tree,
-                        shortcuts,
-                    },
-                )?;
+/// Every path of `records` and `journaled`, in the order of their bytes, with what is known of
+/// each.
+fn leftovers<'a>(
+    records: &'a HashMap<PathBuf, Record>,
+    journaled: &'a HashMap<PathBuf, Vec<Digest>>,
+) -> Vec<(&'a PathBuf, Known<'a>)> {
+    let mut paths: Vec<(&PathBuf, Known)> = records
+        .iter()
+        .map(|(path, record)| {
+            let journaled = journaled.get(path).map_or(&[][..], Vec::as_slice);
+            (
+                path,
+                Known {
+                    record: Some(record),
+                    journaled,
+                },
+            )
+        })
+        .chain(
+            journaled
+                .iter()
+                .filter(|(path, _)| !records.contains_key(*path))
+                .map(|(path, hashes)| {
+                    (
+                        path,
+                        Known {
+                            record: None,
+                            journaled: hashes,
+                        },
+                    )
+                }),
+        )
+        .collect();
+    paths.sort_unstable_by(|a, b| a.0.as_os_str().cmp(b.0.as_os_str()));
+    paths
+}
+
+/// What became of a file arcade no longer plans.
+enum Swept {
+    /// It was arcade's and is gone now (or would be, in a dry run).
+    Removed,
+    /// It is kept: changed since arcade wrote it, or out of reach; the manifest keeps its record.
+    Kept,
+    /// Nothing to do, and nothing to remember: already missing, or never arcade's.
+    Gone,
+}
+
+/// Removes a file arcade no longer plans if it is arcade's ([`owned`]) and its content is what
+/// the manifest recorded or the journal listed; reports the rest.
+fn sweep(
+    target: &Target,
+    direct: &mut owned::Direct,
+    path: &Path,
+    known: Known<'_>,
+    dry_run: bool,
+    report: &mut Report,
+) -> Result<Swept> {
+    if !owned::is_arcade_file(target, path) {
+        report.warnings.push(format!(
+            "left {} alone: arcade's manifest or journal names it, but arcade puts no file there",
+            path.display()
+        ));
+        return Ok(Swept::Gone);
+    }
+    if !direct.reached(target, path) {
+        report.warnings.push(format!(
+            "left {} alone: a folder on its way is a symbolic link",
+            path.display()
+        ));
+        return Ok(if known.record.is_some() {
+            Swept::Kept
+        } else {
+            Swept::Gone
+        });
+    }
+    match inspect(path, known, Look::Content)? {
+        OnDisk::Missing => Ok(Swept::Gone),
+        OnDisk::Ours { .. } | OnDisk::Emptied => {
+            report.removed += 1;
+            if !dry_run {
+                remove(path)?;
             }
-            remove_empty_dirs(self.target);
+            Ok(Swept::Removed)
         }
-        Ok(self.report)
+        OnDisk::Other { .. } if known.record.is_some() => {
+            report.kept_modified.push(path.to_owned());
+            Ok(Swept::Kept)
+        }
+        // Listed only by a journal, and not what that sync wrote: not arcade's.
+        OnDisk::Other { .. } => Ok(Swept::Gone),
+    }
+}
+
+/// Removes the temporary files an unfinished sync may have left in the folders of the files its
+/// journal lists, where it wrote them.
+fn remove_unfinished_temporaries<'p>(target: &Target, paths: impl Iterator<Item = &'p PathBuf>) {
+    let mut dirs: HashSet<&Path> = HashSet::new();
+    for path in paths {
+        if owned::is_arcade_file(target, path)
+            && let Some(dir) = path.parent()
+        {
+            dirs.insert(dir);
+        }
+    }
+    let mut direct = owned::Direct::default();
+    for dir in dirs {
+        if direct.reached_folder(target, dir) {
+            remove_temporary_files(dir);
+        }
     }
 }
 
@@ -976,8 +1266,7 @@ impl<'a> Installer<'a> {
 /// content as crash damage and has it written again, since arcade never writes an empty file.
 fn save_manifest(target: &Target, manifest: &ManifestRef) -> Result<()> {
     let path = target.manifest_path();
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(io_error("create", dir))?;
+    owned::own_dir(&target.state)?;
     replace(&path, 0o644, true, |out| {
         let mut out = io::BufWriter::with_capacity(64 << 10, out);
         serde_json::to_writer(&mut out, manifest)?;
@@ -1004,32 +1293,33 @@ fn remove_empty_dirs(target: &Target) {
     );
 }
 
-/// Removes every file arcade wrote that is still as written, and the manifest.
+/// Removes every file arcade wrote that is still as written (those the manifest records and
+/// those an unfinished sync's journal lists), then the manifest, the journal and the lock.
 pub fn clean(target: &Target, dry_run: bool) -> Result<Report> {
+    owned::check_own_dir(&target.state)?;
     let _lock = if dry_run { None } else { Some(lock(target)?) };
     let (manifest, warning) = Manifest::load(target);
+    let found = journal::read(&target.journal_path());
     let mut report = Report {
         dry_run,
         ..Report::default()
     };
     report.warnings.extend(warning);
-    for (path, record) in sorted(&manifest.files) {
-        match inspect(path, Some(record))? {
-            OnDisk::Missing => {}
-            OnDisk::AsRecorded => {
-                report.removed += 1;
-                if !dry_run {
-                    remove(path)?;
-                }
-            }
-            OnDisk::Other { .. } => report.kept_modified.push(path.clone()),
-        }
+    report.warnings.extend(found.warning);
+    let mut direct = owned::Direct::default();
+    for (path, known) in leftovers(&manifest.files, &found.files) {
+        sweep(target, &mut direct, path, known, dry_run, &mut report)?;
     }
     if !dry_run {
+        if found.present {
+            remove_unfinished_temporaries(target, found.files.keys());
+        }
+        remove_temporary_files(&target.state);
         remove(&target.manifest_path())?;
+        remove(&target.journal_path())?;
         remove_empty_dirs(target);
-        // The lock file is ours too. Removing it while holding the lock is safe because `lock`
-        // checks that the file it locked is still the one at the path.
+        // The lock file is ours too. Removing it while holding it is safe because `lock` checks
+        // that the file it locked is still the one at the path.
         remove(&target.lock_path())?;
         let _ = fs::remove_dir(&target.state);
     }
@@ -1068,39 +1358,124 @@ mod tests {
     fn an_emptied_file_is_crash_damage_and_written_again() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[
+                ("applications/arcade/x.desktop", "1"),
+                ("applications/arcade/y.desktop", "2"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         // What a crash before the data reached the disk leaves: the file, empty.
-        fs::write(target.data.join("a/x"), "").unwrap();
+        fs::write(target.data.join("applications/arcade/x.desktop"), "").unwrap();
         // A file the user edited stays theirs.
-        fs::write(target.data.join("a/y"), "mine").unwrap();
-        let report = apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        fs::write(target.data.join("applications/arcade/y.desktop"), "mine").unwrap();
+        let report = apply(
+            &plan_of(&[
+                ("applications/arcade/x.desktop", "1"),
+                ("applications/arcade/y.desktop", "2"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_eq!(report.written, 1);
-        assert_eq!(report.kept_modified, [target.data.join("a/y")]);
-        assert_eq!(fs::read_to_string(target.data.join("a/x")).unwrap(), "1");
+        assert_eq!(
+            report.kept_modified,
+            [target.data.join("applications/arcade/y.desktop")]
+        );
+        assert_eq!(
+            fs::read_to_string(target.data.join("applications/arcade/x.desktop")).unwrap(),
+            "1"
+        );
+    }
+
+    #[test]
+    fn the_next_sync_undoes_one_that_stopped_after_writing() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = target(dir.path());
+        let a = plan_of(&[
+            ("applications/arcade/x.desktop", "1"),
+            ("applications/arcade/y.desktop", "2"),
+        ]);
+        apply(&a, &target, false).unwrap();
+        // A sync to another plan writes its files, then stops before its manifest (an error,
+        // or a kill): the files it changed and added are listed only in its journal.
+        let h = plan_of(&[
+            ("applications/arcade/x.desktop", "changed"),
+            ("applications/arcade/z.desktop", "new"),
+        ]);
+        let mut installer = Installer::new(&target, false);
+        for file in &h.files {
+            installer.put(file.clone()).unwrap();
+        }
+        installer.send_unjournaled().unwrap();
+        installer
+            .writers
+            .take()
+            .unwrap()
+            .finish(&mut Vec::new())
+            .unwrap();
+        drop(installer);
+        assert!(target.journal_path().exists());
+        let planted = target.data.join("applications/arcade/.arcade-Ab12Cd");
+        fs::write(&planted, "half a file").unwrap();
+
+        let report = apply(&a, &target, false).unwrap();
+        assert!(report.kept_modified.is_empty(), "{report:?}");
+        assert!(report.skipped_foreign.is_empty(), "{report:?}");
+        assert_eq!((report.written, report.removed), (1, 1), "{report:?}");
+        let read = |name: &str| fs::read_to_string(target.data.join(name)).ok();
+        assert_eq!(read("applications/arcade/x.desktop").as_deref(), Some("1"));
+        assert_eq!(read("applications/arcade/z.desktop"), None);
+        assert!(!planted.exists());
+        assert!(!target.journal_path().exists());
     }
 
     #[test]
     fn writes_then_does_nothing_then_removes_stale() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        let report = apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        let report = apply(
+            &plan_of(&[
+                ("applications/arcade/x.desktop", "1"),
+                ("applications/arcade/y.desktop", "2"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             (report.written, report.unchanged, report.removed),
             (2, 0, 0)
         );
-        let report = apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        let report = apply(
+            &plan_of(&[
+                ("applications/arcade/x.desktop", "1"),
+                ("applications/arcade/y.desktop", "2"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             (report.written, report.unchanged, report.removed),
             (0, 2, 0)
         );
-        let report = apply(&plan_of(&[("a/x", "changed")]), &target, false).unwrap();
+        let report = apply(
+            &plan_of(&[("applications/arcade/x.desktop", "changed")]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_eq!(
             (report.written, report.unchanged, report.removed),
             (1, 0, 1)
         );
-        assert!(!target.data.join("a/y").exists());
+        assert!(!target.data.join("applications/arcade/y.desktop").exists());
         assert_eq!(
-            fs::read_to_string(target.data.join("a/x")).unwrap(),
+            fs::read_to_string(target.data.join("applications/arcade/x.desktop")).unwrap(),
             "changed"
         );
     }
@@ -1109,50 +1484,103 @@ mod tests {
     fn leaves_foreign_and_edited_files_alone() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        fs::create_dir_all(target.data.join("a")).unwrap();
-        fs::write(target.data.join("a/foreign"), "user's").unwrap();
-        apply(&plan_of(&[("a/mine", "1")]), &target, false).unwrap();
-        fs::write(target.data.join("a/mine"), "edited by the user").unwrap();
-
-        let report = apply(
-            &plan_of(&[("a/foreign", "ours"), ("a/mine", "2")]),
+        fs::create_dir_all(target.data.join("applications/arcade")).unwrap();
+        fs::write(
+            target.data.join("applications/arcade/foreign.desktop"),
+            "user's",
+        )
+        .unwrap();
+        apply(
+            &plan_of(&[("applications/arcade/mine.desktop", "1")]),
             &target,
             false,
         )
         .unwrap();
-        assert_eq!(report.skipped_foreign, [target.data.join("a/foreign")]);
-        assert_eq!(report.kept_modified, [target.data.join("a/mine")]);
+        fs::write(
+            target.data.join("applications/arcade/mine.desktop"),
+            "edited by the user",
+        )
+        .unwrap();
+
+        let report = apply(
+            &plan_of(&[
+                ("applications/arcade/foreign.desktop", "ours"),
+                ("applications/arcade/mine.desktop", "2"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_eq!(
-            fs::read_to_string(target.data.join("a/foreign")).unwrap(),
+            report.skipped_foreign,
+            [target.data.join("applications/arcade/foreign.desktop")]
+        );
+        assert_eq!(
+            report.kept_modified,
+            [target.data.join("applications/arcade/mine.desktop")]
+        );
+        assert_eq!(
+            fs::read_to_string(target.data.join("applications/arcade/foreign.desktop")).unwrap(),
             "user's"
         );
         assert_eq!(
-            fs::read_to_string(target.data.join("a/mine")).unwrap(),
+            fs::read_to_string(target.data.join("applications/arcade/mine.desktop")).unwrap(),
             "edited by the user"
         );
 
         // An edited file stays recorded: the next sync and clean still call it the user's change.
-        let report = apply(&plan_of(&[("a/x", "3")]), &target, false).unwrap();
-        assert_eq!(report.kept_modified, [target.data.join("a/mine")]);
+        let report = apply(
+            &plan_of(&[("applications/arcade/x.desktop", "3")]),
+            &target,
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            report.kept_modified,
+            [target.data.join("applications/arcade/mine.desktop")]
+        );
         assert!(report.skipped_foreign.is_empty());
 
         let report = clean(&target, false).unwrap();
         assert_eq!(report.removed, 1);
-        assert_eq!(report.kept_modified, [target.data.join("a/mine")]);
-        assert!(target.data.join("a/foreign").exists());
-        assert!(target.data.join("a/mine").exists());
+        assert_eq!(
+            report.kept_modified,
+            [target.data.join("applications/arcade/mine.desktop")]
+        );
+        assert!(
+            target
+                .data
+                .join("applications/arcade/foreign.desktop")
+                .exists()
+        );
+        assert!(
+            target
+                .data
+                .join("applications/arcade/mine.desktop")
+                .exists()
+        );
     }
 
     #[test]
     fn clean_removes_the_lock_and_a_later_sync_locks_afresh() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[("applications/arcade/x.desktop", "1")]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert!(target.lock_path().exists());
         clean(&target, false).unwrap();
         assert!(!target.lock_path().exists());
         assert!(!target.state.exists());
-        apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[("applications/arcade/x.desktop", "1")]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert!(target.lock_path().exists());
     }
 
@@ -1183,7 +1611,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
         let names: Vec<(String, String)> = (0..1000)
-            .map(|n| (format!("a/{n}.desktop"), format!("content {n}")))
+            .map(|n| {
+                (
+                    format!("applications/arcade/{n}.desktop"),
+                    format!("content {n}"),
+                )
+            })
             .collect();
         let files: Vec<(&str, &str)> = names
             .iter()
@@ -1200,7 +1633,12 @@ mod tests {
             assert_eq!(mode & 0o777, 0o644, "{path}");
         }
         // No temporary file is left behind.
-        assert_eq!(fs::read_dir(target.data.join("a")).unwrap().count(), 1000);
+        assert_eq!(
+            fs::read_dir(target.data.join("applications/arcade"))
+                .unwrap()
+                .count(),
+            1000
+        );
         let report = apply(&plan_of(&files), &target, false).unwrap();
         assert_eq!((report.written, report.unchanged), (0, 1000));
     }
@@ -1209,12 +1647,33 @@ mod tests {
     fn a_sync_that_changes_nothing_leaves_the_manifest_alone() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[
+                ("applications/arcade/x.desktop", "1"),
+                ("applications/arcade/y.desktop", "2"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         let before = fs::metadata(target.manifest_path()).unwrap().ino();
-        apply(&plan_of(&[("a/x", "1"), ("a/y", "2")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[
+                ("applications/arcade/x.desktop", "1"),
+                ("applications/arcade/y.desktop", "2"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_eq!(fs::metadata(target.manifest_path()).unwrap().ino(), before);
         // Any change, even a removal only, records the new state.
-        apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[("applications/arcade/x.desktop", "1")]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_ne!(fs::metadata(target.manifest_path()).unwrap().ino(), before);
     }
 
@@ -1222,12 +1681,28 @@ mod tests {
     fn the_manifest_keeps_its_format() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        apply(&plan_of(&[("a/y", "2"), ("a/x", "1")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[
+                ("applications/arcade/y.desktop", "2"),
+                ("applications/arcade/x.desktop", "1"),
+            ]),
+            &target,
+            false,
+        )
+        .unwrap();
         let text = fs::read_to_string(target.manifest_path()).unwrap();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
         let files = json["files"].as_object().unwrap();
-        let x = target.data.join("a/x").display().to_string();
-        let y = target.data.join("a/y").display().to_string();
+        let x = target
+            .data
+            .join("applications/arcade/x.desktop")
+            .display()
+            .to_string();
+        let y = target
+            .data
+            .join("applications/arcade/y.desktop")
+            .display()
+            .to_string();
         assert_eq!(files.keys().collect::<Vec<_>>(), [&x, &y], "sorted by path");
         assert_eq!(files[&x]["sha256"], super::super::hex(&sha256(b"1")));
         assert_eq!(files[&x]["len"], 1);
@@ -1261,9 +1736,14 @@ mod tests {
     fn dry_run_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        let report = apply(&plan_of(&[("a/x", "1")]), &target, true).unwrap();
+        let report = apply(
+            &plan_of(&[("applications/arcade/x.desktop", "1")]),
+            &target,
+            true,
+        )
+        .unwrap();
         assert_eq!(report.written, 1);
-        assert!(!target.data.join("a/x").exists());
+        assert!(!target.data.join("applications/arcade/x.desktop").exists());
         assert!(!target.manifest_path().exists());
     }
 
@@ -1271,9 +1751,19 @@ mod tests {
     fn adopts_identical_files_when_the_manifest_is_lost() {
         let dir = tempfile::tempdir().unwrap();
         let target = target(dir.path());
-        apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        apply(
+            &plan_of(&[("applications/arcade/x.desktop", "1")]),
+            &target,
+            false,
+        )
+        .unwrap();
         fs::write(target.manifest_path(), "{not json").unwrap();
-        let report = apply(&plan_of(&[("a/x", "1")]), &target, false).unwrap();
+        let report = apply(
+            &plan_of(&[("applications/arcade/x.desktop", "1")]),
+            &target,
+            false,
+        )
+        .unwrap();
         assert_eq!((report.written, report.unchanged), (0, 1));
         assert_eq!(report.warnings.len(), 1);
         // Once adopted it is ours again, so clean removes it.

@@ -11,12 +11,16 @@
 //! - `$XDG_CONFIG_HOME/menus/applications-merged/arcade-astro-software.menu`
 //! - `$XDG_DATA_HOME/icons/hicolor/{scalable,48x48}/apps/arcade-*.{svg,png}`
 //! - optional shortcuts in the desktop folder, `arcade-*.desktop`
+//! - for apps that open files: the VOTable type, `$XDG_DATA_HOME/mime/packages/arcade-votable.xml`,
+//!   and the site's default apps, `$XDG_DATA_HOME/applications/mimeapps.list` ([`mime`])
 
+pub mod caches;
 pub mod desktop_entry;
 pub mod icons;
 pub mod install;
 pub mod installed;
 pub mod menu_xml;
+pub mod mime;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -25,6 +29,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::{Catalog, Image};
+use crate::labels::IconSource;
 use desktop_entry::Entry;
 
 /// The vendor prefix of every file name and desktop file ID we write.
@@ -51,6 +56,16 @@ pub struct Options {
     pub shortcuts: Vec<String>,
     /// `StartupWMClass` per app name; apps not listed get the xterm default.
     pub wm_classes: BTreeMap<String, String>,
+    /// The right-click resource choices of entries whose image names none of its own.
+    pub presets: Vec<crate::labels::Resources>,
+    /// Whether the launch backend offers GPUs; without, presets asking for one are left out
+    /// (an image's label may name one that skaha could not give).
+    pub gpus: bool,
+    /// The file types each app opens (`menu.mime_types`), over [`KNOWN_MIME_TYPES`].
+    pub mime_types: BTreeMap<String, Vec<String>>,
+    /// The site's default app per file type (`menu.mime_defaults`), over
+    /// [`mime::KNOWN_DEFAULTS`].
+    pub mime_defaults: BTreeMap<String, String>,
 }
 
 /// The window class of the default command, xterm.
@@ -64,6 +79,18 @@ pub const KNOWN_WM_CLASSES: &[(&str, &str)] = &[
     ("saods9", "Ds9.tcl"),
     ("topcat", "uk-ac-starlink-topcat-Driver"),
     ("aladin", "cds-aladin-Aladin"),
+];
+
+/// The file types the astronomy apps arcade knows open, each app's main type first: DS9, CARTA
+/// and Aladin open FITS images; TOPCAT opens VOTables, FITS tables and CSV. `menu.mime_types`
+/// adds to and overrides them (an empty list: the app opens no files); aliases are added in
+/// [`mime::types_for`].
+pub const KNOWN_MIME_TYPES: &[(&str, &[&str])] = &[
+    ("ds9", &[mime::FITS]),
+    ("saods9", &[mime::FITS]),
+    ("carta", &[mime::FITS]),
+    ("aladin", &[mime::FITS]),
+    ("topcat", &[mime::VOTABLE, mime::FITS, "text/csv"]),
 ];
 
 /// The window class `app`'s windows carry, when known: configured, else built in.
@@ -247,7 +274,22 @@ pub fn plan_each<E>(
     for file in icons::files() {
         put(file)?;
     }
+    // The images' own icons, each picture once.
+    let mut seen = HashSet::new();
+    for image in &catalog.images {
+        if let Some(IconSource::Inline { kind, bytes }) =
+            image.about.as_deref().and_then(|about| about.icon.as_ref())
+        {
+            let (name, file) = icons::from_label(*kind, bytes);
+            if seen.insert(name) {
+                put(file)?;
+            }
+        }
+    }
     for file in plan_shortcuts(&mut plan, catalog, options) {
+        put(file)?;
+    }
+    for file in mime::files(catalog, &top_tree, options) {
         put(file)?;
     }
     plan.tree = top_tree;
@@ -487,17 +529,37 @@ fn application_entry(
     options: &Options,
 ) -> String {
     let app = image.app_name();
-    let wm_class = wm_class_for(app, &options.wm_classes);
+    let about = image.about.as_deref();
+    let wm_class = about
+        .and_then(|about| about.wm_class.as_deref())
+        .unwrap_or_else(|| wm_class_for(app, &options.wm_classes));
+    let comment = match about.and_then(|about| about.description.as_deref()) {
+        Some(description) => format!("{description} ({reference})"),
+        None => format!("{reference} in a container"),
+    };
+    let icon = match about.and_then(|about| about.icon.as_ref()) {
+        Some(IconSource::Inline { kind, bytes }) => icons::from_label(*kind, bytes).0,
+        _ => icons::for_app(app).to_owned(),
+    };
+    let mut categories = vec![CATEGORY, project_category];
+    let mut words = vec![app, image.project.as_str(), "astronomy"];
+    if let Some(about) = about {
+        categories.extend(about.categories.iter().map(String::as_str));
+        words.extend(about.keywords.iter().map(String::as_str));
+    }
+    let presets = presets_for(about, options);
+    let ids: Vec<String> = presets.iter().map(action_id).collect();
     let mut entry = Entry::application();
     entry
-        .string("Name", label)
-        .string("Comment", &format!("{reference} in a container"))
-        .string("Icon", icons::for_app(app))
-        .string("TryExec", launcher)
-        .exec(launcher, ["launch", "--from-menu", reference])
+        .string("Name", &shown_name(label, image, about))
+        .string("Comment", &comment)
+        .string("Icon", &icon)
+        .string("TryExec", launcher);
+    add_exec(&mut entry, launcher, reference, app, about, options);
+    entry
         .boolean("Terminal", false)
-        .list("Categories", &[CATEGORY, project_category])
-        .list("Keywords", &keywords(&[app, &image.project, "astronomy"]))
+        .list("Categories", &categories)
+        .list("Keywords", &keywords(&words))
         .boolean("StartupNotify", true)
         .string("StartupWMClass", wm_class)
         .string("X-Arcade-Image", reference)
@@ -505,7 +567,93 @@ fn application_entry(
     if let Some(digest) = &image.digest {
         entry.string("X-Arcade-Digest", digest);
     }
+    if !ids.is_empty() {
+        entry.list(
+            "Actions",
+            &ids.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+    }
+    for (preset, id) in presets.iter().zip(&ids) {
+        let (cores, ram, gpus) = (
+            preset.cores.to_string(),
+            preset.ram_gb.to_string(),
+            preset.gpus.to_string(),
+        );
+        let mut args = vec!["launch", "--from-menu", "--cores", &cores, "--ram", &ram];
+        if preset.gpus > 0 {
+            args.extend(["--gpus", gpus.as_str()]);
+        }
+        args.push(reference);
+        entry.action(
+            id,
+            &format!("More resources: {}", preset.describe()),
+            launcher,
+            args,
+        );
+    }
     entry.into_text()
+}
+
+/// An entry's name: the image's own title, with the version part of its label, when it gives
+/// one; else the label. Capped, like every shown name.
+fn shown_name(label: &str, image: &Image, about: Option<&crate::labels::About>) -> String {
+    match about.and_then(|about| about.title.as_deref()) {
+        Some(title) => {
+            let version = label
+                .strip_prefix(&format!("{}:", image.repository))
+                .unwrap_or(label);
+            cap(&format!("{title} {version}"))
+        }
+        None => label.to_owned(),
+    }
+}
+
+/// The right-click resource choices of an entry: the image's own, else the site's; none with a
+/// GPU when the backend offers none.
+fn presets_for(
+    about: Option<&crate::labels::About>,
+    options: &Options,
+) -> Vec<crate::labels::Resources> {
+    let presets = match about {
+        Some(about) if !about.presets.is_empty() => &about.presets,
+        _ => &options.presets,
+    };
+    presets
+        .iter()
+        .filter(|preset| options.gpus || preset.gpus == 0)
+        .copied()
+        .collect()
+}
+
+/// A `[Desktop Action]` id for a preset: `cores4-ram16[-gpus1]`.
+fn action_id(preset: &crate::labels::Resources) -> String {
+    let mut id = format!("cores{}-ram{}", preset.cores, preset.ram_gb);
+    if preset.gpus > 0 {
+        id.push_str(&format!("-gpus{}", preset.gpus));
+    }
+    id
+}
+
+/// Adds `Exec` (`arcade launch --from-menu REFERENCE`), and, for an app that opens files, the
+/// field code `%F` for them and the `MimeType` they may have.
+/// The image's own `mime-types` label wins over what arcade knows of the app.
+fn add_exec(
+    entry: &mut Entry,
+    launcher: &str,
+    reference: &str,
+    app: &str,
+    about: Option<&crate::labels::About>,
+    options: &Options,
+) {
+    let args = ["launch", "--from-menu", reference];
+    let types = mime::types_of(app, about, &options.mime_types);
+    if types.is_empty() {
+        entry.exec(launcher, args);
+    } else {
+        entry
+            .exec_opening_files(launcher, args)
+            .list("MimeType", &types);
+    }
 }
 
 /// Search words for `Keywords`: a `;` inside a name splits it into two words instead of being
@@ -555,11 +703,16 @@ fn plan_shortcuts(plan: &mut Plan, catalog: &Catalog, options: &Options) -> Vec<
                 &format!("{reference} in a container (newest release)"),
             )
             .string("Icon", icons::for_app(app))
-            .string("TryExec", &launcher)
-            .exec(&launcher, ["launch", "--from-menu", reference.as_str()])
+            .string("TryExec", &launcher);
+        let about = image.about.as_deref();
+        add_exec(&mut entry, &launcher, &reference, app, about, options);
+        let wm_class = about
+            .and_then(|about| about.wm_class.as_deref())
+            .unwrap_or_else(|| wm_class_for(app, &options.wm_classes));
+        entry
             .boolean("Terminal", false)
             .boolean("StartupNotify", true)
-            .string("StartupWMClass", wm_class_for(app, &options.wm_classes))
+            .string("StartupWMClass", wm_class)
             .string("X-Arcade-Image", &reference)
             .string("X-Arcade-Shortcut", wanted);
         let file_name = format!(
@@ -672,6 +825,7 @@ mod tests {
                     types: vec![],
                     // Each its own image, unless a test says otherwise.
                     digest: Some(format!("sha256:{}", id.replace(['/', ':'], "-"))),
+                    labels: None,
                 })
                 .collect(),
             None,
@@ -684,7 +838,136 @@ mod tests {
             submenu_threshold: 2,
             shortcuts: vec!["casa".into(), "nothing".into()],
             wm_classes: BTreeMap::new(),
+            presets: vec![],
+            gpus: false,
+            mime_types: BTreeMap::new(),
+            mime_defaults: BTreeMap::new(),
         }
+    }
+
+    #[test]
+    fn an_images_labels_describe_its_entry() {
+        use crate::labels::{self, Resources};
+        let mut catalog = catalog(&["h/cirada/ds9:8.4"]);
+        let png: Vec<u8> = {
+            let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+            bytes.extend(48u32.to_be_bytes());
+            bytes.extend(48u32.to_be_bytes());
+            bytes.extend([8, 6, 0, 0, 0]);
+            bytes
+        };
+        catalog.images[0].about = Some(std::sync::Arc::new(labels::About {
+            title: Some("SAOImage DS9".into()),
+            description: Some("Astronomical imaging".into()),
+            icon: Some(IconSource::Inline {
+                kind: labels::IconKind::Png,
+                bytes: png,
+            }),
+            categories: vec!["X-Imaging".into()],
+            keywords: vec!["fits".into()],
+            wm_class: Some("Ds9.tcl".into()),
+            presets: vec![Resources {
+                cores: 16,
+                ram_gb: 64,
+                gpus: 0,
+            }],
+            ..labels::About::default()
+        }));
+        let mut options = options();
+        options.presets = vec![Resources {
+            cores: 4,
+            ram_gb: 16,
+            gpus: 0,
+        }];
+        let plan = plan(&catalog, &options);
+        let entry = plan
+            .files
+            .iter()
+            .find(|file| file.path.to_string_lossy().ends_with(".desktop"))
+            .unwrap();
+        let text = String::from_utf8_lossy(&entry.content);
+        for line in [
+            "Name=SAOImage DS9 8.4",
+            "Comment=Astronomical imaging (h/cirada/ds9:8.4)",
+            "Categories=X-AstroSoftware;X-AstroSoftware-cirada;X-Imaging;",
+            "StartupWMClass=Ds9.tcl",
+            "Actions=cores16-ram64;",
+            "[Desktop Action cores16-ram64]",
+            "Name=More resources: 16 cores, 64 GB",
+        ] {
+            assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+        }
+        let icon = text.lines().find_map(|l| l.strip_prefix("Icon=")).unwrap();
+        assert!(icon.starts_with("arcade-img-"), "{icon}");
+        assert!(plan.files.iter().any(|file| {
+            file.path
+                .ends_with(format!("icons/hicolor/48x48/apps/{icon}.png"))
+        }));
+    }
+
+    #[test]
+    fn an_images_mime_types_label_makes_it_open_files() {
+        let mut catalog = catalog(&["h/cirada/fv:5.5", "h/cirada/plain:1"]);
+        catalog.images[0].about = Some(std::sync::Arc::new(crate::labels::About {
+            mime_types: vec!["application/fits".into(), "text/csv".into()],
+            ..crate::labels::About::default()
+        }));
+        let plan = plan(&catalog, &options());
+        let entry = |app: &str| {
+            let file = plan
+                .files
+                .iter()
+                .find(|file| {
+                    let name = file.path.to_string_lossy();
+                    name.ends_with(".desktop") && name.contains(app)
+                })
+                .unwrap();
+            String::from_utf8_lossy(&file.content).into_owned()
+        };
+        let fv = entry("fv");
+        assert!(
+            fv.lines()
+                .any(|l| l == "MimeType=application/fits;image/fits;image/x-fits;text/csv;"),
+            "{fv}"
+        );
+        assert!(
+            fv.lines()
+                .any(|l| l.starts_with("Exec=") && l.ends_with(" %F")),
+            "{fv}"
+        );
+        let plain = entry("plain");
+        assert!(
+            !plain.contains("MimeType") && !plain.contains("%F"),
+            "{plain}"
+        );
+    }
+
+    #[test]
+    fn a_gpu_preset_shows_only_where_the_backend_offers_gpus() {
+        use crate::labels::Resources;
+        let catalog = catalog(&["h/cirada/ds9:8.4"]);
+        let mut options = options();
+        options.presets = ["4/16", "8/32/1"]
+            .iter()
+            .filter_map(|text| Resources::parse_slashed(text))
+            .collect();
+        let actions = |options: &Options| {
+            let plan = plan(&catalog, options);
+            let entry = plan
+                .files
+                .iter()
+                .find(|file| file.path.to_string_lossy().ends_with(".desktop"))
+                .unwrap();
+            String::from_utf8_lossy(&entry.content)
+                .lines()
+                .find_map(|line| line.strip_prefix("Actions=").map(str::to_owned))
+        };
+        assert_eq!(actions(&options).as_deref(), Some("cores4-ram16;"));
+        options.gpus = true;
+        assert_eq!(
+            actions(&options).as_deref(),
+            Some("cores4-ram16;cores8-ram32-gpus1;")
+        );
     }
 
     #[test]

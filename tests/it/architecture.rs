@@ -172,3 +172,31 @@ fn every_source_file_says_what_it_owns() {
         );
     }
 }
+
+#[test]
+fn the_menu_plan_is_pure_and_only_the_caches_run_programs() {
+    for (path, lines) in sources() {
+        if !path.starts_with("src/menu") {
+            continue;
+        }
+        let pure = ["src/menu/mod.rs", "src/menu/mime.rs"]
+            .iter()
+            .any(|planner| path == Path::new(planner));
+        for (n, line) in lines {
+            if path != Path::new("src/menu/caches.rs") {
+                assert!(
+                    !line.contains("std::process"),
+                    "{}:{n} runs a program: {line}",
+                    path.display()
+                );
+            }
+            if pure {
+                assert!(
+                    !line.contains("std::fs"),
+                    "{}:{n} touches the disk: {line}",
+                    path.display()
+                );
+            }
+        }
+    }
+}

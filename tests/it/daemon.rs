@@ -3,6 +3,7 @@
 //! independent clients (`busctl`, `dbus-monitor`) as well as `arcade` itself.
 
 use std::ffi::OsString;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::dbus::Bus;
@@ -13,13 +14,16 @@ use crate::support::harbor::{
     Artifact, FakeHarbor, HarborConfig, HarborData, Label, Project, Repository, User,
 };
 use crate::support::images::{self, Spec};
+use crate::support::real_apps::PodDesktop;
 use crate::support::skaha::{self, AppScript, FakeSkaha, SkahaConfig};
+use crate::support::xvfb::{Screen, Xvfb};
 use crate::support::{self, Arcade, Home};
 
-/// A desktop session: a podman desk, and a private session bus whose activated services (the
-/// daemon) see the same display, engine and home.
-struct Session {
-    desk: Desk,
+/// A desktop session: a podman desk (or, on a platform desktop, a desk whose display skaha's
+/// pods reach), and a private session bus whose activated services (the daemon) see the same
+/// display, engine and home.
+struct Session<S: Screen = Xvfb> {
+    desk: Desk<S>,
     bus: Bus,
 }
 
@@ -39,7 +43,33 @@ impl Session {
     }
 
     fn with_env(config: &str, extra: &[(&str, OsString)]) -> Session {
-        let desk = Desk::new(Engine::Podman);
+        Session::at(Desk::new(Engine::Podman), config, extra)
+    }
+
+    /// A session whose daemon has launched the test xterm image, with its window up; returns
+    /// the launch id too.
+    fn with_an_app_up() -> (Session, String) {
+        let image = Engine::Podman.build(&Spec::new("xterm"));
+        let session = Session::with_catalog(&[&image]);
+        session.activate();
+        let id = session.launch(&image);
+        support::wait_for("the window", Duration::from_secs(30), || {
+            session.desk.xvfb.window_titled(&catalog_label_of(&image))
+        });
+        (session, id)
+    }
+}
+
+impl Session<Arc<PodDesktop>> {
+    /// A platform desktop's session: its display is a pod desktop, which skaha's pods reach
+    /// over TCP; no local engine. `extra` goes into the environment of the bus's services.
+    fn on_pods(extra: &[(&str, OsString)]) -> Session<Arc<PodDesktop>> {
+        Session::at(Desk::on_pods(), "", extra)
+    }
+}
+
+impl<S: Screen> Session<S> {
+    fn at(desk: Desk<S>, config: &str, extra: &[(&str, OsString)]) -> Session<S> {
         desk.home.write_config(config);
         let mut env = desk.env();
         env.push(("RUST_LOG", "arcade=debug".into()));
@@ -81,19 +111,6 @@ impl Session {
         let (ok, out) = self.bus.call("Launch", &["sa{sv}", image, "0"]);
         assert!(ok, "Launch failed: {out}");
         parse_string(&out)
-    }
-
-    /// A session whose daemon has launched the test xterm image, with its window up; returns
-    /// the launch id too.
-    fn with_an_app_up() -> (Session, String) {
-        let image = Engine::Podman.build(&Spec::new("xterm"));
-        let session = Session::with_catalog(&[&image]);
-        session.activate();
-        let id = session.launch(&image);
-        support::wait_for("the window", Duration::from_secs(30), || {
-            session.desk.xvfb.window_titled(&catalog_label_of(&image))
-        });
-        (session, id)
     }
 
     /// Asserts that `List()` answers with launch `id` and the state `state`; returns the answer.
@@ -307,19 +324,17 @@ fn a_menu_click_hands_a_skaha_launch_to_the_daemon_which_follows_it_to_its_end()
     const IMAGE: &str = "images.canfar.net/skaha/terminal:1.0";
     const POD_HOST: &str = "terminal-1-0";
     let session_id = SkahaConfig::default().sessions[0].clone();
-    let session = Session::with_env(
-        "",
-        &[
-            ("DESKTOP_SESSION_APP_TOKEN", TOKEN.into()),
-            ("ARCADE_SESSION_ID", session_id.clone().into()),
-        ],
-    );
+    let session = Session::on_pods(&[
+        ("DESKTOP_SESSION_APP_TOKEN", TOKEN.into()),
+        ("ARCADE_SESSION_ID", session_id.clone().into()),
+    ]);
+    let xterm = images::build(&Spec::new("xterm"));
     let skaha = FakeSkaha::start(SkahaConfig {
         session_tokens: vec![TOKEN.to_owned()],
         app_script: AppScript::RunningAfter(1),
-        runner: Some(skaha::xterm_pod(
-            &session.desk.xvfb.display(),
-            &session.desk.xvfb.auth,
+        runner: Some(skaha::pods_on(
+            Arc::clone(&session.desk.xvfb),
+            &[(IMAGE, xterm)],
         )),
         ..SkahaConfig::default()
     });

@@ -1,8 +1,11 @@
 //! `arcade image check` and `arcade image try` against real images built here: one that meets
-//! every requirement, and one breaking each, each with its own finding.
+//! every requirement, and one breaking each, each with its own finding; and the real DS9, TOPCAT
+//! and Aladin images built the platform's way, which pass. The check judges "works as an
+//! arbitrary non-root user" by the app's window on a private Xvfb of its own.
 
 use crate::support::desk::{Desk, Engine, label_of};
 use crate::support::images::{self, Spec};
+use crate::support::real_apps::{self, App, Kind};
 use crate::support::{Home, Run};
 
 const NSSWITCH_SSS: &str = "passwd:         files sss\nshadow:         files sss\n\
@@ -21,20 +24,35 @@ fn good() -> Spec {
         .file("/skaha/startup.sh", STARTUP_EXECS, 0o755)
 }
 
-/// `arcade image check --json` with a short bound for the image's scripts (`extra` may set
-/// another).
+/// The statuses a finding can have, as JSON names them, in the order the report gives them.
+const STATUSES: [&str; 4] = ["fail", "warn", "pass", "info"];
+
+/// The findings that are only information for an image with nothing to say: its entrypoint, and
+/// labels it does not carry (the test images carry none).
+const INFO: [&str; 2] = ["entrypoint", "labels"];
+
+/// `arcade image check --json` (`extra` may add flags). The bound is the time each of the image's
+/// scripts may take and the time the app's window may take to map: the window needs a few
+/// seconds on a busy machine, and only a script that never returns makes a check wait the whole
+/// bound, so it is generous unless a test sets its own.
 fn check(home: &Home, image: &str, extra: &[&str]) -> Run {
     let bound: &[&str] = if extra.contains(&"--timeout") {
         &[]
     } else {
-        &["--timeout", "5"]
+        &["--timeout", "60"]
     };
-    home.arcade()
-        .env("CONTAINERS_CONF", images::containers_conf())
-        .args(["image", "check", "--json", image])
+    check_command(home, image)
+        .args(["--json"])
         .args(bound)
         .args(extra)
         .run()
+}
+
+/// `arcade image check IMAGE` with the test's podman settings.
+fn check_command(home: &Home, image: &str) -> crate::support::Arcade {
+    home.arcade()
+        .env("CONTAINERS_CONF", images::containers_conf())
+        .args(["image", "check", image])
 }
 
 /// The status and the seen text of a finding.
@@ -74,7 +92,11 @@ fn a_good_image_passes_everything() {
     let run = check(&home, &image, &[]);
     assert_eq!(run.code, Some(0), "{run}");
     for (id, status) in statuses(&run) {
-        let expected = if id == "entrypoint" { "info" } else { "pass" };
+        let expected = if INFO.contains(&id.as_str()) {
+            "info"
+        } else {
+            "pass"
+        };
         assert_eq!(status, expected, "{id}:\n{run}");
     }
     assert!(
@@ -83,33 +105,79 @@ fn a_good_image_passes_everything() {
     );
     assert!(finding(&run, "nonroot").1.contains("uid 54321"), "{run}");
 
-    // The human table says the same.
-    let table = home
-        .arcade()
-        .env("CONTAINERS_CONF", images::containers_conf())
-        .args(["image", "check", &image])
-        .run();
+    // The text says the same: a finding per requirement, its result first, what was seen and
+    // how to fix it below it, and a count.
+    let table = check_command(&home, &image).args(["--timeout", "60"]).run();
     assert_eq!(table.code, Some(0), "{table}");
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines[0], format!("{image} with podman"), "{table}");
+    assert_eq!(lines[1], "RESULT  REQUIREMENT, SEEN, HOW TO FIX", "{table}");
+    assert_eq!(lines[2], "pass    a standard Linux x86_64 image", "{table}");
+    assert_eq!(lines[3], "        seen: linux/amd64", "{table}");
     assert!(
-        table.stdout.contains("RESULT") && table.stdout.contains("HOW TO FIX"),
+        lines
+            .iter()
+            .any(|line| line.starts_with("pass    works as an arbitrary non-root user")),
         "{table}"
     );
-    assert!(table.stdout.contains("0 failed"), "{table}");
+    assert_eq!(
+        lines.last(),
+        Some(&"8 passed, 0 warnings, 0 failed"),
+        "{table}"
+    );
+    assert_fits_100_columns(&table);
+}
+
+/// Every line of a text report fits a 100-column terminal.
+#[track_caller]
+fn assert_fits_100_columns(run: &Run) {
+    for line in run.stdout.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{line:?} is wider than 100 columns:\n{run}"
+        );
+    }
+}
+
+/// The findings in the order the report gives them lead with what failed, then what to improve,
+/// then what passed, then what is only information.
+#[track_caller]
+fn assert_failures_lead(run: &Run) {
+    let ranks: Vec<usize> = run.json()["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|finding| {
+            let status = finding["status"].as_str().unwrap();
+            STATUSES.iter().position(|known| *known == status).unwrap()
+        })
+        .collect();
+    assert!(ranks.is_sorted(), "findings out of order:\n{run}");
 }
 
 /// Each broken image: the finding it must produce, and that every other finding is as for the good
 /// image.
+#[track_caller]
 fn assert_only(run: &Run, id: &str, status: &str, seen: &str) {
-    let (got, text) = finding(run, id);
-    assert_eq!(got, status, "{id}:\n{run}");
-    assert!(text.contains(seen), "{id}: {text:?} lacks {seen:?}");
+    assert_only_these(run, &[(id, status, seen)]);
+}
+
+/// [`assert_only`] for several findings: each `(id, status, seen)` is as given, and every other
+/// finding passes; the exit status is 1 when one of them fails.
+#[track_caller]
+fn assert_only_these(run: &Run, expected: &[(&str, &str, &str)]) {
+    for (id, status, seen) in expected {
+        let (got, text) = finding(run, id);
+        assert_eq!(got, *status, "{id}:\n{run}");
+        assert!(text.contains(seen), "{id}: {text:?} lacks {seen:?}");
+    }
     for (other, other_status) in statuses(run) {
-        if other != id && other != "entrypoint" {
+        if !INFO.contains(&other.as_str()) && !expected.iter().any(|(id, ..)| *id == other) {
             assert_eq!(other_status, "pass", "{other} changed too:\n{run}");
         }
     }
-    let expected_code = if status == "fail" { 1 } else { 0 };
-    assert_eq!(run.code, Some(expected_code), "{run}");
+    let failed = expected.iter().any(|(_, status, _)| *status == "fail");
+    assert_eq!(run.code, Some(if failed { 1 } else { 0 }), "{run}");
 }
 
 #[test]
@@ -119,7 +187,39 @@ fn no_xterm_fails() {
     spec.name = "check-no-xterm";
     let image = images::build(&spec.without_xterm());
     let run = check(&home, &image, &[]);
-    assert_only(&run, "xterm", "fail", "no xterm");
+    // Without xterm, nothing the platform runs can show a window either.
+    let (status, seen) = finding(&run, "nonroot");
+    assert_eq!(status, "fail", "{run}");
+    assert!(seen.contains("xterm: not found"), "{seen}");
+    assert_only_these(
+        &run,
+        &[
+            ("xterm", "fail", "no xterm on PATH"),
+            ("nonroot", "fail", "ended with no window"),
+        ],
+    );
+    assert_failures_lead(&run);
+
+    // The text leads with the failures too, and fits a 100-column terminal.
+    let table = check_command(&home, &image).args(["--timeout", "60"]).run();
+    assert_eq!(table.code, Some(1), "{table}");
+    let results: Vec<&str> = table
+        .stdout
+        .lines()
+        .skip(2)
+        .filter_map(|line| line.split_whitespace().next())
+        .filter(|word| STATUSES.contains(word))
+        .collect();
+    assert_eq!(&results[..2], ["fail", "fail"], "{table}");
+    assert!(
+        results[2..].iter().all(|result| *result != "fail"),
+        "{table}"
+    );
+    assert!(
+        table.stdout.ends_with("6 passed, 0 warnings, 2 failed\n"),
+        "{table}"
+    );
+    assert_fits_100_columns(&table);
 }
 
 #[test]
@@ -132,10 +232,11 @@ fn a_blocking_init_fails() {
     );
     spec.name = "check-blocking-init";
     let image = images::build(&spec);
-    let run = check(&home, &image, &["--timeout", "3"]);
+    // The bound also gives the app's window its time to map, so it is not too short.
+    let run = check(&home, &image, &["--timeout", "10"]);
     let (status, seen) = finding(&run, "init");
     assert_eq!(status, "fail", "{run}");
-    assert!(seen.contains("did not return within 3 s"), "{seen}");
+    assert!(seen.contains("did not return within 10 s"), "{seen}");
     // The rest is still checked, without the init that never returns.
     let (status, seen) = finding(&run, "nonroot");
     assert_eq!(status, "pass", "{run}");
@@ -143,8 +244,10 @@ fn a_blocking_init_fails() {
     assert_eq!(run.code, Some(1), "{run}");
 }
 
+/// A `startup.sh` that ignores its argument and starts nothing: the check cannot tell what it
+/// would run, and nothing shows a window.
 #[test]
-fn a_startup_that_ignores_its_argument_is_a_warning() {
+fn a_startup_that_ignores_its_argument_and_shows_nothing_fails_the_non_root_check() {
     let home = Home::new();
     let mut spec = good().file(
         "/skaha/startup.sh",
@@ -160,6 +263,82 @@ fn a_startup_that_ignores_its_argument_is_a_warning() {
     assert!(seen.contains("starting ds9 directly"), "{seen}");
     let (status, _) = finding(&run, "nonroot");
     assert_eq!(status, "fail", "{run}");
+}
+
+/// A `startup.sh` that runs its own app and ignores the command it is given, as the platform's
+/// ds9 and topcat images do: the app works, so this is a warning, and it says what it costs.
+#[test]
+fn a_startup_that_runs_its_own_app_is_a_warning_that_says_what_it_costs() {
+    let home = Home::new();
+    let mut spec = good().file(
+        "/skaha/startup.sh",
+        "#!/bin/sh\necho 'starting the app itself'\nexec xterm -title 'its own app'\n",
+        0o755,
+    );
+    spec.name = "check-startup-runs-its-own";
+    let image = images::build(&spec);
+    let run = check(&home, &image, &[]);
+    assert_only(
+        &run,
+        "startup",
+        "warn",
+        "ignores the command it is given and runs its own app: the menu's command and files \
+         opened from the desktop cannot reach it",
+    );
+    let (_, seen) = finding(&run, "nonroot");
+    assert!(seen.contains("its window mapped"), "{seen}");
+
+    // The warning's long lines are wrapped to fit a 100-column terminal.
+    let table = check_command(&home, &image).args(["--timeout", "60"]).run();
+    assert_eq!(table.code, Some(0), "{table}");
+    assert!(
+        table
+            .stdout
+            .contains("\nwarn    /skaha/startup.sh, if present, runs the command"),
+        "{table}"
+    );
+    assert_fits_100_columns(&table);
+}
+
+/// The real DS9, TOPCAT and Aladin images built the platform's way (Debian's packages, a
+/// `startup.sh` that runs the app and ignores its argument) pass: the app's window maps as an
+/// arbitrary uid, and the only warning about how the image runs is that one. The Debian images
+/// carry neither the SSSD client nor the ACL tools, which are warnings of their own.
+fn a_real_app_image_passes(app: App) {
+    let home = Home::new();
+    let image = real_apps::podman_images().reference(Kind::Runs(app));
+    let run = check(&home, &image, &[]);
+    assert_eq!(run.code, Some(0), "{run}");
+    let (status, seen) = finding(&run, "nonroot");
+    assert_eq!(status, "pass", "{run}");
+    assert!(seen.contains("its window mapped"), "{seen}");
+    let (status, seen) = finding(&run, "startup");
+    assert_eq!(status, "warn", "{run}");
+    assert!(seen.contains("cannot reach it"), "{seen}");
+    for (id, status) in statuses(&run) {
+        let expected = match id.as_str() {
+            "startup" | "sssd" | "acl" | "nsswitch" => "warn",
+            "entrypoint" | "labels" => "info",
+            _ => "pass",
+        };
+        assert_eq!(status, expected, "{id}:\n{run}");
+    }
+    assert_failures_lead(&run);
+}
+
+#[test]
+fn the_real_ds9_image_passes() {
+    a_real_app_image_passes(App::Ds9);
+}
+
+#[test]
+fn the_real_topcat_image_passes() {
+    a_real_app_image_passes(App::Topcat);
+}
+
+#[test]
+fn the_real_aladin_image_passes() {
+    a_real_app_image_passes(App::Aladin);
 }
 
 #[test]

@@ -1,15 +1,20 @@
 //! `arcade launch --backend skaha` end to end, against the skaha stand-in: the POST with its form
 //! fields and token, polling to Running, Failed or the deadline, and the app's window on a real
-//! Xvfb, opened (as on the platform) by a pod whose host name is the image name. Also `arcade ps`,
-//! `stop` and `logs` for skaha launches, and every failure as one clear line, in bounded time.
+//! Xvfb, opened (as on the platform) by a pod whose host name is the image name, reaching the
+//! desktop over TCP. Also `arcade ps`, `stop` and `logs` for skaha launches, and every failure as
+//! one clear line, in bounded time.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 use crate::support::desk::{Desk, launch_id};
 use crate::support::fake_http::{Fault, FaultKind};
+use crate::support::images::{self, Spec};
+use crate::support::real_apps::PodDesktop;
 use crate::support::skaha::{self, AppScript, FakeSkaha, PodState, SkahaConfig};
+use crate::support::xvfb::Screen as _;
 use crate::support::{self, Arcade, Run};
 
 const TOKEN: &str = "ZGVza3RvcC1hcHAtdG9rZW4~c2lnbmF0dXJl";
@@ -24,17 +29,18 @@ fn session() -> String {
     SkahaConfig::default().sessions[0].clone()
 }
 
-/// A platform desktop: a desk without a local engine, and skaha beside it (first, so that its
-/// pods end before their display does).
+/// A platform desktop: a desk without a local engine whose display pods reach over TCP, and skaha
+/// beside it (first, so that its pods end before their display does).
 struct Desktop {
     skaha: FakeSkaha,
-    desk: Desk,
+    desk: Desk<Arc<PodDesktop>>,
 }
 
 /// How a [`Desktop`] is set up.
 struct Setup {
     script: AppScript,
-    /// Whether skaha's apps really run (an xterm pod on the display).
+    /// Whether skaha's apps really run (a pod of the test xterm image, run by the platform's
+    /// launcher, on the display).
     pods: bool,
     /// `[launch] wait_secs`, `[skaha] poll_timeout_secs`, `timeout_secs`.
     wait_secs: u64,
@@ -62,10 +68,11 @@ impl Default for Setup {
 
 impl Desktop {
     fn new(setup: Setup) -> Desktop {
-        let desk = Desk::without_engine();
-        let runner = setup
-            .pods
-            .then(|| skaha::xterm_pod(&desk.xvfb.display(), &desk.xvfb.auth));
+        let desk = Desk::on_pods();
+        let runner = setup.pods.then(|| {
+            let xterm = images::build(&Spec::new("xterm"));
+            skaha::pods_on(Arc::clone(&desk.xvfb), &[(IMAGE, xterm)])
+        });
         let skaha = FakeSkaha::start(SkahaConfig {
             session_tokens: vec![TOKEN.to_owned()],
             app_script: setup.script,
@@ -105,12 +112,17 @@ impl Desktop {
         self.arcade().env("ARCADE_SKAHA_URL", self.skaha.root_url())
     }
 
-    /// The rows of `arcade ps --json`.
+    /// The skaha rows of `arcade ps --json`. The tests run as one uid, and `ps` also shows every
+    /// local arcade container of the uid (podman is the default backend), which other tests on
+    /// this machine start and stop at any time: those are not this desktop's.
     fn ps(&self) -> Vec<Value> {
         let rows = self.after().args(["ps", "--json"]).ok().json();
         rows.as_array()
             .unwrap_or_else(|| panic!("ps --json is not an array: {rows:#}"))
-            .clone()
+            .iter()
+            .filter(|row| row["backend"] == "skaha")
+            .cloned()
+            .collect()
     }
 
     /// The one launch this desktop made, as `arcade ps --json` shows it.

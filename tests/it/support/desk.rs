@@ -1,7 +1,8 @@
 //! A desk: what every launch test sits at. A throwaway home, a real X display, the local engine
 //! the apps run on (podman, or the test process's private `dockerd`), and `arcade` commands with
 //! the environment that reaches all three. The skaha tests add their fake skaha to a desk without
-//! an engine, and the daemon tests their `dbus-daemon`, by composition.
+//! an engine, sitting at a pod desktop (a display that skaha's pods reach over TCP), and the
+//! daemon tests their `dbus-daemon`, by composition.
 //!
 //! [`on_each_engine!`] runs one test body on a podman desk and on a docker desk.
 
@@ -12,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use super::images::{self, Spec};
-use super::xvfb::{Window, Xvfb};
+use super::real_apps::PodDesktop;
+use super::xvfb::{Screen, Window, Xvfb};
 use super::{Arcade, Home, Run, docker};
 
 /// A local container engine, with the test fixtures that talk to it directly (to build images
@@ -85,9 +87,11 @@ impl Engine {
 
 /// A home, a display, optionally a local engine, and `arcade` pointed at them; removes the
 /// engine's containers on its display when dropped.
-pub struct Desk {
+pub struct Desk<S: Screen = Xvfb> {
     pub home: Home,
-    pub xvfb: Xvfb,
+    /// The X server: an [`Xvfb`], or on a platform desktop the pod desktop its pods reach over
+    /// TCP (shared with the skaha stand-in, which starts the pods).
+    pub xvfb: S,
     /// `None` on a platform desktop, where skaha runs the apps.
     engine: Option<Engine>,
 }
@@ -115,7 +119,22 @@ impl Desk {
             engine: None,
         }
     }
+}
 
+impl Desk<std::sync::Arc<PodDesktop>> {
+    /// A platform desktop's desk whose display skaha's pods reach over TCP, as on the platform:
+    /// a home and a pod desktop (see [`PodDesktop`]), no local engine and no config. The desktop
+    /// is shared, so the skaha stand-in can start pods on it.
+    pub fn on_pods() -> Desk<std::sync::Arc<PodDesktop>> {
+        Desk {
+            home: Home::new(),
+            xvfb: std::sync::Arc::new(PodDesktop::start()),
+            engine: None,
+        }
+    }
+}
+
+impl<S: Screen> Desk<S> {
     #[track_caller]
     pub fn engine(&self) -> Engine {
         self.engine.expect("this desk has no local engine")
@@ -126,7 +145,7 @@ impl Desk {
     pub fn env(&self) -> Vec<(&'static str, OsString)> {
         let mut env = vec![
             ("DISPLAY", self.xvfb.display().into()),
-            ("XAUTHORITY", self.xvfb.auth.clone().into()),
+            ("XAUTHORITY", self.xvfb.auth().into()),
         ];
         if let Some(engine) = self.engine {
             env.extend(engine.env());
@@ -217,7 +236,7 @@ impl Desk {
     }
 }
 
-impl Drop for Desk {
+impl<S: Screen> Drop for Desk<S> {
     fn drop(&mut self) {
         if let Some(engine) = self.engine {
             engine.remove_containers_on(&self.xvfb.display());

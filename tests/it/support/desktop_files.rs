@@ -249,9 +249,9 @@ fn check_directory(path: &Path) {
 }
 
 /// A menu entry or shortcut: it runs the absolute arcade binary with `launch --from-menu IMAGE`
-/// for its image and nothing else, read as the crate and as the spec read `Exec`, with startup
-/// notification and a window class; a menu entry is filed under arcade's category only, a
-/// shortcut in no menu. Returns the image.
+/// for its image and nothing else (but the files it opens, when it lists file types), read as the
+/// crate and as the spec read `Exec`, with startup notification and a window class; a menu entry
+/// is filed under arcade's category only, a shortcut in no menu. Returns the image.
 #[track_caller]
 fn check_application(path: &Path, kind: Kind) -> String {
     let entry = read_entry(path);
@@ -272,10 +272,11 @@ fn check_application(path: &Path, kind: Kind) -> String {
             .is_some_and(|name| !name.is_empty()),
         "{what}"
     );
+    // The comment names the image: alone, or after the image's own description.
     assert!(
-        entry
-            .comment(&[] as &[&str])
-            .is_some_and(|comment| comment.starts_with(&image)),
+        entry.comment(&[] as &[&str]).is_some_and(|comment| {
+            comment.starts_with(&image) || comment.ends_with(&format!(" ({image})"))
+        }),
         "{what}"
     );
     // Apps get the icons arcade installs into the user's theme.
@@ -292,6 +293,21 @@ fn check_application(path: &Path, kind: Kind) -> String {
     assert_eq!(entry.parse_exec().unwrap(), expected, "{what}");
     let exec = entry.exec().unwrap_or_else(|| panic!("no Exec in {what}"));
     assert_eq!(spec_exec_args(exec), expected, "{what}");
+    // An entry that lists file types takes the files last, each an argument of its own.
+    let files = ["/data/My Data ü/m31.fits", "/data/t.vot"];
+    let opened: Vec<&str> = expected.iter().chain(&files).copied().collect();
+    match entry.mime_type() {
+        Some(types) => {
+            assert!(types.iter().any(|t| !t.is_empty()), "{what}");
+            assert!(exec.ends_with(" %F"), "{what}");
+            assert_eq!(spec_exec_args_with(exec, &files), opened, "{what}");
+            assert_eq!(
+                entry.parse_exec_with_uris(&files, &[] as &[&str]).unwrap(),
+                opened
+            );
+        }
+        None => assert!(!exec.contains('%'), "{what}"),
+    }
     assert!(!entry.terminal(), "{what}");
     assert!(entry.startup_notify(), "{what}");
     assert!(
@@ -300,6 +316,36 @@ fn check_application(path: &Path, kind: Kind) -> String {
             .is_some_and(|class| !class.is_empty()),
         "{what}"
     );
+    // Each right-click action launches the same image with resources and nothing else.
+    for action in entry.actions().unwrap_or_default() {
+        if action.is_empty() {
+            continue;
+        }
+        let exec = entry
+            .action_exec(action)
+            .unwrap_or_else(|| panic!("no Exec in action {action} of {what}"));
+        let args = spec_exec_args(exec);
+        assert_eq!(entry.parse_exec_action(action).unwrap(), args, "{what}");
+        assert_eq!(args[..3], expected[..3], "{what}");
+        assert_eq!(
+            args.last().map(String::as_str),
+            Some(image.as_str()),
+            "{what}"
+        );
+        let flags = &args[3..args.len() - 1];
+        assert!(
+            flags.chunks(2).all(|pair| pair.len() == 2
+                && ["--cores", "--ram", "--gpus"].contains(&pair[0].as_str())
+                && pair[1].parse::<u32>().is_ok()),
+            "action {action} passes more than resources: {what}"
+        );
+        assert!(
+            entry
+                .action_entry(action, "Name")
+                .is_some_and(|name| !name.is_empty()),
+            "{what}"
+        );
+    }
     match kind {
         Kind::MenuEntry => {
             // The list ends with `;`, which the crate reads as a last, empty item.
@@ -332,6 +378,12 @@ fn is_icon_name(icon: &str) -> bool {
 /// Panics on anything a spec-compliant launcher would reject or expand (a field code, a reserved
 /// character outside quotes), since arcade's entries must contain neither.
 pub fn spec_exec_args(exec: &str) -> Vec<String> {
+    spec_exec_args_with(exec, &[])
+}
+
+/// [`spec_exec_args`] for a launch that opens `files`, which the field code `%F` (alone, unquoted)
+/// stands for; any other field code panics.
+pub fn spec_exec_args_with(exec: &str, files: &[&str]) -> Vec<String> {
     let mut args = Vec::new();
     let mut chars = exec.chars().peekable();
     loop {
@@ -360,6 +412,10 @@ pub fn spec_exec_args(exec: &str) -> Vec<String> {
             arg.push(first);
             while let Some(c) = chars.next_if(|c| *c != ' ') {
                 arg.push(c);
+            }
+            if arg == "%F" {
+                args.extend(files.iter().map(|file| (*file).to_owned()));
+                continue;
             }
             for reserved in [
                 '"', '\'', '\\', '>', '<', '~', '|', '&', ';', '$', '*', '?', '#', '(', ')', '`',

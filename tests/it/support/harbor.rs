@@ -24,6 +24,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -80,6 +81,9 @@ pub struct Artifact {
     pub tags: Vec<String>,
     /// IDs of the labels attached to it.
     pub labels: Vec<i64>,
+    /// The image's own labels, in its config (`extra_attrs.config.Labels`); any JSON, as a
+    /// hostile image may carry.
+    pub image_labels: serde_json::Map<String, Value>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,7 +173,14 @@ impl Artifact {
             digest: String::new(),
             tags: tags.iter().map(|tag| (*tag).to_owned()).collect(),
             labels: labels.to_vec(),
+            image_labels: serde_json::Map::new(),
         }
+    }
+
+    /// Gives the image a label of its own (`LABEL key=value` in its Containerfile).
+    pub fn image_label(mut self, key: &str, value: impl Into<Value>) -> Artifact {
+        self.image_labels.insert(key.to_owned(), value.into());
+        self
     }
 
     pub fn digest(mut self, digest: &str) -> Artifact {
@@ -271,6 +282,39 @@ impl HarborData {
         }
     }
 
+    /// Gives every artifact the labels a well-described image carries: an OCI title and
+    /// description, categories, keywords, a window class, resources, presets and a small inline
+    /// SVG icon (one picture for all, as a project's images often share one).
+    pub fn with_image_labels(mut self) -> HarborData {
+        const ICON: &str = "data:image/svg+xml;base64,PHN2ZyB4bWxucz0iaHR0cDovL3d3dy53My5vcmcv\
+                            MjAwMC9zdmciIHZpZXdCb3g9IjAgMCAxNiAxNiI+PGNpcmNsZSBjeD0iOCIgY3k9\
+                            IjgiIHI9IjciLz48L3N2Zz4=";
+        for project in &mut self.projects {
+            for repository in &mut project.repositories {
+                let name = repository.name.clone();
+                for artifact in &mut repository.artifacts {
+                    let labels = [
+                        ("org.opencontainers.image.title", format!("App {name}")),
+                        (
+                            "org.opencontainers.image.description",
+                            format!("The {name} application, for looking at the sky"),
+                        ),
+                        ("net.canfar.arcade.categories", "X-Imaging".to_owned()),
+                        ("net.canfar.arcade.keywords", "fits;image;sky".to_owned()),
+                        ("net.canfar.arcade.wm-class", format!("{name}-Main")),
+                        ("net.canfar.arcade.resources", "cores=2,ram=8".to_owned()),
+                        ("net.canfar.arcade.presets", "4/16;8/32".to_owned()),
+                        ("net.canfar.arcade.icon", ICON.to_owned()),
+                    ];
+                    for (key, value) in labels {
+                        artifact.image_labels.insert(key.to_owned(), value.into());
+                    }
+                }
+            }
+        }
+        self
+    }
+
     /// A registry a hostile server could send: one public project whose name holds quotes, `;`,
     /// `$(…)` and backquotes, with repositories named `../../../etc/passwd`, with spaces, `;`,
     /// `$HOME`, a backslash, `%`, non-ASCII, 300 and 1100 characters, each with one artifact
@@ -362,6 +406,9 @@ pub struct HarborConfig {
     /// Added before every answer; other requests are answered meanwhile.
     pub latency: Duration,
     pub faults: Vec<Fault>,
+    /// Files the registry's host serves beside the API, by path (`/icons/ds9.svg`): content type
+    /// and bytes. Harbor's nginx serves its portal there; a site can put images' icons there.
+    pub files: BTreeMap<String, (String, Vec<u8>)>,
 }
 
 impl HarborConfig {
@@ -389,7 +436,17 @@ impl FakeHarbor {
     pub fn start_on(config: HarborConfig, transport: impl Transport) -> FakeHarbor {
         let index = Arc::new(RwLock::new(Arc::new(Index::new(&config.data))));
         let handler_index = Arc::clone(&index);
+        let files = config.files;
         let handler: Handler = Arc::new(move |request: &Incoming| {
+            if request.method == Method::GET
+                && let Some((content_type, bytes)) = files.get(&request.path)
+            {
+                return Response::builder()
+                    .status(200)
+                    .header(header::CONTENT_TYPE, content_type.as_str())
+                    .body(Body::from(bytes.clone()))
+                    .unwrap();
+            }
             let index = Arc::clone(&handler_index.read().unwrap());
             route(&index, request)
         });
@@ -460,6 +517,7 @@ struct ArtifactRow {
     /// (tag ID, name), newest first.
     tags: Vec<(i64, String)>,
     labels: Vec<i64>,
+    image_labels: serde_json::Map<String, Value>,
 }
 
 struct LabelRow {
@@ -511,6 +569,7 @@ impl Index {
                                             })
                                             .collect(),
                                         labels: artifact.labels.clone(),
+                                        image_labels: artifact.image_labels.clone(),
                                     }
                                 })
                                 .collect(),
@@ -1066,7 +1125,8 @@ fn artifact_json(
         "push_time": time(artifact.id * 60),
         "pull_time": NEVER,
         "extra_attrs": {"architecture": "amd64", "os": "linux", "author": "",
-                        "created": time(artifact.id * 60 - 600), "config": {}},
+                        "created": time(artifact.id * 60 - 600),
+                        "config": config_of(&artifact.image_labels)},
         "addition_links": {"build_history": {"absolute": false, "href": format!(
             "/api/v2.0/projects/{}/repositories/{encoded}/artifacts/{}/additions/build_history",
             project.name, artifact.digest)}},
@@ -1075,6 +1135,16 @@ fn artifact_json(
         "tags": tags,
         "labels": labels,
     })
+}
+
+/// The image config Harbor's image processor puts in `extra_attrs`: `Labels` only when the
+/// image has some, as `docker inspect` shows it.
+fn config_of(labels: &serde_json::Map<String, Value>) -> Value {
+    if labels.is_empty() {
+        json!({})
+    } else {
+        json!({"Entrypoint": ["/skaha/startup.sh"], "Labels": labels})
+    }
 }
 
 fn list_artifacts(

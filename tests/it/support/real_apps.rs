@@ -355,6 +355,28 @@ fn podman_has(references: &[String]) -> bool {
         .success()
 }
 
+impl Images {
+    /// The image in which `startup.sh` runs `app` ([`Kind::Runs`]), under the app's own name in
+    /// podman, `localhost/arcade-test/<command>:<recipe hash>`, as the platform names its images
+    /// (`skaha/ds9`): arcade knows an app by the last part of its repository, and only then gives
+    /// its menu entry the app's window class. The name is added on first use.
+    pub fn as_app(&self, app: App) -> String {
+        let name = format!("localhost/arcade-test/{}:{}", app.command(), self.key);
+        if !podman_has(std::slice::from_ref(&name)) {
+            let output = podman()
+                .args(["tag", &self.reference(Kind::Runs(app)), &name])
+                .output()
+                .expect("run podman tag");
+            assert!(
+                output.status.success(),
+                "podman tag of {name} failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        name
+    }
+}
+
 /// The host's Debian bookworm sources (main, updates, security, as apt has them configured) and
 /// the apt settings it needs to use them. No mirror is named here: whatever the host uses is
 /// used.
@@ -983,6 +1005,45 @@ impl Drop for Pod {
     }
 }
 
+/// Where the skaha stand-in and the tests reach a pod desktop: arcade and local clients through
+/// its socket file with its cookie, as on the platform's desktop.
+impl super::xvfb::Screen for PodDesktop {
+    fn display(&self) -> String {
+        format!(":{}", self.number)
+    }
+
+    fn auth(&self) -> PathBuf {
+        self._auth.path().join("Xauthority")
+    }
+
+    fn connect(&self) -> Result<RustConnection, String> {
+        PodDesktop::connect(self)
+    }
+}
+
+impl PodDesktop {
+    /// `program` run in the desktop's own network namespace: a local client of the display
+    /// (through the socket file), which also finds the display's abstract socket there, as
+    /// Xlib and xcb look for it first; in the host's namespace that name is held by a
+    /// placeholder that never answers.
+    pub fn local_command(&self, program: &Path) -> Command {
+        let mut command = Command::new(require_tool("ip", "iproute2"));
+        command
+            .args(["netns", "exec", &self.namespace.0])
+            .arg(program);
+        command
+    }
+}
+
+impl Pod {
+    /// The name of the pod's container, for the engine's commands.
+    pub fn container_name(&self) -> &str {
+        self.container
+            .as_ref()
+            .map_or("", |container| container.name.as_str())
+    }
+}
+
 /// The platform's app entry (`start-desktop-software.sh USERID TITLE`) and xterm launcher, as
 /// skaha's launch scripts run them; see `shared/reference/canfar-platform.md` §3.
 fn platform_scripts() -> tempfile::TempDir {
@@ -1101,7 +1162,9 @@ impl Namespace {
             .stderr(Stdio::null())
             .status()
             .expect("run ip netns add");
-        status.success().then_some(Namespace(name))
+        // Built only on success: a `Namespace` deletes its name when dropped, and the name is
+        // then another's (a parallel test's that took it first).
+        status.success().then(|| Namespace(name))
     }
 }
 

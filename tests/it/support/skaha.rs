@@ -12,11 +12,13 @@
 //! - `GET /session/{id}/app[/{appID}]`, `DELETE /session/{id}/app/{appID}`: the app(s) as skaha's
 //!   session JSON. Each read of one app advances it along its [`AppScript`] (Pending, then
 //!   Running, Failed or Completed); unknown apps are 404.
-//! - The platform's part, optionally: a [`Runner`] starts the app's pod (a real process) when the
-//!   app is first reported `Running`, as skaha's Job would, and the pod is killed when the app is
-//!   deleted, reported finished, or the fake is dropped. A pod that ends on its own makes the app
-//!   `Completed` (exit 0) or `Failed`. [`xterm_pod`] runs what `start-desktop-software.sh` runs on
-//!   the platform: xterm, with the pod's host name and the desktop's `DISPLAY`.
+//! - The platform's part, optionally: a [`Runner`] starts the app's pod when the app is first
+//!   reported `Running`, as skaha's Job would, and the pod is removed when the app is deleted,
+//!   reported finished, or the fake is dropped. A pod that ends on its own makes the app
+//!   `Completed` (exit 0) or `Failed`. [`pods_on`] runs real pods as Kubernetes does: the app's
+//!   image (a local test image standing in for the reference skaha was asked for) in a container
+//!   with the pod's host name and network namespace, reaching the desktop's X server over TCP
+//!   with no cookie, as an arbitrary uid, through the platform's `start-desktop-software.sh`.
 //! - Authentication: `x-auth-token-skaha: <token>` (the desktop session's callback token) or
 //!   `Authorization: Bearer <token>`; anything else is 401 with a plain-text body, as skaha does.
 //! - Misbehaviour, observation and the contract check come from the server core
@@ -26,8 +28,8 @@
 #![allow(dead_code)]
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::io::Read as _;
+use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +41,8 @@ use super::contract::Contract;
 use super::fake_http::{
     Fault, Handler, Incoming, Plain, Server, Service, Transport, parse_query, percent_decode,
 };
+use super::images::podman;
+use super::real_apps::{self, PodDesktop};
 
 /// The session types skaha accepts in `GET /image?type=`.
 pub const IMAGE_TYPES: &[&str] = &[
@@ -112,16 +116,18 @@ pub struct Pod {
     pub cores: u32,
 }
 
-/// Starts an app's pod: the platform's job, which the fake stands in for. The process it returns
-/// is the pod; the fake kills it when the app is deleted or finished, and on drop.
+/// Starts an app's pod: the platform's job, which the fake stands in for. The fake removes the
+/// pod when the app is deleted or finished, and on drop.
 #[derive(Clone)]
 pub struct Runner(Arc<StartPod>);
 
-/// What a [`Runner`] calls.
-pub type StartPod = dyn Fn(&Pod) -> std::io::Result<Child> + Send + Sync;
+/// What a [`Runner`] calls; an error is why the pod could not start (the app then fails).
+pub type StartPod = dyn Fn(&Pod) -> Result<RunningPod, String> + Send + Sync;
 
 impl Runner {
-    pub fn new(start: impl Fn(&Pod) -> std::io::Result<Child> + Send + Sync + 'static) -> Runner {
+    pub fn new(
+        start: impl Fn(&Pod) -> Result<RunningPod, String> + Send + Sync + 'static,
+    ) -> Runner {
         Runner(Arc::new(start))
     }
 }
@@ -132,75 +138,83 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-/// A pod as the platform would start it for a desktop-app: `xterm` (what
-/// `start-desktop-software-xterm.sh` runs) in a UTS namespace of its own whose host name is the
-/// pod's, so its windows carry `WM_CLIENT_MACHINE` = [`Pod::hostname`], on `display` with the
-/// cookies of `xauthority` (the platform's desktop runs `xhost +` instead). Panics with an install
-/// hint when a tool is missing; as root it needs only `unshare --uts`, otherwise it also maps the
-/// user to root in a user namespace.
-pub fn xterm_pod(display: &str, xauthority: &Path) -> Runner {
-    let unshare = super::require_tool("unshare", "util-linux");
-    let hostname = super::require_tool("hostname", "hostname");
-    let xterm = super::require_tool("xterm", "xterm");
-    let display = display.to_owned();
-    // Local cookies are filed under the host name, which the pod does not share: give it the same
-    // cookies for any host.
-    let dir = Arc::new(tempfile::tempdir().expect("create a folder for the pod's X cookie"));
-    let cookies = std::fs::read(xauthority)
-        .unwrap_or_else(|err| panic!("read {}: {err}", xauthority.display()));
-    let xauthority: PathBuf = dir.path().join("Xauthority");
-    std::fs::write(&xauthority, wildcard_cookies(&cookies)).expect("write the pod's X cookie");
-    Runner::new(move |pod: &Pod| {
-        let _keep = &dir;
-        let mut command = Command::new(&unshare);
-        // SAFETY: geteuid only reads the process's credentials.
-        if unsafe { libc::geteuid() } != 0 {
-            command.args(["--user", "--map-root-user"]);
-        }
-        command
-            .args(["--uts", "--", "/bin/sh", "-c"])
-            .arg(r#""$1" "$2" && shift 2 && exec "$@""#)
-            .arg("sh")
-            .arg(&hostname)
-            .arg(&pod.hostname)
-            .arg(&xterm)
-            .args(["-fg", "white", "-bg", "black", "-title", &pod.hostname])
-            .args(["-xrm", "XTerm*bellIsUrgent: false"])
-            .args(["-xrm", "XTerm*bellIsAudible: false"])
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", std::env::temp_dir())
-            .env("SHELL", "/bin/bash")
-            .env("skaha_sessionid", &pod.session_id)
-            .env("DISPLAY", &display)
-            .env("XAUTHORITY", &xauthority)
-            .env("GDK_SYNCHRONIZE", "1")
-            .env("OMP_NUM_THREADS", pod.cores.max(1).to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-    })
+/// A pod that runs: its container on the desktop's pod network, and a `podman wait` on it, so
+/// the fake learns cheaply (without asking podman on every read) when it ends by itself.
+pub struct RunningPod {
+    pod: real_apps::Pod,
+    wait: Child,
 }
 
-/// An Xauthority file's entries with their address family made FamilyWild, so they match on any
-/// host (as `xauth nlist | sed 's/^..../ffff/' | xauth nmerge -` does).
-fn wildcard_cookies(bytes: &[u8]) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    let mut at = 0;
-    while at + 2 <= out.len() {
-        out[at] = 0xff;
-        out[at + 1] = 0xff;
-        at += 2;
-        // Address, display number, name and data: each a big-endian length and its bytes.
-        for _ in 0..4 {
-            let Some(len) = out.get(at..at + 2) else {
-                return out;
-            };
-            at += 2 + usize::from(u16::from_be_bytes([len[0], len[1]]));
-        }
+impl RunningPod {
+    /// Follows `pod` to its end.
+    pub fn new(pod: real_apps::Pod) -> Result<RunningPod, String> {
+        let wait = podman()
+            .args(["wait", pod.container_name()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|err| format!("run podman wait {}: {err}", pod.container_name()))?;
+        Ok(RunningPod { pod, wait })
     }
-    out
+
+    /// The pod's container, as `podman` names it.
+    pub fn container(&self) -> &str {
+        self.pod.container_name()
+    }
+
+    /// Its exit code once it has ended by itself (`Some(None)`: podman could not say).
+    fn ended(&mut self) -> Option<Option<i32>> {
+        self.wait.try_wait().ok().flatten()?;
+        let mut text = String::new();
+        if let Some(mut stdout) = self.wait.stdout.take() {
+            let _ = stdout.read_to_string(&mut text);
+        }
+        Some(text.trim().parse().ok())
+    }
+}
+
+impl Drop for RunningPod {
+    fn drop(&mut self) {
+        // The wait first: it would end by itself once the container (a field, dropped after
+        // this) is removed, but nothing would reap it.
+        let _ = self.wait.kill();
+        let _ = self.wait.wait();
+    }
+}
+
+/// Pods as the platform runs them (see [`real_apps::Pod`]): on `desktop`, each app's image in a
+/// container of its own whose host name is the pod's ([`Pod::hostname`]), reaching the
+/// desktop's X server over TCP. `images` maps the references skaha is asked for to the local
+/// test images that stand in for them; an app whose image has none fails to start, as one whose
+/// image the platform cannot pull does.
+pub fn pods_on(desktop: Arc<PodDesktop>, images: &[(&str, String)]) -> Runner {
+    let images: HashMap<String, String> = images
+        .iter()
+        .map(|(asked, local)| ((*asked).to_owned(), local.clone()))
+        .collect();
+    Runner::new(move |pod: &Pod| {
+        let local = images.get(&pod.image).ok_or_else(|| {
+            format!(
+                "no local test image stands in for {} (known: {:?})",
+                pod.image,
+                images.keys().collect::<Vec<_>>()
+            )
+        })?;
+        // The fixture panics with the reason when a pod cannot start; here that reason fails the
+        // app, as skaha reports a pod it cannot start, instead of poisoning the fake's state.
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            real_apps::Pod::run(local, &pod.hostname, &desktop)
+        }))
+        .map_err(|panic| {
+            panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|text| (*text).to_owned()))
+                .unwrap_or_else(|| format!("the pod {} did not start", pod.hostname))
+        })?;
+        RunningPod::new(started)
+    })
 }
 
 /// Where an app's pod stands.
@@ -209,11 +223,12 @@ pub enum PodState {
     /// Not started: the app was never reported `Running`, or there is no runner.
     None,
     Running {
-        pid: u32,
+        /// The pod's container.
+        container: String,
     },
-    /// It ended on its own, with this exit code (`None`: killed by a signal).
+    /// It ended on its own, with this exit code (`None`: podman could not say).
     Exited(Option<i32>),
-    /// The fake killed it: the app was deleted or finished, or the fake was dropped.
+    /// The fake removed it: the app was deleted or finished, or the fake was dropped.
     Killed,
     /// The runner could not start it; the app reports `Failed`.
     StartFailed(String),
@@ -322,7 +337,7 @@ struct State {
     config: SkahaConfig,
     apps: Vec<App>,
     /// The live pods, by app id.
-    pods: HashMap<String, Child>,
+    pods: HashMap<String, RunningPod>,
     next_id: u64,
 }
 
@@ -334,11 +349,11 @@ impl State {
         let scripted = app.scripted_status();
         let app_id = app.app_id.clone();
         // A pod that ended on its own ends the Job, whatever the script says; the test still wins.
-        if let Some(child) = self.pods.get_mut(&app_id)
-            && let Ok(Some(status)) = child.try_wait()
+        if let Some(pod) = self.pods.get_mut(&app_id)
+            && let Some(code) = pod.ended()
         {
             self.pods.remove(&app_id);
-            self.apps[index].pod = PodState::Exited(status.code());
+            self.apps[index].pod = PodState::Exited(code);
         }
         let app = &self.apps[index];
         if app.forced_status.is_none() {
@@ -368,12 +383,14 @@ impl State {
                         .unwrap_or(1),
                 };
                 match (runner.0)(&pod) {
-                    Ok(child) => {
-                        self.apps[index].pod = PodState::Running { pid: child.id() };
-                        self.pods.insert(app_id, child);
+                    Ok(running) => {
+                        self.apps[index].pod = PodState::Running {
+                            container: running.container().to_owned(),
+                        };
+                        self.pods.insert(app_id, running);
                     }
                     Err(err) => {
-                        self.apps[index].pod = PodState::StartFailed(err.to_string());
+                        self.apps[index].pod = PodState::StartFailed(err);
                         if self.apps[index].forced_status.is_none() {
                             return "Failed".to_owned();
                         }
@@ -389,10 +406,11 @@ impl State {
         scripted
     }
 
+    /// Removes the app's pod, as Kubernetes deletes a Job's pod (the fixture removes its
+    /// container at once, without the grace period, which a pod's PID 1 often ignores).
     fn kill_pod(&mut self, index: usize) {
-        if let Some(mut child) = self.pods.remove(&self.apps[index].app_id) {
-            let _ = child.kill();
-            let _ = child.wait();
+        if let Some(pod) = self.pods.remove(&self.apps[index].app_id) {
+            drop(pod);
             self.apps[index].pod = PodState::Killed;
         }
     }

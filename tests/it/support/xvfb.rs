@@ -1,5 +1,6 @@
 //! A real X server per test: Xvfb on a free display, with its own MIT-MAGIC-COOKIE, and queries
-//! that prove what is on screen.
+//! that prove what is on screen. [`Screen`] is what the tests need of any display they sit at,
+//! this Xvfb or a pod desktop (`real_apps::PodDesktop`, an Xvfb that skaha's pods reach over TCP).
 
 use std::io::Read as _;
 use std::os::fd::FromRawFd as _;
@@ -139,36 +140,7 @@ impl Xvfb {
 
     /// The top-level windows (children of the root), with their title, class and client machine.
     pub fn windows(&self) -> Vec<Window> {
-        let conn = self.connect().expect("connect to Xvfb");
-        let root = conn.setup().roots[0].root;
-        let tree = conn.query_tree(root).unwrap().reply().unwrap();
-        let text = |window: u32, atom: AtomEnum| -> String {
-            conn.get_property(false, window, atom, AtomEnum::ANY, 0, 1024)
-                .ok()
-                .and_then(|cookie| cookie.reply().ok())
-                .map(|reply| String::from_utf8_lossy(&reply.value).into_owned())
-                .unwrap_or_default()
-        };
-        tree.children
-            .iter()
-            .map(|&id| {
-                let viewable = conn
-                    .get_window_attributes(id)
-                    .ok()
-                    .and_then(|cookie| cookie.reply().ok())
-                    .is_some_and(|attrs| attrs.map_state == MapState::VIEWABLE);
-                Window {
-                    id,
-                    title: text(id, AtomEnum::WM_NAME),
-                    class: text(id, AtomEnum::WM_CLASS)
-                        .replace('\0', " ")
-                        .trim()
-                        .to_owned(),
-                    client_machine: text(id, AtomEnum::WM_CLIENT_MACHINE),
-                    viewable,
-                }
-            })
-            .collect()
+        top_level_windows(&self.connect().expect("connect to Xvfb"))
     }
 
     /// The viewable window titled `title`, if any.
@@ -178,46 +150,9 @@ impl Xvfb {
             .find(|window| window.viewable && window.title == title)
     }
 
-    /// Broadcasts one startup-notification message (`new: ID=…`) as a launcher does before it
-    /// runs an entry's `Exec`: from a window of its own (never mapped), in 20-byte client
-    /// messages to the root window, the first `_NET_STARTUP_INFO_BEGIN`.
-    /// See: https://specifications.freedesktop.org/startup-notification-spec/0.1/
+    /// Broadcasts one startup-notification message as a launcher does; see [`send_startup_on`].
     pub fn send_startup(&self, message: &str) {
-        use x11rb::protocol::xproto::{
-            ClientMessageEvent, CreateWindowAux, EventMask, WindowClass,
-        };
-        let conn = self.connect().expect("connect to Xvfb");
-        let root = conn.setup().roots[0].root;
-        let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
-        let (begin, more) = (atom(b"_NET_STARTUP_INFO_BEGIN"), atom(b"_NET_STARTUP_INFO"));
-        let sender = conn.generate_id().unwrap();
-        conn.create_window(
-            0,
-            sender,
-            root,
-            0,
-            0,
-            1,
-            1,
-            0,
-            WindowClass::INPUT_ONLY,
-            0,
-            &CreateWindowAux::new(),
-        )
-        .unwrap();
-        let mut bytes = message.as_bytes().to_vec();
-        bytes.push(0);
-        for (i, chunk) in bytes.chunks(20).enumerate() {
-            let mut data = [0u8; 20];
-            data[..chunk.len()].copy_from_slice(chunk);
-            let kind = if i == 0 { begin } else { more };
-            let event = ClientMessageEvent::new(8, sender, kind, data);
-            conn.send_event(false, root, EventMask::PROPERTY_CHANGE, event)
-                .unwrap();
-        }
-        conn.destroy_window(sender).unwrap();
-        // A round trip, so the server has handled every message before this returns.
-        x11rb::wrapper::ConnectionExt::sync(&conn).unwrap();
+        send_startup_on(&self.connect().expect("connect to Xvfb"), message);
     }
 }
 
@@ -226,6 +161,143 @@ impl Drop for Xvfb {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A display the tests sit at: arcade and local clients reach it through its socket file with
+/// its cookie, and the tests read it the same way, whatever else reaches it (pods over TCP).
+pub trait Screen {
+    /// `DISPLAY` for local clients, `:N`.
+    fn display(&self) -> String;
+
+    /// The cookie file local clients need (`XAUTHORITY`).
+    fn auth(&self) -> PathBuf;
+
+    /// A connection through the socket file, with the cookie.
+    fn connect(&self) -> Result<RustConnection, String>;
+
+    /// The top-level windows, as [`top_level_windows`] reports them.
+    fn windows(&self) -> Vec<Window> {
+        let conn = self
+            .connect()
+            .unwrap_or_else(|err| panic!("connect to {}: {err}", self.display()));
+        top_level_windows(&conn)
+    }
+
+    /// The viewable window titled `title`, if any.
+    fn window_titled(&self, title: &str) -> Option<Window> {
+        self.windows()
+            .into_iter()
+            .find(|window| window.viewable && window.title == title)
+    }
+
+    /// Broadcasts one startup-notification message, as [`send_startup_on`] does.
+    fn send_startup(&self, message: &str) {
+        let conn = self
+            .connect()
+            .unwrap_or_else(|err| panic!("connect to {}: {err}", self.display()));
+        send_startup_on(&conn, message);
+    }
+}
+
+impl Screen for Xvfb {
+    fn display(&self) -> String {
+        Xvfb::display(self)
+    }
+
+    fn auth(&self) -> PathBuf {
+        self.auth.clone()
+    }
+
+    fn connect(&self) -> Result<RustConnection, String> {
+        Xvfb::connect(self)
+    }
+}
+
+/// A display shared with a stand-in that needs it too (the skaha stand-in starts pods on it).
+impl<S: Screen> Screen for std::sync::Arc<S> {
+    fn display(&self) -> String {
+        (**self).display()
+    }
+
+    fn auth(&self) -> PathBuf {
+        (**self).auth()
+    }
+
+    fn connect(&self) -> Result<RustConnection, String> {
+        (**self).connect()
+    }
+}
+
+/// The children of `conn`'s root window, with their title, class and client machine.
+pub fn top_level_windows(conn: &RustConnection) -> Vec<Window> {
+    let root = conn.setup().roots[0].root;
+    let tree = conn.query_tree(root).unwrap().reply().unwrap();
+    let text = |window: u32, atom: AtomEnum| -> String {
+        conn.get_property(false, window, atom, AtomEnum::ANY, 0, 1024)
+            .ok()
+            .and_then(|cookie| cookie.reply().ok())
+            .map(|reply| String::from_utf8_lossy(&reply.value).into_owned())
+            .unwrap_or_default()
+    };
+    tree.children
+        .iter()
+        .map(|&id| {
+            let viewable = conn
+                .get_window_attributes(id)
+                .ok()
+                .and_then(|cookie| cookie.reply().ok())
+                .is_some_and(|attrs| attrs.map_state == MapState::VIEWABLE);
+            Window {
+                id,
+                title: text(id, AtomEnum::WM_NAME),
+                class: text(id, AtomEnum::WM_CLASS)
+                    .replace('\0', " ")
+                    .trim()
+                    .to_owned(),
+                client_machine: text(id, AtomEnum::WM_CLIENT_MACHINE),
+                viewable,
+            }
+        })
+        .collect()
+}
+
+/// Broadcasts one startup-notification message (`new: ID=…`) as a launcher does before it
+/// runs an entry's `Exec`: from a window of its own (never mapped), in 20-byte client
+/// messages to the root window, the first `_NET_STARTUP_INFO_BEGIN`.
+/// See: https://specifications.freedesktop.org/startup-notification-spec/0.1/
+pub fn send_startup_on(conn: &RustConnection, message: &str) {
+    use x11rb::protocol::xproto::{ClientMessageEvent, CreateWindowAux, EventMask, WindowClass};
+    let root = conn.setup().roots[0].root;
+    let atom = |name: &[u8]| conn.intern_atom(false, name).unwrap().reply().unwrap().atom;
+    let (begin, more) = (atom(b"_NET_STARTUP_INFO_BEGIN"), atom(b"_NET_STARTUP_INFO"));
+    let sender = conn.generate_id().unwrap();
+    conn.create_window(
+        0,
+        sender,
+        root,
+        0,
+        0,
+        1,
+        1,
+        0,
+        WindowClass::INPUT_ONLY,
+        0,
+        &CreateWindowAux::new(),
+    )
+    .unwrap();
+    let mut bytes = message.as_bytes().to_vec();
+    bytes.push(0);
+    for (i, chunk) in bytes.chunks(20).enumerate() {
+        let mut data = [0u8; 20];
+        data[..chunk.len()].copy_from_slice(chunk);
+        let kind = if i == 0 { begin } else { more };
+        let event = ClientMessageEvent::new(8, sender, kind, data);
+        conn.send_event(false, root, EventMask::PROPERTY_CHANGE, event)
+            .unwrap();
+    }
+    conn.destroy_window(sender).unwrap();
+    // A round trip, so the server has handled every message before this returns.
+    x11rb::wrapper::ConnectionExt::sync(conn).unwrap();
 }
 
 fn pipe() -> (i32, i32) {
@@ -279,10 +351,12 @@ pub struct StartupListener {
 }
 
 impl StartupListener {
-    pub fn start(xvfb: &Xvfb) -> StartupListener {
+    pub fn start(screen: &impl Screen) -> StartupListener {
         use x11rb::protocol::Event;
         use x11rb::protocol::xproto::{ChangeWindowAttributesAux, EventMask};
-        let conn = xvfb.connect().expect("connect to Xvfb");
+        let conn = screen
+            .connect()
+            .unwrap_or_else(|err| panic!("connect to {}: {err}", screen.display()));
         let root = conn.setup().roots[0].root;
         let begin = conn
             .intern_atom(false, b"_NET_STARTUP_INFO_BEGIN")
