@@ -163,25 +163,8 @@ impl Core {
         tokio::spawn(async move {
             let id = launch_id;
             let app = target.label.clone();
-            // The daemon's launches are the session's: they get its SAMP hub (on skaha, only
-            // from a platform desktop, whose home the app pods share).
-            match backend {
-                Backend::Skaha if config::in_platform_session() => {
-                    core.samp.platform(&settings).await;
-                }
-                Backend::Skaha => {}
-                kind => {
-                    let display = request
-                        .display
-                        .clone()
-                        .or_else(|| std::env::var("DISPLAY").ok());
-                    let display = display.unwrap_or_default();
-                    request.shared = core
-                        .samp
-                        .join(&settings, kind, &target.image, &display)
-                        .await;
-                }
-            }
+            core.join_samp(&settings, backend, &mut request, &target.image)
+                .await;
             let result = launch::launch_target(
                 &settings,
                 &request,
@@ -191,49 +174,84 @@ impl Core {
                 stop.notified(),
             )
             .await;
-            match result {
-                Ok(launched) => {
-                    for body in launched.notices {
-                        core.notify(Notice::Desktop {
-                            summary: format!(
-                                "{}: files not opened",
-                                crate::catalog::printable(&app)
-                            ),
-                            body,
-                        });
-                    }
-                    core.follow(launched.follow, stop);
-                }
-                // Stopped while it started: recorded as stopped, and its end is the Stop's.
-                Err(Failure {
-                    error: launch::Error::Cancelled { .. },
-                    ..
-                }) => {
-                    core.live().remove(&id);
-                    core.notify(Notice::Launch(Event::Exited { id, code: -1 }));
-                }
-                Err(Failure { error, follow }) => {
-                    let reason = error.to_string();
-                    tracing::warn!(id, "launch failed: {reason}");
-                    // An app that may run on (no window in time, a backend that was not sure)
-                    // is followed to its end; the others are over.
-                    match follow {
-                        Some(follow) => core.follow(follow, stop),
-                        None => {
-                            core.live().remove(&id);
-                        }
-                    }
-                    // The signal first: a slow notification server must not hold it up.
-                    let body = short_reason(&reason, Some(&id));
-                    core.notify(Notice::Launch(Event::Failed { id, reason }));
-                    core.notify(Notice::Desktop {
-                        summary: format!("{} did not start", crate::catalog::printable(&app)),
+            core.started(id, &app, result, stop);
+        });
+        Ok(id)
+    }
+
+    /// The daemon's launches are the session's: they get its SAMP hub. Local apps join the
+    /// session's network; on skaha, only a platform desktop's apps (whose home the app pods
+    /// share) have one.
+    async fn join_samp(
+        &self,
+        settings: &Settings,
+        backend: Backend,
+        request: &mut Request,
+        image: &str,
+    ) {
+        match backend {
+            Backend::Skaha if config::in_platform_session() => {
+                self.samp.platform(settings).await;
+            }
+            Backend::Skaha => {}
+            kind => {
+                let display = request
+                    .display
+                    .clone()
+                    .or_else(|| std::env::var("DISPLAY").ok())
+                    .unwrap_or_default();
+                request.shared = self.samp.join(settings, kind, image, &display).await;
+            }
+        }
+    }
+
+    /// What follows a launch's start: the app followed to its end, or its failure signalled and
+    /// told.
+    fn started(
+        self: &Arc<Self>,
+        id: String,
+        app: &str,
+        result: Result<launch::Launched, Failure>,
+        stop: Arc<tokio::sync::Notify>,
+    ) {
+        match result {
+            Ok(launched) => {
+                for body in launched.notices {
+                    self.notify(Notice::Desktop {
+                        summary: format!("{}: files not opened", crate::catalog::printable(app)),
                         body,
                     });
                 }
+                self.follow(launched.follow, stop);
             }
-        });
-        Ok(id)
+            // Stopped while it started: recorded as stopped, and its end is the Stop's.
+            Err(Failure {
+                error: launch::Error::Cancelled { .. },
+                ..
+            }) => {
+                self.live().remove(&id);
+                self.notify(Notice::Launch(Event::Exited { id, code: -1 }));
+            }
+            Err(Failure { error, follow }) => {
+                let reason = error.to_string();
+                tracing::warn!(id, "launch failed: {reason}");
+                // An app that may run on (no window in time, a backend that was not sure)
+                // is followed to its end; the others are over.
+                match follow {
+                    Some(follow) => self.follow(follow, stop),
+                    None => {
+                        self.live().remove(&id);
+                    }
+                }
+                // The signal first: a slow notification server must not hold it up.
+                let body = short_reason(&reason, Some(&id));
+                self.notify(Notice::Launch(Event::Failed { id, reason }));
+                self.notify(Notice::Desktop {
+                    summary: format!("{} did not start", crate::catalog::printable(app)),
+                    body,
+                });
+            }
+        }
     }
 
     /// Follows an app to its end, then records and signals the end; or, asked through `stop`,

@@ -102,6 +102,8 @@ struct Resolved {
 }
 
 /// The merged keys as settings: defaults filled in, durations typed, the rest checked.
+// As long as the schema: one struct literal with a line or two per key, kept whole so a new
+// key is added in one place.
 fn settings(
     keys: Layer,
     resolved: Resolved,

@@ -124,6 +124,8 @@ impl Engine {
 
     /// The arguments of `run` for a launch: runs in the foreground, so the engine's client lives
     /// as long as the app, carries its output into our log, and exits with its exit code.
+    // Longer than most on purpose: every flag a container gets is in this one list, in order,
+    // so a review sees the whole of an app's confinement in one place.
     pub fn run_args(&self, spec: &RunSpec) -> Vec<OsString> {
         let mut args: Vec<OsString> = Vec::new();
         let mut push = |arg: String| args.push(arg.into());

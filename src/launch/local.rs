@@ -104,6 +104,42 @@ impl LocalBackend {
         }
         (env, private)
     }
+
+    /// Starts the engine's client for `spec`, its output into the launch's log, in a process
+    /// group of its own.
+    fn spawn(&self, start: &Start<'_>, spec: &RunSpec) -> Result<tokio::process::Child> {
+        let (settings, target, id) = (start.settings, start.target, start.id);
+        let log_path = start.store.log_path(id);
+        let log = start
+            .store
+            .open_log(id)
+            .map_err(io_error("open", &log_path))?;
+        start.store.note(
+            id,
+            &format!(
+                "launching {} on {} with {}",
+                target.image,
+                self.display.name,
+                self.engine.name()
+            ),
+        );
+        let mut command = self.engine.command(self.engine.run_args(spec));
+        command
+            .stdout(log.try_clone().map_err(io_error("open", &log_path))?)
+            .stderr(log)
+            // Its own process group: closing the terminal `arcade launch` was typed in, or
+            // Ctrl-C there after the window is up, must not take the app down.
+            .process_group(0);
+        if let Some(conf) = &settings.launch.containers_conf {
+            command.env("CONTAINERS_CONF", conf);
+        }
+        tracing::info!(id, image = %target.image, on = %self.display.name, "starting {}", self.engine.name());
+        command.spawn().map_err(|err| Error::EngineFailed {
+            engine: self.engine.name(),
+            app: target.label.clone(),
+            message: format!("failed to run {}: {err}", self.engine.program.display()),
+        })
+    }
 }
 
 /// Writes the private variables as an engine env file (`KEY=VALUE` lines, read by the engine
@@ -179,17 +215,7 @@ impl Backend for LocalBackend {
             host_uid,
             launch_dir: dir.clone(),
             display: self.display.clone(),
-            session: settings
-                .skaha
-                .session_id
-                .clone()
-                .filter(|_| crate::config::in_platform_session())
-                .or_else(|| {
-                    std::env::var("XDG_SESSION_ID")
-                        .ok()
-                        .filter(|id| !id.is_empty())
-                })
-                .unwrap_or_else(|| self.display.name.clone()),
+            session: session_of(settings, &self.display),
             env,
             env_file: (!private.is_empty()).then(|| dir.join("env")),
             cores: request.cores.or(settings.launch.cores),
@@ -201,36 +227,7 @@ impl Backend for LocalBackend {
             binds: super::files::binds(&request.files),
             pull: settings.launch.pull.clone(),
         };
-        let log_path = start.store.log_path(id);
-        let log = start
-            .store
-            .open_log(id)
-            .map_err(io_error("open", &log_path))?;
-        start.store.note(
-            id,
-            &format!(
-                "launching {} on {} with {}",
-                target.image,
-                self.display.name,
-                self.engine.name()
-            ),
-        );
-        let mut command = self.engine.command(self.engine.run_args(&spec));
-        command
-            .stdout(log.try_clone().map_err(io_error("open", &log_path))?)
-            .stderr(log)
-            // Its own process group: closing the terminal `arcade launch` was typed in, or
-            // Ctrl-C there after the window is up, must not take the app down.
-            .process_group(0);
-        if let Some(conf) = &settings.launch.containers_conf {
-            command.env("CONTAINERS_CONF", conf);
-        }
-        tracing::info!(id, image = %target.image, on = %self.display.name, "starting {}", self.engine.name());
-        let child = command.spawn().map_err(|err| Error::EngineFailed {
-            engine: self.engine.name(),
-            app: target.label.clone(),
-            message: format!("failed to run {}: {err}", self.engine.program.display()),
-        })?;
+        let child = self.spawn(start, &spec)?;
         Ok(LocalApp {
             engine: self.engine.clone(),
             id: id.to_owned(),
@@ -241,6 +238,22 @@ impl Backend for LocalBackend {
             child: Some(child),
         })
     }
+}
+
+/// The session a local app belongs to, by which the session's end finds its apps: the
+/// platform's session id on a platform desktop, the login session, or else the display.
+fn session_of(settings: &Settings, display: &Display) -> String {
+    settings
+        .skaha
+        .session_id
+        .clone()
+        .filter(|_| crate::config::in_platform_session())
+        .or_else(|| {
+            std::env::var("XDG_SESSION_ID")
+                .ok()
+                .filter(|id| !id.is_empty())
+        })
+        .unwrap_or_else(|| display.name.clone())
 }
 
 /// The container's host name: the app's name and the launch id, which its windows carry as

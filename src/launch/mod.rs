@@ -24,7 +24,8 @@ use crate::config::{Backend, Settings};
 use crate::x11;
 use app::{AnyApp, App, End};
 use engine::Engine;
-use lifecycle::{Failure, Follow, Launched, Lifecycle};
+pub use lifecycle::Launched;
+use lifecycle::{Failure, Follow, Lifecycle};
 use record::{Record, State, Store};
 
 #[derive(Debug, thiserror::Error)]
