@@ -6,10 +6,11 @@
 //! "last good catalog" is readable by hand.
 
 use std::cmp::Ordering;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::io::Write as _;
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -559,13 +560,59 @@ pub fn from_file_images(entries: Vec<FileImage>, label: Option<&str>) -> Catalog
 /// Turns listed images into a catalog, keeping those that carry `label` (every entry when
 /// `label` is `None`). Entries with an unusable reference are recorded in `skipped`.
 pub fn from_listings(entries: impl IntoIterator<Item = Listing>, label: Option<&str>) -> Catalog {
-    let mut catalog = Catalog::default();
+    let mut builder = Builder::new(label);
     for entry in entries {
-        if let Some(label) = label
+        builder.add(entry);
+    }
+    builder.finish()
+}
+
+/// A catalog made one listing at a time, so a large file's entries need not all be held first.
+struct Builder<'a> {
+    catalog: Catalog,
+    label: Option<&'a str>,
+    read: LabelsRead,
+}
+
+/// Label sets already read, with what they made: the tags and versions of one app usually carry
+/// the same labels, and reading them (an icon decoded and checked) is the costly part of a
+/// large catalog. Their problems are told once, for the first image that carried them.
+#[derive(Debug, Default)]
+pub struct LabelsRead(HashMap<BTreeMap<String, String>, Option<Arc<crate::labels::About>>>);
+
+impl LabelsRead {
+    /// Gives `image` what `labels` say, read once per set (see [`Catalog::read_labels`]).
+    pub fn apply(
+        &mut self,
+        catalog: &mut Catalog,
+        image: &mut Image,
+        labels: &BTreeMap<String, String>,
+    ) {
+        match self.0.get(labels) {
+            Some(about) => image.about.clone_from(about),
+            None => {
+                catalog.read_labels(image, labels);
+                self.0.insert(labels.clone(), image.about.clone());
+            }
+        }
+    }
+}
+
+impl<'a> Builder<'a> {
+    fn new(label: Option<&'a str>) -> Builder<'a> {
+        Builder {
+            catalog: Catalog::default(),
+            label,
+            read: LabelsRead::default(),
+        }
+    }
+
+    fn add(&mut self, entry: Listing) {
+        if let Some(label) = self.label
             && !entry.types.is_empty()
             && !entry.types.iter().any(|t| t == label)
         {
-            continue;
+            return;
         }
         match Image::parse(&entry.reference) {
             Ok(mut image) => {
@@ -573,17 +620,94 @@ pub fn from_listings(entries: impl IntoIterator<Item = Listing>, label: Option<&
                     image.digest = entry.digest.filter(|d| check_text(d).is_ok());
                 }
                 if let Some(labels) = &entry.labels {
-                    catalog.read_labels(&mut image, labels);
+                    self.read.apply(&mut self.catalog, &mut image, labels);
                 }
-                catalog.images.push(image);
+                self.catalog.images.push(image);
             }
-            Err(err) => catalog
+            Err(err) => self
+                .catalog
                 .skipped
                 .push(format!("{:?}: {err}", entry.reference)),
         }
     }
-    catalog.normalize();
-    catalog
+
+    fn finish(mut self) -> Catalog {
+        self.catalog.normalize();
+        self.catalog
+    }
+}
+
+/// The `images` of a catalog file, each turned into the catalog's image as it is read.
+struct ImagesSeed<'b, 'a>(&'b mut Builder<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for ImagesSeed<'_, '_> {
+    type Value = ();
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
+        deserializer.deserialize_seq(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for ImagesSeed<'_, '_> {
+    type Value = ();
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a list of images")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(entry) = seq.next_element::<FileImage>()? {
+            self.0.add(Listing::from(entry));
+        }
+        Ok(())
+    }
+}
+
+/// A catalog file in object form: its provenance, and its images read into the builder.
+struct FileSeed<'b, 'a>(&'b mut Builder<'a>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for FileSeed<'_, '_> {
+    type Value = Option<Provenance>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(
+        self,
+        deserializer: D,
+    ) -> Result<Option<Provenance>, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for FileSeed<'_, '_> {
+    type Value = Option<Provenance>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a catalog file: an object with images and, optionally, provenance")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(
+        self,
+        mut map: A,
+    ) -> Result<Option<Provenance>, A::Error> {
+        let mut provenance = None;
+        let mut images = false;
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "provenance" => provenance = map.next_value::<Option<Provenance>>()?,
+                "images" if images => return Err(serde::de::Error::duplicate_field("images")),
+                "images" => {
+                    map.next_value_seed(ImagesSeed(&mut *self.0))?;
+                    images = true;
+                }
+                _ => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        if !images {
+            return Err(serde::de::Error::missing_field("images"));
+        }
+        Ok(provenance)
+    }
 }
 
 /// Parses catalog file text (array or object form). Returns the catalog and its provenance.
@@ -598,14 +722,19 @@ pub fn parse_file(
     };
     // A file is skaha's bare array or our object with provenance. Choosing by the first character
     // parses once (serde's untagged enums buffer the whole document first) and gives the errors
-    // of the form actually meant.
-    let (provenance, images) = if text.trim_start().starts_with('[') {
-        (None, serde_json::from_str(text).map_err(json_error)?)
+    // of the form actually meant. Entries become images as they are read.
+    let mut builder = Builder::new(label);
+    let mut json = serde_json::Deserializer::from_str(text);
+    let provenance = if text.trim_start().starts_with('[') {
+        serde::de::DeserializeSeed::deserialize(ImagesSeed(&mut builder), &mut json)
+            .map_err(json_error)?;
+        None
     } else {
-        let file: CatalogFile = serde_json::from_str(text).map_err(json_error)?;
-        (file.provenance, file.images)
+        serde::de::DeserializeSeed::deserialize(FileSeed(&mut builder), &mut json)
+            .map_err(json_error)?
     };
-    Ok((from_file_images(images, label), provenance))
+    json.end().map_err(json_error)?;
+    Ok((builder.finish(), provenance))
 }
 
 /// Reads a catalog file from disk.
@@ -641,6 +770,8 @@ pub fn write_file_text(
     struct ImagesRef<'a> {
         images: &'a [Image],
         label: &'a str,
+        /// Each image's labels, made once per `About` the images share.
+        labels: &'a HashMap<*const crate::labels::About, BTreeMap<String, String>>,
     }
     /// [`FileImage`] with borrowed parts.
     #[derive(Serialize)]
@@ -650,17 +781,32 @@ pub fn write_file_text(
         #[serde(skip_serializing_if = "Option::is_none")]
         digest: Option<&'a str>,
         #[serde(skip_serializing_if = "Option::is_none")]
-        labels: Option<BTreeMap<String, String>>,
+        labels: Option<&'a BTreeMap<String, String>>,
     }
     impl Serialize for ImagesRef<'_> {
         fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            serializer.collect_seq(self.images.iter().map(|image| ImageRef {
-                id: image.launch_reference(),
-                types: [self.label],
-                digest: image.digest.as_deref(),
-                labels: image.about.as_ref().map(|about| about.to_labels()),
+            serializer.collect_seq(self.images.iter().map(|image| {
+                ImageRef {
+                    id: image.launch_reference(),
+                    types: [self.label],
+                    digest: image.digest.as_deref(),
+                    labels: image
+                        .about
+                        .as_ref()
+                        .and_then(|about| self.labels.get(&Arc::as_ptr(about))),
+                }
             }))
         }
+    }
+    let mut labels = HashMap::new();
+    for about in catalog
+        .images
+        .iter()
+        .filter_map(|image| image.about.as_ref())
+    {
+        labels
+            .entry(Arc::as_ptr(about))
+            .or_insert_with(|| about.to_labels());
     }
     let mut out = std::io::BufWriter::with_capacity(64 << 10, out);
     let file = FileRef {
@@ -668,6 +814,7 @@ pub fn write_file_text(
         images: ImagesRef {
             images: &catalog.images,
             label: &provenance.label,
+            labels: &labels,
         },
     };
     serde_json::to_writer_pretty(&mut out, &file)?;
@@ -993,5 +1140,28 @@ mod tests {
             parse_file(&text, Path::new("c.json"), Some("desktop-app")).unwrap();
         assert_eq!(back, catalog);
         assert_eq!(back_provenance, Some(provenance));
+    }
+
+    #[test]
+    fn images_with_the_same_labels_share_what_they_say() {
+        let text = r#"{"images": [
+            {"id": "h/p/a:1", "labels": {"org.opencontainers.image.title": "A", "net.canfar.arcade.resources": "x"}},
+            {"id": "h/p/a:2", "labels": {"org.opencontainers.image.title": "A", "net.canfar.arcade.resources": "x"}},
+            {"id": "h/p/b:1", "labels": {"org.opencontainers.image.title": "B"}}
+        ], "unknown": [1, 2]}"#;
+        let (catalog, provenance) = parse_file(text, Path::new("c.json"), None).unwrap();
+        assert_eq!(provenance, None);
+        let about = |n: usize| catalog.images[n].about.clone().expect("labels read");
+        let (a2, a1, b) = (about(0), about(1), about(2));
+        assert_eq!(catalog.images[0].tag, "2");
+        assert!(Arc::ptr_eq(&a1, &a2), "one set of labels is read once");
+        assert!(!Arc::ptr_eq(&a1, &b));
+        assert_eq!(b.title.as_deref(), Some("B"));
+        // The bad resources label of the shared set is told once.
+        assert_eq!(catalog.label_problems.len(), 1, "{:?}", catalog.label_problems);
+        for bad in [r#"{"provenance": null}"#, r#"{"images": [], "images": []}"#] {
+            let err = parse_file(bad, Path::new("c.json"), None).unwrap_err();
+            assert!(err.to_string().contains("c.json"), "{err}");
+        }
     }
 }

@@ -687,6 +687,7 @@ impl Harbor {
             utf8_percent_encode(project, SEGMENT)
         );
         let mut seen_digests = HashSet::new();
+        let mut labels_read = crate::catalog::LabelsRead::default();
         for id in ids {
             let query = format!("q=labels%3D%28{id}%29&with_label=true&with_tag=true");
             self.list_each(&path, &query, |artifact: Artifact| {
@@ -694,7 +695,7 @@ impl Harbor {
                     artifact,
                     (project, repository),
                     (ids, label),
-                    &mut seen_digests,
+                    (&mut seen_digests, &mut labels_read),
                     &mut catalog,
                 )
             })
@@ -709,7 +710,7 @@ impl Harbor {
         artifact: Artifact,
         (project, repository): (&str, &str),
         (ids, label): (&BTreeSet<i64>, &str),
-        seen_digests: &mut HashSet<String>,
+        (seen_digests, labels_read): (&mut HashSet<String>, &mut crate::catalog::LabelsRead),
         catalog: &mut Catalog,
     ) -> Result<()> {
         let image_labels = artifact.image_labels();
@@ -752,7 +753,7 @@ impl Harbor {
                         match &about {
                             Some(read) => image.about.clone_from(read),
                             None => {
-                                catalog.read_labels(&mut image, labels);
+                                labels_read.apply(catalog, &mut image, labels);
                                 about = Some(image.about.clone());
                             }
                         }

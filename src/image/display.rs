@@ -112,7 +112,11 @@ pub fn wait_for_any_window(
     let started = Instant::now();
     match watcher.wait_for_window(&|_| true, deadline, stop) {
         Ok(Some((_, at))) => Some(at.duration_since(started)),
-        _ => None,
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!("watching the check's display for a window: {err}");
+            None
+        }
     }
 }
 

@@ -258,7 +258,12 @@ pub fn startup_finding(startup: Option<bool>, app: Option<&AppRun>) -> Finding {
         Some(true) => (
             Status::Warn,
             format!(
-                "startup.sh did not run the probe command: {}",
+                "startup.sh did not run the probe command{}: {}",
+                if app.run.timed_out {
+                    ", and no window mapped in time"
+                } else {
+                    ""
+                },
                 app.run.tail()
             ),
             "end startup.sh with exec \"$@\" so overrides and the xterm default apply".to_owned(),

@@ -88,12 +88,7 @@ pub fn files() -> impl Iterator<Item = File> {
 /// content's hash so the same picture is installed once, and its file in the hicolor theme (an
 /// SVG as scalable, a PNG in the folder of its size when that is one of the theme's, else 48×48).
 pub fn from_label(kind: IconKind, bytes: &[u8]) -> (String, File) {
-    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
-    let hex: String = digest.as_ref()[..8]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    let name = format!("arcade-img-{hex}");
+    let name = label_name(bytes);
     let folder = match kind {
         IconKind::Svg => "scalable".to_owned(),
         IconKind::Png => {
@@ -113,6 +108,16 @@ pub fn from_label(kind: IconKind, bytes: &[u8]) -> (String, File) {
         executable: false,
     };
     (name, file)
+}
+
+/// The icon name of an image's own icon: from its content's hash, so one picture is one icon.
+pub fn label_name(bytes: &[u8]) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, bytes);
+    let hex: String = digest.as_ref()[..8]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("arcade-img-{hex}")
 }
 
 /// The side of a square PNG, from its header.

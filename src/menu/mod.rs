@@ -279,11 +279,9 @@ pub fn plan_each<E>(
     for image in &catalog.images {
         if let Some(IconSource::Inline { kind, bytes }) =
             image.about.as_deref().and_then(|about| about.icon.as_ref())
+            && seen.insert(bytes.as_slice())
         {
-            let (name, file) = icons::from_label(*kind, bytes);
-            if seen.insert(name) {
-                put(file)?;
-            }
+            put(icons::from_label(*kind, bytes).1)?;
         }
     }
     for file in plan_shortcuts(&mut plan, catalog, options) {
@@ -538,7 +536,7 @@ fn application_entry(
         None => format!("{reference} in a container"),
     };
     let icon = match about.and_then(|about| about.icon.as_ref()) {
-        Some(IconSource::Inline { kind, bytes }) => icons::from_label(*kind, bytes).0,
+        Some(IconSource::Inline { bytes, .. }) => icons::label_name(bytes),
         _ => icons::for_app(app).to_owned(),
     };
     let mut categories = vec![CATEGORY, project_category];
