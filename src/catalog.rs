@@ -1158,7 +1158,12 @@ mod tests {
         assert!(!Arc::ptr_eq(&a1, &b));
         assert_eq!(b.title.as_deref(), Some("B"));
         // The bad resources label of the shared set is told once.
-        assert_eq!(catalog.label_problems.len(), 1, "{:?}", catalog.label_problems);
+        assert_eq!(
+            catalog.label_problems.len(),
+            1,
+            "{:?}",
+            catalog.label_problems
+        );
         for bad in [r#"{"provenance": null}"#, r#"{"images": [], "images": []}"#] {
             let err = parse_file(bad, Path::new("c.json"), None).unwrap_err();
             assert!(err.to_string().contains("c.json"), "{err}");

@@ -706,7 +706,7 @@ fn local_engine(
         Backend::Skaha => Backend::Podman,
         kind => kind,
     };
-    launch::engine::Engine::find(kind).map_err(|message| anyhow::anyhow!(message))
+    launch::engine::Engine::find(kind, settings).map_err(|message| anyhow::anyhow!(message))
 }
 
 async fn image_check(
@@ -721,7 +721,6 @@ async fn image_check(
         &engine,
         image,
         std::time::Duration::from_secs(timeout.max(1)),
-        settings.launch.containers_conf.as_deref(),
     )
     .await?;
     if json {

@@ -437,7 +437,7 @@ impl Core {
         // The containers each engine that answered still has, by launch id.
         let mut listed_containers = Vec::new();
         for kind in [Backend::Podman, Backend::Docker] {
-            let Ok(engine) = Engine::find(kind) else {
+            let Ok(engine) = Engine::find(kind, &settings) else {
                 continue;
             };
             let Ok(containers) = engine.list_on(uid, &display).await else {

@@ -113,12 +113,7 @@ impl Report {
 
 /// Checks `image` with `engine`; `bound` limits each script the image runs, and the time its
 /// window may take.
-pub async fn check(
-    engine: &Engine,
-    image: &str,
-    bound: Duration,
-    conf: Option<&Path>,
-) -> Result<Report> {
+pub async fn check(engine: &Engine, image: &str, bound: Duration) -> Result<Report> {
     if !engine.image_exists(image).await {
         return Err(Error::NoImage {
             image: image.to_owned(),
@@ -141,7 +136,6 @@ pub async fn check(
         image,
         dir: dir.path(),
         bound,
-        conf,
     };
     let root = (0, 0);
     let files = probe.run("files.sh", root).await;

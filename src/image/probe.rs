@@ -113,7 +113,6 @@ pub struct Probe<'a> {
     /// The folder of scripts, mounted at the contract's place.
     pub dir: &'a Path,
     pub bound: Duration,
-    pub conf: Option<&'a Path>,
 }
 
 impl Probe<'_> {
@@ -159,9 +158,6 @@ impl Probe<'_> {
             format!("{}/{script}", contract::MOUNT),
         ]);
         let mut command = self.engine.command(&args);
-        if let Some(conf) = self.conf {
-            command.env("CONTAINERS_CONF", conf);
-        }
         command.kill_on_drop(true);
         command
     }

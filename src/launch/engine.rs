@@ -66,6 +66,9 @@ pub fn launch_id_of(name: &str) -> Option<&str> {
 pub struct Engine {
     pub kind: Backend,
     pub program: PathBuf,
+    /// `launch.containers_conf`, given to every command of podman's (`CONTAINERS_CONF`): the
+    /// session's network and a check's containers need it as much as an app's.
+    pub conf: Option<PathBuf>,
 }
 
 /// Everything a `run` needs.
@@ -103,10 +106,14 @@ pub struct RunSpec {
 }
 
 impl Engine {
-    /// Finds the engine's program on `$PATH`.
-    pub fn find(kind: Backend) -> Result<Engine> {
+    /// Finds the engine's program on `$PATH`, to run with `settings`' containers.conf.
+    pub fn find(kind: Backend, settings: &crate::config::Settings) -> Result<Engine> {
         match crate::config::which(&kind.to_string()) {
-            Some(program) => Ok(Engine { kind, program }),
+            Some(program) => Ok(Engine {
+                kind,
+                program,
+                conf: settings.launch.containers_conf.clone(),
+            }),
             None => Err(Error::Missing {
                 engine: kind,
                 package: if kind == Backend::Docker {
@@ -240,6 +247,9 @@ impl Engine {
         let mut command = tokio::process::Command::new(&self.program);
         command.args(args);
         command.stdin(std::process::Stdio::null());
+        if let Some(conf) = &self.conf {
+            command.env("CONTAINERS_CONF", conf);
+        }
         // The engine needs none of arcade's credentials: they stay out of its environment,
         // where any process of the user could read them.
         for (key, _) in std::env::vars_os() {
@@ -491,6 +501,7 @@ mod tests {
         let engine = Engine {
             kind: Backend::Podman,
             program: "podman".into(),
+            conf: None,
         };
         let args: Vec<String> = engine
             .run_args(&spec())
@@ -534,6 +545,7 @@ mod tests {
             let engine = Engine {
                 kind,
                 program: kind.to_string().into(),
+                conf: None,
             };
             let spec = RunSpec {
                 pull: pull.into(),
@@ -557,6 +569,7 @@ mod tests {
             let engine = Engine {
                 kind,
                 program: kind.to_string().into(),
+                conf: None,
             };
             let spec = RunSpec { gpus, ..spec() };
             engine
@@ -588,6 +601,7 @@ mod tests {
         let podman = Engine {
             kind: Backend::Podman,
             program: "podman".into(),
+            conf: None,
         };
         assert_eq!(
             podman.classify(
@@ -616,5 +630,26 @@ mod tests {
     fn recognises_missing_images() {
         assert!(is_missing_image("Error: localhost/nope:1: image not known"));
         assert!(!is_missing_image("Error: OCI runtime error"));
+    }
+
+    /// The configured containers.conf reaches every command, not only an app's `run`: a
+    /// session's pod and a check's containers are started with the same limits.
+    #[test]
+    fn every_command_gets_the_containers_conf() {
+        let engine = Engine {
+            kind: Backend::Podman,
+            program: "podman".into(),
+            conf: Some("/etc/arcade/containers.conf".into()),
+        };
+        let command = engine.command(["pod", "start", "x"]);
+        let conf = command
+            .as_std()
+            .get_envs()
+            .find(|(key, _)| *key == "CONTAINERS_CONF")
+            .and_then(|(_, value)| value);
+        assert_eq!(
+            conf,
+            Some(std::ffi::OsStr::new("/etc/arcade/containers.conf"))
+        );
     }
 }

@@ -108,7 +108,7 @@ impl LocalBackend {
     /// Starts the engine's client for `spec`, its output into the launch's log, in a process
     /// group of its own.
     fn spawn(&self, start: &Start<'_>, spec: &RunSpec) -> Result<tokio::process::Child> {
-        let (settings, target, id) = (start.settings, start.target, start.id);
+        let (target, id) = (start.target, start.id);
         let log_path = start.store.log_path(id);
         let log = start
             .store
@@ -130,9 +130,6 @@ impl LocalBackend {
             // Its own process group: closing the terminal `arcade launch` was typed in, or
             // Ctrl-C there after the window is up, must not take the app down.
             .process_group(0);
-        if let Some(conf) = &settings.launch.containers_conf {
-            command.env("CONTAINERS_CONF", conf);
-        }
         tracing::info!(id, image = %target.image, on = %self.display.name, "starting {}", self.engine.name());
         command.spawn().map_err(|err| Error::EngineFailed {
             engine: self.engine.name(),

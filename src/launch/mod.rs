@@ -362,7 +362,7 @@ pub async fn launch_target(
         }
         kind => {
             let request = &files::local_request(request, &target, &settings.menu.mime_types)?;
-            let engine = Engine::find(kind).map_err(Error::from)?;
+            let engine = Engine::find(kind, settings).map_err(Error::from)?;
             let backend = local::LocalBackend::prepare(settings, request, engine)?;
             lifecycle::drive(
                 backend, settings, request, &target, started, observer, cancel,
@@ -376,7 +376,7 @@ pub async fn launch_target(
 pub fn check_backend(settings: &Settings, backend: Backend) -> Result<()> {
     match backend {
         Backend::Skaha => platform::client(settings).map(drop),
-        kind => Engine::find(kind).map(drop).map_err(Error::from),
+        kind => Engine::find(kind, settings).map(drop).map_err(Error::from),
     }
 }
 
@@ -401,7 +401,7 @@ fn attach(settings: &Settings, record: &Record) -> Result<AnyApp> {
     Ok(match record.backend {
         Backend::Skaha => platform::SkahaApp::attach(settings, record)?.into(),
         kind => local::LocalApp::attach(
-            Engine::find(kind)?,
+            Engine::find(kind, settings)?,
             &record.id,
             record
                 .container
@@ -465,7 +465,7 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         if !used && kind != settings.launch.backend {
             continue;
         }
-        if let Ok(engine) = Engine::find(kind)
+        if let Ok(engine) = Engine::find(kind, settings)
             && let Ok(containers) = engine.list(host_uid).await
         {
             asked.push(kind);
@@ -502,7 +502,7 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
         .collect();
     // Containers with our label but no record (the state folder was wiped, say) still show:
     // those of this session (on its display), or any when there is no display to tell by.
-    let live = this_sessions(live, host_uid).await;
+    let live = this_sessions(settings, live, host_uid).await;
     for (id, (kind, state)) in live {
         let running = state == "running";
         rows.push(Row {
@@ -516,6 +516,7 @@ pub async fn list(settings: &Settings) -> Vec<Row> {
 /// The unrecorded containers among `live` that run on this session's display: another
 /// session's (or another user's test desktop's) apps are not this user's to see here.
 async fn this_sessions(
+    settings: &Settings,
     live: std::collections::HashMap<String, (Backend, String)>,
     host_uid: u32,
 ) -> std::collections::HashMap<String, (Backend, String)> {
@@ -530,7 +531,7 @@ async fn this_sessions(
         if !live.values().any(|(backend, _)| *backend == kind) {
             continue;
         }
-        match Engine::find(kind) {
+        match Engine::find(kind, settings) {
             Ok(engine) => match engine.list_on(host_uid, &display).await {
                 Ok(containers) => on_display.extend(containers.into_iter().map(|(id, _)| id)),
                 // Not asked again: show them all rather than hide any.
@@ -607,7 +608,7 @@ async fn stop_unrecorded(settings: &Settings, id: &str) -> Option<Result<Stopped
     // SAFETY: getuid only reads the process's credentials.
     let host_uid = unsafe { libc::getuid() };
     for kind in [Backend::Podman, Backend::Docker] {
-        let Ok(engine) = Engine::find(kind) else {
+        let Ok(engine) = Engine::find(kind, settings) else {
             continue;
         };
         let Ok(containers) = engine.list(host_uid).await else {

@@ -243,7 +243,7 @@ impl Session {
         let key = key(display);
         let holder = engine::session_network_name(&key);
         for kind in [Backend::Podman, Backend::Docker] {
-            let Ok(engine) = Engine::find(kind) else {
+            let Ok(engine) = Engine::find(kind, settings) else {
                 continue;
             };
             let exists = match kind {
@@ -555,7 +555,7 @@ async fn make_network(
     image: &str,
     display: &str,
 ) -> Result<Local, Error> {
-    let engine = Engine::find(kind)?;
+    let engine = Engine::find(kind, settings)?;
     let key = key(display);
     let holder = engine::session_network_name(&key);
     let dir = folder(settings, &key);
