@@ -559,8 +559,9 @@ async fn make_network(
     let key = key(display);
     let holder = engine::session_network_name(&key);
     let dir = folder(settings, &key);
-    make_folder(&dir)?;
     let app_user = engine::app_user(&settings.launch.user).map_err(Error::Unsupported)?;
+    let new_folder = !dir.exists();
+    make_folder(&dir)?;
     // SAFETY: getuid only reads the process's credentials.
     let uid = unsafe { libc::getuid() };
     let labels = [
@@ -570,42 +571,34 @@ async fn make_network(
         // for an app of the display.
         format!("--label={}.session-display={display}", engine::LABEL),
     ];
-    match kind {
-        Backend::Docker => {
-            let running = engine
-                .output(["inspect", "--format", "{{.State.Running}}", &holder])
-                .await
-                .is_ok_and(|text| text.trim() == "true");
-            if !running {
-                let _ = engine.remove(&holder).await;
-                let mut args: Vec<String> = ["run", "--detach", "--interactive", "--rm"]
-                    .map(str::to_owned)
-                    .into();
-                args.push(format!("--name={holder}"));
-                args.extend(labels);
-                args.extend(holder_args(settings, app_user));
-                args.extend(["--entrypoint=/bin/sh".to_owned(), image.to_owned()]);
-                // It waits for a line that never comes: any image with a shell can hold it.
-                args.extend(["-c".to_owned(), "read line".to_owned()]);
-                engine.output(&args).await?;
+    // What a failed attempt made goes again, so the next launch starts from nothing and no
+    // half-made network or folder outlives the session.
+    let mut created = false;
+    let made = hold_network(
+        &engine,
+        settings,
+        (&holder, &labels),
+        app_user,
+        image,
+        &mut created,
+    );
+    if let Err(err) = made.await {
+        if created {
+            let removed = match kind {
+                Backend::Docker => engine.remove(&holder).await,
+                _ => engine
+                    .output(["pod", "rm", "--force", &holder])
+                    .await
+                    .map(drop),
+            };
+            if let Err(why) = removed {
+                tracing::warn!(holder, "removing a session network that failed: {why}");
             }
         }
-        _ => {
-            let exists = engine.output(["pod", "exists", &holder]).await.is_ok();
-            if !exists {
-                let mut args: Vec<String> =
-                    ["pod", "create", "--share=net"].map(str::to_owned).into();
-                args.push(format!("--name={holder}"));
-                args.push(format!("--network={}", settings.launch.network));
-                args.extend(labels);
-                if uid != 0 {
-                    // Rootless apps keep the user's id; in a pod, the pod sets the namespace.
-                    args.push("--userns=keep-id".to_owned());
-                }
-                engine.output(&args).await?;
-            }
-            engine.output(["pod", "start", &holder]).await?;
+        if new_folder {
+            let _ = std::fs::remove_dir_all(&dir);
         }
+        return Err(err);
     }
     Ok(Local {
         engine,
@@ -614,6 +607,61 @@ async fn make_network(
         app_user,
         hub: None,
     })
+}
+
+/// Starts the session's network `holder` (with `labels`), unless it runs already; `created`
+/// says whether this call made it.
+async fn hold_network(
+    engine: &Engine,
+    settings: &Settings,
+    (holder, labels): (&str, &[String]),
+    app_user: (u32, u32),
+    image: &str,
+    created: &mut bool,
+) -> Result<(), Error> {
+    let kind = engine.kind;
+    // SAFETY: getuid only reads the process's credentials.
+    let uid = unsafe { libc::getuid() };
+    match kind {
+        Backend::Docker => {
+            let running = engine
+                .output(["inspect", "--format", "{{.State.Running}}", holder])
+                .await
+                .is_ok_and(|text| text.trim() == "true");
+            if !running {
+                let _ = engine.remove(holder).await;
+                let mut args: Vec<String> = ["run", "--detach", "--interactive", "--rm"]
+                    .map(str::to_owned)
+                    .into();
+                args.push(format!("--name={holder}"));
+                args.extend(labels.iter().cloned());
+                args.extend(holder_args(settings, app_user));
+                args.extend(["--entrypoint=/bin/sh".to_owned(), image.to_owned()]);
+                // It waits for a line that never comes: any image with a shell can hold it.
+                args.extend(["-c".to_owned(), "read line".to_owned()]);
+                engine.output(&args).await?;
+                *created = true;
+            }
+        }
+        _ => {
+            let exists = engine.output(["pod", "exists", holder]).await.is_ok();
+            if !exists {
+                let mut args: Vec<String> =
+                    ["pod", "create", "--share=net"].map(str::to_owned).into();
+                args.push(format!("--name={holder}"));
+                args.push(format!("--network={}", settings.launch.network));
+                args.extend(labels.iter().cloned());
+                if uid != 0 {
+                    // Rootless apps keep the user's id; in a pod, the pod sets the namespace.
+                    args.push("--userns=keep-id".to_owned());
+                }
+                engine.output(&args).await?;
+                *created = true;
+            }
+            engine.output(["pod", "start", holder]).await?;
+        }
+    }
+    Ok(())
 }
 
 /// The docker holder's hardening: the apps' own.
