@@ -822,6 +822,23 @@ pub fn write_file_text(
     out.flush()
 }
 
+/// A catalog of `ids`, each its own image (a digest of its own), with no labels: the fixture of
+/// other modules' unit tests.
+#[cfg(test)]
+pub fn of_ids(ids: &[&str]) -> Catalog {
+    from_file_images(
+        ids.iter()
+            .map(|id| FileImage {
+                id: (*id).into(),
+                types: vec![],
+                digest: Some(format!("sha256:{}", id.replace(['/', ':'], "-"))),
+                labels: None,
+            })
+            .collect(),
+        None,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

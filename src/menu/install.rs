@@ -1330,7 +1330,8 @@ pub fn clean(target: &Target, dry_run: bool) -> Result<Report> {
 mod tests {
     use super::*;
 
-    fn target(dir: &Path) -> Target {
+    /// The folders of a test's home (`owned`'s tests use them too).
+    pub(super) fn target(dir: &Path) -> Target {
         Target {
             data: dir.join("data"),
             config: dir.join("config"),

@@ -221,20 +221,9 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::catalog::{FileImage, from_file_images};
 
     fn catalog(ids: &[&str]) -> Catalog {
-        from_file_images(
-            ids.iter()
-                .map(|id| FileImage {
-                    id: (*id).into(),
-                    types: vec![],
-                    digest: Some(format!("sha256:{}", id.replace(['/', ':'], "-"))),
-                    labels: None,
-                })
-                .collect(),
-            None,
-        )
+        crate::catalog::of_ids(ids)
     }
 
     fn options() -> super::super::Options {

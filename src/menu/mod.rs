@@ -813,21 +813,9 @@ pub fn render_tree(tree: &Tree) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{FileImage, from_file_images};
 
     fn catalog(ids: &[&str]) -> Catalog {
-        from_file_images(
-            ids.iter()
-                .map(|id| FileImage {
-                    id: (*id).into(),
-                    types: vec![],
-                    // Each its own image, unless a test says otherwise.
-                    digest: Some(format!("sha256:{}", id.replace(['/', ':'], "-"))),
-                    labels: None,
-                })
-                .collect(),
-            None,
-        )
+        crate::catalog::of_ids(ids)
     }
 
     fn options() -> Options {

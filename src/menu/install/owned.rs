@@ -259,17 +259,9 @@ pub fn remove_temporary_files(dir: &Path) -> usize {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::target;
     use super::*;
     use crate::catalog::{FileImage, from_file_images};
-
-    fn target(dir: &Path) -> Target {
-        Target {
-            data: dir.join("data"),
-            config: dir.join("config"),
-            desktop: dir.join("Desktop"),
-            state: dir.join("data/arcade"),
-        }
-    }
 
     #[test]
     fn every_file_the_planner_makes_is_an_arcade_file() {
