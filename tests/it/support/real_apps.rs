@@ -864,13 +864,15 @@ pub struct Pod {
 }
 
 impl Pod {
-    pub fn run(image: &str, host_name: &str, desktop: &PodDesktop) -> Pod {
+    /// A pod's own network namespace and address on `desktop`, and the name its container
+    /// will have.
+    fn network(host_name: &str, desktop: &PodDesktop) -> (Pod, Container) {
         let index = desktop
             .next_pod
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         assert!(index < 255, "a pod desktop holds at most 253 pods");
         let address = pod_address(desktop.subnet, index);
-        let mut pod = Pod {
+        let pod = Pod {
             host_name: host_name.to_owned(),
             address,
             namespace: join_pod_network(desktop, index, address),
@@ -882,6 +884,12 @@ impl Pod {
             name: container_name("arcade-pod"),
             engine: Engine::Podman,
         };
+        (pod, container)
+    }
+
+    pub fn run(image: &str, host_name: &str, desktop: &PodDesktop) -> Pod {
+        let (mut pod, container) = Pod::network(host_name, desktop);
+        let address = pod.address;
         let output = podman()
             .args(["run", "--detach", "--name", &container.name])
             .arg(format!("--network=ns:/run/netns/{}", pod.namespace.0))
@@ -924,23 +932,8 @@ impl Pod {
         home: &Path,
         command: &[&str],
     ) -> Pod {
-        let index = desktop
-            .next_pod
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        assert!(index < 255, "a pod desktop holds at most 253 pods");
-        let address = pod_address(desktop.subnet, index);
-        let mut pod = Pod {
-            host_name: host_name.to_owned(),
-            address,
-            namespace: join_pod_network(desktop, index, address),
-            container: None,
-            _scripts: platform_scripts(),
-        };
-        desktop.allow(address);
-        let container = Container {
-            name: container_name("arcade-pod"),
-            engine: Engine::Podman,
-        };
+        let (mut pod, container) = Pod::network(host_name, desktop);
+        let address = pod.address;
         let home = home.display().to_string();
         let mut run = podman();
         run.args(["run", "--detach", "--name", &container.name])
