@@ -107,16 +107,24 @@ impl Session {
         args.extend(command);
         let id = self.launch(&args);
         // Its record appears once the daemon has started it, and says when it has ended.
-        wait_for("the app to end", Duration::from_secs(120), || {
+        let row = wait_for("the app to end", Duration::from_secs(120), || {
             let ps = self.arcade().args(["ps", "--json"]).ok().json();
             let row = ps
                 .as_array()?
                 .iter()
                 .find(|row| row["id"] == id.as_str())?
                 .clone();
-            (row["state"] != "starting" && row["state"] != "running").then_some(())
+            (row["state"] != "starting" && row["state"] != "running").then_some(row)
         });
-        self.arcade().args(["logs", &id]).ok().stdout
+        let log = self.arcade().args(["logs", &id]).ok().stdout;
+        // A command that did not end well says why here, not as a missing answer later.
+        assert_eq!(
+            row["state"],
+            "exited",
+            "{command:?} in the session: {row:#}\n{log}\nbus and daemon: {}",
+            self.bus().log()
+        );
+        log
     }
 
     /// `messagesender` from inside the session: what each client answered.
