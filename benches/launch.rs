@@ -16,6 +16,8 @@ mod docker;
 #[allow(dead_code)]
 #[path = "../tests/it/support/images.rs"]
 mod images;
+#[path = "../tests/it/support/poll.rs"]
+mod poll;
 #[allow(dead_code)]
 #[path = "../tests/it/support/real_apps.rs"]
 mod real_apps;
@@ -27,31 +29,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use poll::{require_tool, wait_for};
 use x11rb::connection::Connection as _;
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{ChangeWindowAttributesAux, ConnectionExt as _, EventMask};
-
-/// Finds a tool or stops the bench with the package that provides it.
-pub fn require_tool(tool: &str, package: &str) -> PathBuf {
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        if dir.join(tool).is_file() {
-            return dir.join(tool);
-        }
-    }
-    panic!("{tool} is not installed: apt-get install {package}");
-}
-
-/// Polls until `check` gives a value or the timeout passes.
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
 
 /// Spawns `command` and returns the time until a new top-level window maps on `xvfb`. Windows
 /// that bypass the window manager (menus, tooltips, a toolkit's helpers) are not an app's

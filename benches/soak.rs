@@ -8,39 +8,20 @@
 #[allow(dead_code)]
 #[path = "../tests/it/support/images.rs"]
 mod images;
+#[path = "../tests/it/support/poll.rs"]
+mod poll;
 #[allow(dead_code)]
 #[path = "../tests/it/support/xvfb.rs"]
 mod xvfb;
 
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use poll::{require_tool, wait_for};
 use zbus::zvariant::{OwnedValue, Value};
-
-/// Finds a tool or stops the bench with the package that provides it.
-pub fn require_tool(tool: &str, package: &str) -> PathBuf {
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        if dir.join(tool).is_file() {
-            return dir.join(tool);
-        }
-    }
-    panic!("{tool} is not installed: apt-get install {package}");
-}
-
-/// Polls until `check` gives a value or the timeout passes (the Xvfb fixture waits with it).
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 struct KillOnDrop(Child);
 

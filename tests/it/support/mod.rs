@@ -8,7 +8,8 @@
 //! `xvfb`, `images` and `docker` (the engines' side), `dbus` (a session bus); `fake_http` (the
 //! server core of the only stand-ins, `harbor` and `skaha`), `contract` (their published
 //! contracts) and `tls`; `desktop_files` (generated files read back by independent readers) and
-//! `menu_state` (what a sync leaves behind).
+//! `menu_state` (what a sync leaves behind); `poll` (`require_tool`, `wait_for`, which the
+//! benches share).
 
 #![allow(dead_code)]
 
@@ -21,15 +22,17 @@ pub mod fake_http;
 pub mod harbor;
 pub mod images;
 pub mod menu_state;
+mod poll;
 pub mod real_apps;
 pub mod skaha;
 pub mod tls;
 pub mod xvfb;
 
+pub use poll::{require_tool, wait_for};
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 /// A throwaway home with its own XDG directories, removed on drop.
 pub struct Home {
@@ -271,25 +274,6 @@ impl Run {
     }
 }
 
-/// Finds a tool or panics with the package that provides it.
-#[track_caller]
-pub fn require_tool(tool: &str, package: &str) -> PathBuf {
-    for dir in std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()) {
-        let candidate = dir.join(tool);
-        if candidate.is_file() {
-            return candidate;
-        }
-    }
-    let candidate = Path::new("/usr/bin").join(tool);
-    if candidate.is_file() {
-        return candidate;
-    }
-    panic!(
-        "{tool} is not installed; these tests need it: apt-get install {package} \
-         (.ci/run installs it)"
-    );
-}
-
 /// The menu a real menu implementation (python-xdg, which reads `applications-merged`) shows,
 /// one line per item, indented by depth: `[Menu]` or `Name\tExec`.
 #[track_caller]
@@ -341,19 +325,6 @@ def walk(menu, depth):
             print("  " * depth + de.getName() + "\t" + de.getExec())
 walk(xdg.Menu.parse(), 0)
 "#;
-
-/// Polls `check` until it returns `Some` or the deadline passes; panics with `what` on timeout.
-#[track_caller]
-pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
 
 /// The bundled sample catalog.
 pub fn sample_catalog() -> PathBuf {

@@ -19,12 +19,11 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use x11rb::connection::Connection as _;
-use x11rb::protocol::xproto::{AtomEnum, ConnectionExt as _, Family, HostMode, MapState};
+use x11rb::protocol::xproto::{ConnectionExt as _, Family, HostMode};
 use x11rb::rust_connection::RustConnection;
 
 use super::images::podman;
-use super::xvfb::{Window, Xvfb};
+use super::xvfb::{Window, Xvfb, top_level_windows};
 use super::{docker, require_tool, wait_for};
 
 /// An app in the image, and what its main window shows (measured; see the module comment).
@@ -1217,34 +1216,4 @@ fn start_tcp_xvfb(namespace: &str, number: u32) -> (Child, Vec<u8>, tempfile::Te
         .spawn()
         .expect("start Xvfb in the desktop's namespace");
     (child, cookie, dir)
-}
-
-/// The children of the root window with their title, class and client machine.
-fn top_level_windows(conn: &RustConnection) -> Vec<Window> {
-    let root = conn.setup().roots[0].root;
-    let tree = conn.query_tree(root).unwrap().reply().unwrap();
-    let text = |window: u32, atom: AtomEnum| -> String {
-        conn.get_property(false, window, atom, AtomEnum::ANY, 0, 1024)
-            .ok()
-            .and_then(|cookie| cookie.reply().ok())
-            .map(|reply| String::from_utf8_lossy(&reply.value).into_owned())
-            .unwrap_or_default()
-    };
-    tree.children
-        .iter()
-        .map(|&id| Window {
-            id,
-            title: text(id, AtomEnum::WM_NAME),
-            class: text(id, AtomEnum::WM_CLASS)
-                .replace('\0', " ")
-                .trim()
-                .to_owned(),
-            client_machine: text(id, AtomEnum::WM_CLIENT_MACHINE),
-            viewable: conn
-                .get_window_attributes(id)
-                .ok()
-                .and_then(|cookie| cookie.reply().ok())
-                .is_some_and(|attrs| attrs.map_state == MapState::VIEWABLE),
-        })
-        .collect()
 }
