@@ -274,17 +274,9 @@ pub fn docker_images() -> &'static Images {
             key: podman_images().key.clone(),
         };
         let archive = docker_archive(&images);
-        let output = docker::docker()
-            .arg("load")
-            .arg("--input")
-            .arg(&archive)
-            .output()
-            .expect("run docker load");
-        assert!(
-            output.status.success(),
-            "docker load --input {} failed: {}",
-            archive.display(),
-            String::from_utf8_lossy(&output.stderr)
+        run_ok(
+            docker::docker().arg("load").arg("--input").arg(&archive),
+            &format!("docker load --input {}", archive.display()),
         );
         for reference in images.references() {
             let found = docker::docker()
@@ -303,6 +295,19 @@ pub fn docker_images() -> &'static Images {
     })
 }
 
+/// Runs `command` to its end; panics with `what` and its stderr unless it succeeded.
+#[track_caller]
+fn run_ok(command: &mut Command, what: &str) {
+    let output = command
+        .output()
+        .unwrap_or_else(|err| panic!("{what}: {err}"));
+    assert!(
+        output.status.success(),
+        "{what} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
 /// The docker-archive of every kind, saved from podman unless the cache has it.
 fn docker_archive(images: &Images) -> PathBuf {
     let path = cache_dir().join(format!("real-apps-{}.docker.tar", images.key));
@@ -311,19 +316,14 @@ fn docker_archive(images: &Images) -> PathBuf {
         return path;
     }
     let partial = path.with_extension("tar.partial");
-    let output = podman()
-        .args(["save", "--quiet", "--format", "docker-archive"])
-        .arg("--multi-image-archive")
-        .arg("--output")
-        .arg(&partial)
-        .args(images.references())
-        .output()
-        .expect("run podman save");
-    assert!(
-        output.status.success(),
-        "podman save to {} failed: {}",
-        partial.display(),
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        podman()
+            .args(["save", "--quiet", "--format", "docker-archive"])
+            .arg("--multi-image-archive")
+            .arg("--output")
+            .arg(&partial)
+            .args(images.references()),
+        &format!("podman save to {}", partial.display()),
     );
     std::fs::rename(&partial, &path)
         .unwrap_or_else(|err| panic!("rename {} into place: {err}", partial.display()));
@@ -362,14 +362,9 @@ impl Images {
     pub fn as_app(&self, app: App) -> String {
         let name = format!("localhost/arcade-test/{}:{}", app.command(), self.key);
         if !podman_has(std::slice::from_ref(&name)) {
-            let output = podman()
-                .args(["tag", &self.reference(Kind::Runs(app)), &name])
-                .output()
-                .expect("run podman tag");
-            assert!(
-                output.status.success(),
-                "podman tag of {name} failed: {}",
-                String::from_utf8_lossy(&output.stderr)
+            run_ok(
+                podman().args(["tag", &self.reference(Kind::Runs(app)), &name]),
+                &format!("podman tag of {name}"),
             );
         }
         name
@@ -471,12 +466,7 @@ fn bootstrap(host: &HostApt, reference: &str) {
         vec!["tag", partial.as_str(), reference],
         vec!["untag", partial.as_str(), partial.as_str()],
     ] {
-        let output = podman().args(&step).output().expect("run podman");
-        assert!(
-            output.status.success(),
-            "podman {step:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        run_ok(podman().args(&step), &format!("podman {step:?}"));
     }
 }
 
@@ -492,15 +482,11 @@ fn add_layer(base: &str, script: &str, reference: &str) {
         CONTAINERFILE.replace("{base}", base),
     )
     .expect("write the Containerfile");
-    let output = podman()
-        .args(["build", "--quiet", "--pull=never", "--tag", reference])
-        .arg(context.path())
-        .output()
-        .expect("run podman build");
-    assert!(
-        output.status.success(),
-        "podman build of {reference} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        podman()
+            .args(["build", "--quiet", "--pull=never", "--tag", reference])
+            .arg(context.path()),
+        &format!("podman build of {reference}"),
     );
 }
 
@@ -621,31 +607,26 @@ pub fn run_local_in(
         name: container_name("arcade-real-app"),
         engine: Engine::of(&engine),
     };
-    let output = engine
-        .args(["run", "--detach", "--name", &container.name])
-        .args(["--network=none", &format!("--user={UID}:{UID}")])
-        .args([
-            "--cap-drop=ALL",
-            "--security-opt=no-new-privileges",
-            "--init",
-        ])
-        .args(["--tmpfs=/home/app:rw,mode=1777", "--workdir=/home/app"])
-        .args([
-            "--env=HOME=/home/app",
-            &format!("--env=DISPLAY={}", xvfb.display()),
-        ])
-        .arg("--env=XAUTHORITY=/run/x11/cookie")
-        .arg(format!("--volume={}:/run/x11/cookie:ro", cookie.display()))
-        .arg(format!("--volume={socket}:{socket}:ro"))
-        .arg(image)
-        .args(command)
-        .output()
-        .expect("run the engine's run");
-    assert!(
-        output.status.success(),
-        "{:?} run of {image} failed: {}",
-        container.engine,
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        engine
+            .args(["run", "--detach", "--name", &container.name])
+            .args(["--network=none", &format!("--user={UID}:{UID}")])
+            .args([
+                "--cap-drop=ALL",
+                "--security-opt=no-new-privileges",
+                "--init",
+            ])
+            .args(["--tmpfs=/home/app:rw,mode=1777", "--workdir=/home/app"])
+            .args([
+                "--env=HOME=/home/app",
+                &format!("--env=DISPLAY={}", xvfb.display()),
+            ])
+            .arg("--env=XAUTHORITY=/run/x11/cookie")
+            .arg(format!("--volume={}:/run/x11/cookie:ro", cookie.display()))
+            .arg(format!("--volume={socket}:{socket}:ro"))
+            .arg(image)
+            .args(command),
+        &format!("{:?} run of {image}", container.engine),
     );
     container
 }
@@ -889,32 +870,28 @@ impl Pod {
     pub fn run(image: &str, host_name: &str, desktop: &PodDesktop) -> Pod {
         let (mut pod, container) = Pod::network(host_name, desktop);
         let address = pod.address;
-        let output = podman()
-            .args(["run", "--detach", "--name", &container.name])
-            .arg(format!("--network=ns:/run/netns/{}", pod.namespace.0))
-            .arg(format!("--hostname={host_name}"))
-            .arg(format!("--add-host={host_name}:{address}"))
-            .args([&format!("--user={UID}:{UID}"), "--passwd=false"])
-            .args(["--cap-drop=ALL", "--security-opt=no-new-privileges"])
-            .args([
-                "--tmpfs=/arc/home/pod:rw,mode=1777",
-                "--workdir=/arc/home/pod",
-            ])
-            .args(["--env=HOME=/arc/home/pod", "--env=SHELL=/bin/bash"])
-            .arg(format!("--env=DISPLAY={}", desktop.display_for_pods()))
-            .args(["--env=GDK_SYNCHRONIZE=1", "--env=OMP_NUM_THREADS=1"])
-            .arg(format!(
-                "--volume={}:/skaha-system:ro",
-                pod._scripts.path().display()
-            ))
-            .arg("--entrypoint=/skaha-system/start-desktop-software.sh")
-            .args([image, &UID.to_string(), host_name])
-            .output()
-            .expect("run podman run");
-        assert!(
-            output.status.success(),
-            "podman run of the pod {host_name} ({image}) failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+        run_ok(
+            podman()
+                .args(["run", "--detach", "--name", &container.name])
+                .arg(format!("--network=ns:/run/netns/{}", pod.namespace.0))
+                .arg(format!("--hostname={host_name}"))
+                .arg(format!("--add-host={host_name}:{address}"))
+                .args([&format!("--user={UID}:{UID}"), "--passwd=false"])
+                .args(["--cap-drop=ALL", "--security-opt=no-new-privileges"])
+                .args([
+                    "--tmpfs=/arc/home/pod:rw,mode=1777",
+                    "--workdir=/arc/home/pod",
+                ])
+                .args(["--env=HOME=/arc/home/pod", "--env=SHELL=/bin/bash"])
+                .arg(format!("--env=DISPLAY={}", desktop.display_for_pods()))
+                .args(["--env=GDK_SYNCHRONIZE=1", "--env=OMP_NUM_THREADS=1"])
+                .arg(format!(
+                    "--volume={}:/skaha-system:ro",
+                    pod._scripts.path().display()
+                ))
+                .arg("--entrypoint=/skaha-system/start-desktop-software.sh")
+                .args([image, &UID.to_string(), host_name]),
+            &format!("podman run of the pod {host_name} ({image})"),
         );
         pod.container = Some(container);
         pod
@@ -958,11 +935,9 @@ impl Pod {
                 .arg(image)
                 .args(args),
         };
-        let output = run.output().expect("run podman run");
-        assert!(
-            output.status.success(),
-            "podman run of the pod {host_name} ({image}) failed: {}",
-            String::from_utf8_lossy(&output.stderr)
+        run_ok(
+            &mut run,
+            &format!("podman run of the pod {host_name} ({image})"),
         );
         pod.container = Some(container);
         pod
@@ -1129,16 +1104,9 @@ fn join_pod_network(desktop: &PodDesktop, index: u32, address: Ipv4Addr) -> Name
 #[track_caller]
 fn run_ip(namespace: &str, args: &[&str]) {
     let ip = require_tool("ip", "iproute2");
-    let output = Command::new(ip)
-        .args(["-n", namespace])
-        .args(args)
-        .output()
-        .expect("run ip");
-    assert!(
-        output.status.success(),
-        "ip -n {namespace} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&output.stderr)
+    run_ok(
+        Command::new(ip).args(["-n", namespace]).args(args),
+        &format!("ip -n {namespace} {}", args.join(" ")),
     );
 }
 
