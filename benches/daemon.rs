@@ -5,10 +5,16 @@
 //! `cargo bench --bench daemon` (dbus-daemon installed, as `.ci/run` installs it).
 //! `ARCADE_BENCH_IDLE_SECS` (default 60) and `ARCADE_BENCH_CALLS` (default 200) scale it.
 
+#[allow(dead_code)]
+#[path = "../tests/it/support/poll.rs"]
+mod poll;
+
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+use poll::KillOnDrop;
 
 fn env_number(name: &str, default: u64) -> u64 {
     std::env::var(name)
@@ -67,15 +73,6 @@ fn wakeups_between(
         .iter()
         .map(|(tid, n)| n.saturating_sub(before.get(tid).copied().unwrap_or(0)))
         .sum()
-}
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 fn main() {

@@ -16,6 +16,7 @@ mod docker;
 #[allow(dead_code)]
 #[path = "../tests/it/support/images.rs"]
 mod images;
+#[allow(dead_code)]
 #[path = "../tests/it/support/poll.rs"]
 mod poll;
 #[allow(dead_code)]

@@ -17,20 +17,11 @@ mod xvfb;
 use std::collections::HashMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use poll::{require_tool, wait_for};
+use poll::{KillOnDrop, require_tool, wait_for};
 use zbus::zvariant::{OwnedValue, Value};
-
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// Open file descriptors and resident memory (kB) of a process.
 fn footprint(pid: u32) -> (usize, u64) {

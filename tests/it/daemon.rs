@@ -17,7 +17,7 @@ use crate::support::images::{self, Spec};
 use crate::support::real_apps::PodDesktop;
 use crate::support::skaha::{self, AppScript, FakeSkaha, SkahaConfig};
 use crate::support::xvfb::{Screen, Xvfb};
-use crate::support::{self, Arcade, Home};
+use crate::support::{self, Arcade, Home, KillOnDrop};
 
 /// A desktop session: a podman desk (or, on a platform desktop, a desk whose display skaha's
 /// pods reach), and a private session bus whose activated services (the daemon) see the same
@@ -558,15 +558,6 @@ fn a_notification_server_shows_the_failure() {
         (text.contains("did not start") || count != "0").then_some(format!("{text} {count}"))
     });
     assert!(!history.is_empty());
-}
-
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]

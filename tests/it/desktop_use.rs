@@ -25,7 +25,7 @@ use crate::support::harbor::{
 };
 use crate::support::images::{self, Spec};
 use crate::support::xvfb::{Seen, StartupListener};
-use crate::support::{self, Arcade, Home, Run};
+use crate::support::{self, Arcade, Home, KillOnDrop, Run};
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures of this file.
@@ -604,16 +604,6 @@ fn r11_5_an_activated_daemon_logs_to_its_file_and_under_systemd_to_the_journal()
     assert!(!home.state().join("arcade/daemon.log").exists());
 }
 
-/// A process this test started, ended when the test ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// `ARCADE_CONFIG=` (set, empty) is unset, as every other variable: commands work, and
 /// `session-start` builds the menu. A variable naming a missing file is still an error.
 #[test]
@@ -1009,10 +999,8 @@ fn r11_7_counts_agree_with_their_nouns() {
     }
 }
 
-/// `--catalog FILE` alone syncs that file, even where the config names a registry: the
-/// registry is not asked at all.
-#[test]
-fn r11_7_a_catalog_flag_alone_means_the_file_source() {
+/// A Harbor stand-in with one app (skaha/casa:6.5), and a home whose config syncs from it.
+fn home_on_a_registry() -> (FakeHarbor, Home) {
     let harbor = FakeHarbor::start(HarborConfig::new(HarborData {
         labels: vec![Label::global(1, "desktop-app")],
         projects: vec![
@@ -1026,6 +1014,14 @@ fn r11_7_a_catalog_flag_alone_means_the_file_source() {
         "source = \"harbor\"\nurl = \"{}\"\n",
         harbor.url()
     ));
+    (harbor, home)
+}
+
+/// `--catalog FILE` alone syncs that file, even where the config names a registry: the
+/// registry is not asked at all.
+#[test]
+fn r11_7_a_catalog_flag_alone_means_the_file_source() {
+    let (harbor, home) = home_on_a_registry();
     let catalog = write_catalog(&home, "catalog.json", &[entry("h/skaha/terminal:1.0")]);
     let run = sync(&home, &catalog).ok();
     assert!(
@@ -1139,19 +1135,7 @@ fn r11_7_an_unknown_name_gets_did_you_mean() {
 /// `--offline`, which then rebuilds the menu from the last good catalog.
 #[test]
 fn r11_7_an_unreachable_registry_points_at_offline() {
-    let harbor = FakeHarbor::start(HarborConfig::new(HarborData {
-        labels: vec![Label::global(1, "desktop-app")],
-        projects: vec![
-            Project::public("skaha")
-                .repository(Repository::new("casa").artifact(Artifact::new(&["6.5"], &[1]))),
-        ],
-        ..HarborData::default()
-    }));
-    let home = Home::new();
-    home.write_config(&format!(
-        "source = \"harbor\"\nurl = \"{}\"\n",
-        harbor.url()
-    ));
+    let (harbor, home) = home_on_a_registry();
     home.arcade().args(["menu", "sync"]).ok();
     drop(harbor);
     let run = home.arcade().args(["menu", "sync"]).fails();

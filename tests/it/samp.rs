@@ -13,7 +13,7 @@ use serde_json::Value;
 use crate::support::dbus::Bus;
 use crate::support::desk::{Desk, Engine, launch_id};
 use crate::support::real_apps::{self, App, Kind, Pod, PodDesktop};
-use crate::support::{self, Arcade, Home, require_tool, wait_for};
+use crate::support::{self, Arcade, Home, KillOnDrop, require_tool, wait_for};
 
 /// JSAMP in the apps' image (Debian's libjsamp-java, which TOPCAT depends on).
 const JSAMP: &str = "/usr/share/java/jsamp.jar";
@@ -745,14 +745,4 @@ fn the_hub_passes_jsamps_hubtester() {
     let status = hub.0.wait().expect("wait for the hub");
     assert!(status.success(), "the hub ended with {status}");
     assert!(!lockfile.exists(), "the hub left its lockfile");
-}
-
-/// A child process killed when the test lets go of it, failed or not.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

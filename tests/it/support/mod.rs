@@ -28,7 +28,7 @@ pub mod skaha;
 pub mod tls;
 pub mod xvfb;
 
-pub use poll::{require_tool, wait_for};
+pub use poll::{KillOnDrop, require_tool, wait_for};
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

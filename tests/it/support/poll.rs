@@ -1,5 +1,6 @@
-//! Finding the real tools a fixture needs, and polling for what it waits on: shared by the
-//! integration tests and the benches, which include this file by path.
+//! Finding the real tools a fixture needs, polling for what it waits on, and child processes
+//! that end with their owner: shared by the integration tests and the benches, which include
+//! this file by path.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -33,5 +34,15 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Opt
         }
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A child process killed and reaped when its owner lets go of it, whether the test failed or not.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
